@@ -1,0 +1,17 @@
+//! Persistence for honcho-rs. Two engines, one set of queries: `queries/` and `schema.rs` are compiled
+//! once per backend (`pg` and `sqlite`), each with its own SQL types and a small `dialect` for what
+//! genuinely differs (metadata containment, write transactions, connection set-up). `Db` picks the
+//! backend from the database URL and dispatches every call to it.
+
+mod error;
+mod pg;
+mod sqlite;
+mod store;
+mod url;
+
+pub use error::DbError;
+pub use store::Db;
+pub use url::{DatabaseUrl, UrlError};
+
+/// Result of a store operation.
+pub type DbResult<T> = Result<T, DbError>;

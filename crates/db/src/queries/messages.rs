@@ -1,0 +1,206 @@
+use super::schema::{deriver_queue, messages, sessions};
+use super::sessions::session_of;
+use super::{dialect, into_map, page_of, Conn};
+use crate::{DbError, DbResult};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use honcho_domain::{
+    deriver_disabled, id::new_id, now, Error, Message, Metadata, NewMessage, Page, PageRequest,
+    SessionKey,
+};
+use serde_json::Value;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = messages)]
+struct MessageRow {
+    public_id: String,
+    app_id: String,
+    user_id: String,
+    session_id: String,
+    is_user: bool,
+    content: String,
+    metadata: Value,
+    created_at: DateTime<Utc>,
+}
+
+impl From<MessageRow> for Message {
+    fn from(r: MessageRow) -> Self {
+        Message {
+            id: r.public_id,
+            app_id: r.app_id,
+            user_id: r.user_id,
+            session_id: r.session_id,
+            is_user: r.is_user,
+            content: r.content,
+            metadata: into_map(r.metadata),
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = messages)]
+pub(super) struct NewMessageRow<'a> {
+    pub public_id: String,
+    pub app_id: &'a str,
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    pub is_user: bool,
+    pub content: String,
+    pub metadata: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = deriver_queue)]
+struct NewQueueRow<'a> {
+    session_id: &'a str,
+    message_id: &'a str,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Stores `batch` in the session, in order, in one transaction: all of it or none of it. The session
+/// must belong to the user and app of `key`. With `enqueue`, each message also gets a deriver queue
+/// row in the same transaction (unless the session disables the deriver).
+pub fn create_messages(
+    conn: &mut Conn,
+    key: &SessionKey,
+    batch: Vec<NewMessage>,
+    enqueue: bool,
+) -> DbResult<Vec<Message>> {
+    dialect::write_tx(conn, |conn| {
+        // Locks the session row for the rest of the transaction, so a session's messages are numbered
+        // in commit order, and keeps its message count.
+        let session_metadata: Value = diesel::update(session_of!(key))
+            .set(sessions::message_count.eq(sessions::message_count + batch.len() as i64))
+            .returning(sessions::metadata)
+            .get_result(conn)
+            .optional()?
+            .ok_or_else(Error::session_not_found)?;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let created_at = now();
+        let rows: Vec<NewMessageRow> = batch
+            .into_iter()
+            .map(|m| NewMessageRow {
+                public_id: new_id(),
+                app_id: &key.app_id,
+                user_id: &key.user_id,
+                session_id: &key.session_id,
+                is_user: m.is_user,
+                content: m.content.into_inner(),
+                metadata: Value::Object(m.metadata.into_inner()),
+                created_at,
+            })
+            .collect();
+        diesel::insert_into(messages::table)
+            .values(&rows)
+            .execute(conn)?;
+        if enqueue && !deriver_disabled(&into_map(session_metadata)) {
+            let queue: Vec<NewQueueRow> = rows
+                .iter()
+                .map(|r| NewQueueRow {
+                    session_id: r.session_id,
+                    message_id: &r.public_id,
+                    created_at,
+                    updated_at: created_at,
+                })
+                .collect();
+            diesel::insert_into(deriver_queue::table)
+                .values(&queue)
+                .execute(conn)?;
+        }
+        Ok::<_, DbError>(
+            rows.into_iter()
+                .map(|r| Message {
+                    id: r.public_id,
+                    app_id: key.app_id.clone(),
+                    user_id: key.user_id.clone(),
+                    session_id: key.session_id.clone(),
+                    is_user: r.is_user,
+                    content: r.content,
+                    metadata: into_map(r.metadata),
+                    created_at: r.created_at,
+                })
+                .collect(),
+        )
+    })
+}
+
+macro_rules! message_of {
+    ($key:expr, $id:expr) => {
+        messages::table
+            .filter(messages::public_id.eq($id))
+            .filter(messages::session_id.eq(&$key.session_id))
+            .filter(messages::user_id.eq(&$key.user_id))
+            .filter(messages::app_id.eq(&$key.app_id))
+    };
+}
+
+pub fn get_message(conn: &mut Conn, key: &SessionKey, id: &str) -> DbResult<Message> {
+    message_of!(key, id)
+        .select(MessageRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Message::from)
+        .ok_or_else(|| Error::message_not_found(id).into())
+}
+
+pub fn update_message(
+    conn: &mut Conn,
+    key: &SessionKey,
+    id: &str,
+    metadata: Metadata,
+) -> DbResult<Message> {
+    diesel::update(message_of!(key, id))
+        .set(messages::metadata.eq(Value::Object(metadata.into_inner())))
+        .returning(MessageRow::as_returning())
+        .get_result(conn)
+        .optional()?
+        .map(Message::from)
+        .ok_or_else(|| Error::message_not_found_for_update().into())
+}
+
+/// A page of the session's messages. Without a filter the total is the session's stored count, so a
+/// page costs one index range read however long the session is.
+pub fn list_messages(
+    conn: &mut Conn,
+    key: &SessionKey,
+    filter: Option<&Metadata>,
+    req: PageRequest,
+) -> DbResult<Page<Message>> {
+    let count: Option<i64> = session_of!(key)
+        .select(sessions::message_count)
+        .first(conn)
+        .optional()?;
+    let Some(count) = count else {
+        return Ok(Page::new(Vec::new(), 0, req));
+    };
+    let query = || {
+        let mut q = messages::table
+            .filter(messages::session_id.eq(&key.session_id))
+            .into_boxed();
+        if let Some(f) = filter {
+            q = q.filter(dialect::metadata_contains(f.as_map()));
+        }
+        q
+    };
+    let total = match filter {
+        Some(_) => query().count().get_result(conn)?,
+        None => count,
+    };
+    page_of::<MessageRow, Message>(total, req, |offset| {
+        let q = query()
+            .select(MessageRow::as_select())
+            .limit(req.limit())
+            .offset(offset);
+        if req.reverse {
+            q.order(messages::id.desc())
+        } else {
+            q.order(messages::id.asc())
+        }
+        .load(conn)
+    })
+}

@@ -1,0 +1,63 @@
+// Queries shared by both backends. This file and its submodules are compiled once inside `pg` and once
+// inside `sqlite`; `super::{schema, dialect, Conn}` resolve to that backend's versions.
+
+use super::{dialect, schema, Conn};
+use crate::{DbError, DbResult};
+use honcho_domain::{Page, PageRequest};
+use serde_json::{Map, Value};
+
+mod apps;
+mod messages;
+mod sessions;
+mod users;
+
+pub use apps::*;
+pub use messages::*;
+pub use sessions::*;
+pub use users::*;
+
+/// Metadata as stored (always an object) to the domain's map.
+fn into_map(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Builds a page: skips the item query when the page starts past the end.
+fn page_of<R, T>(
+    total: i64,
+    req: PageRequest,
+    load: impl FnOnce(i64) -> diesel::QueryResult<Vec<R>>,
+) -> DbResult<Page<T>>
+where
+    T: From<R>,
+{
+    let total = u64::try_from(total).unwrap_or(0);
+    let items = match req.offset() {
+        Some(offset) if (offset as u64) < total => load(offset)?.into_iter().map(T::from).collect(),
+        _ => Vec::new(),
+    };
+    Ok(Page::new(items, total, req))
+}
+
+/// Runs `f`, turning a unique violation into `conflict`.
+fn on_unique<T>(
+    r: diesel::QueryResult<T>,
+    conflict: impl FnOnce() -> honcho_domain::Error,
+) -> DbResult<T> {
+    r.map_err(|e| {
+        if DbError::is_unique_violation(&e) {
+            conflict().into()
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// Answers `SELECT 1`, to tell that the database is reachable.
+pub fn ping(conn: &mut Conn) -> DbResult<()> {
+    use diesel::RunQueryDsl;
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1")).execute(conn)?;
+    Ok(())
+}

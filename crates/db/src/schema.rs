@@ -1,0 +1,132 @@
+// The tables, shared by both backends. `MetaJson` and `Moment` are the backend's SQL types for metadata
+// (jsonb / JSON text) and timestamps (timestamptz / RFC 3339 text); see `types` in each backend.
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::super::types::{MetaJson, Moment};
+
+    apps (id) {
+        id -> BigInt,
+        public_id -> Text,
+        name -> Text,
+        metadata -> MetaJson,
+        created_at -> Moment,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::super::types::{MetaJson, Moment};
+
+    users (id) {
+        id -> BigInt,
+        public_id -> Text,
+        app_id -> Text,
+        name -> Text,
+        metadata -> MetaJson,
+        created_at -> Moment,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::super::types::{MetaJson, Moment};
+
+    sessions (id) {
+        id -> BigInt,
+        public_id -> Text,
+        app_id -> Text,
+        user_id -> Text,
+        is_active -> Bool,
+        metadata -> MetaJson,
+        message_count -> BigInt,
+        created_at -> Moment,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::super::types::{MetaJson, Moment};
+
+    messages (id) {
+        id -> BigInt,
+        public_id -> Text,
+        app_id -> Text,
+        user_id -> Text,
+        session_id -> Text,
+        is_user -> Bool,
+        content -> Text,
+        metadata -> MetaJson,
+        created_at -> Moment,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::super::types::{MetaJson, Moment};
+
+    metamessages (id) {
+        id -> BigInt,
+        public_id -> Text,
+        app_id -> Text,
+        user_id -> Text,
+        session_id -> Nullable<Text>,
+        message_id -> Nullable<Text>,
+        label -> Text,
+        content -> Text,
+        metadata -> MetaJson,
+        created_at -> Moment,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::super::types::{MetaJson, Moment};
+
+    collections (id) {
+        id -> BigInt,
+        public_id -> Text,
+        app_id -> Text,
+        user_id -> Text,
+        name -> Text,
+        metadata -> MetaJson,
+        created_at -> Moment,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::super::types::{MetaJson, Moment};
+
+    documents (id) {
+        id -> BigInt,
+        public_id -> Text,
+        app_id -> Text,
+        user_id -> Text,
+        collection_id -> Text,
+        content -> Text,
+        metadata -> MetaJson,
+        embedding -> Binary,
+        embedder -> Text,
+        dimensions -> Integer,
+        created_at -> Moment,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::super::types::Moment;
+
+    deriver_queue (id) {
+        id -> BigInt,
+        session_id -> Text,
+        message_id -> Text,
+        status -> Text,
+        attempts -> Integer,
+        leased_by -> Nullable<Text>,
+        leased_until -> Nullable<Moment>,
+        last_error -> Nullable<Text>,
+        created_at -> Moment,
+        updated_at -> Moment,
+    }
+}

@@ -1,0 +1,52 @@
+//! What SQLite does its own way.
+
+use super::{Backend, Conn};
+use diesel::connection::SimpleConnection;
+use diesel::dsl::sql;
+use diesel::expression::BoxableExpression;
+use diesel::sql_types::{Bool, Text};
+use serde_json::{Map, Value};
+
+#[diesel::declare_sql_function]
+extern "SQL" {
+    /// PostgreSQL's `jsonb @>` on JSON text, implemented by `honcho_domain::json::contains`.
+    fn honcho_json_contains(doc: Text, filter: Text) -> Bool;
+}
+
+/// `metadata` contains `filter`, with the same semantics as PostgreSQL's `@>`.
+pub fn metadata_contains<QS: 'static>(
+    filter: &Map<String, Value>,
+) -> Box<dyn BoxableExpression<QS, Backend, SqlType = Bool>> {
+    let filter = Value::Object(filter.clone()).to_string();
+    Box::new(
+        sql::<Bool>("honcho_json_contains(metadata, ")
+            .bind::<Text, _>(filter)
+            .sql(")"),
+    )
+}
+
+/// A read-write transaction, taking the write lock up front (`BEGIN IMMEDIATE`) so that concurrent
+/// writers wait for each other instead of failing on a lock upgrade.
+pub fn write_tx<T, E>(conn: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    conn.immediate_transaction(f)
+}
+
+/// Per-connection set-up: WAL, foreign keys, a busy timeout, and the containment function.
+pub fn prepare_connection(conn: &mut Conn) -> Result<(), diesel::result::Error> {
+    conn.batch_execute(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA busy_timeout = 10000;",
+    )?;
+    honcho_json_contains_utils::register_impl(conn, |doc: String, filter: String| {
+        match (
+            serde_json::from_str::<Value>(&doc),
+            serde_json::from_str::<Value>(&filter),
+        ) {
+            (Ok(d), Ok(f)) => honcho_domain::json::contains(&d, &f),
+            _ => false,
+        }
+    })
+}

@@ -1,0 +1,260 @@
+//! `Db`: the connection pool of one backend, and every store operation dispatched to that backend's
+//! queries. Calls are blocking (diesel is synchronous): the web layer runs them off the async workers.
+
+use crate::{pg, sqlite, DatabaseUrl, DbError, DbResult};
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use honcho_domain::{
+    App, Message, Metadata, Name, NewMessage, Page, PageRequest, Session, SessionKey, User,
+};
+use std::time::Duration;
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// Key of the advisory lock that serialises migrations between replicas starting together.
+const MIGRATION_LOCK: i64 = 0x686f_6e63_686f;
+
+/// A pool of connections to one database.
+#[derive(Clone)]
+pub enum Db {
+    Postgres(Pool<ConnectionManager<PgConnection>>),
+    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.backend())
+    }
+}
+
+#[derive(Debug)]
+struct SqliteSetup;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSetup {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        sqlite::dialect::prepare_connection(conn).map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+fn pool_builder<C: diesel::r2d2::R2D2Connection + 'static>(
+    max_size: u32,
+) -> diesel::r2d2::Builder<ConnectionManager<C>> {
+    Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(10))
+}
+
+/// Runs `$call` with a pooled connection of whichever backend `$db` is.
+macro_rules! dispatch {
+    ($db:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match $db {
+            Db::Postgres(pool) => {
+                let mut conn = pool.get()?;
+                pg::queries::$f(&mut conn, $($arg),*)
+            }
+            Db::Sqlite(pool) => {
+                let mut conn = pool.get()?;
+                sqlite::queries::$f(&mut conn, $($arg),*)
+            }
+        }
+    };
+}
+
+impl Db {
+    /// Opens a pool of at most `max_size` connections. Fails (never falls back to another engine)
+    /// when the database cannot be reached.
+    pub fn connect(url: &DatabaseUrl, max_size: u32) -> DbResult<Db> {
+        match url {
+            DatabaseUrl::Postgres(u) => {
+                // A direct connection first: its error says why (pool errors only say "timed out").
+                PgConnection::establish(u).map_err(|e| DbError::Connect(e.to_string()))?;
+                let pool = pool_builder(max_size)
+                    .build(ConnectionManager::new(u.clone()))
+                    .map_err(|e| DbError::Connect(e.to_string()))?;
+                Ok(Db::Postgres(pool))
+            }
+            DatabaseUrl::Sqlite(path) => {
+                let u = path.to_string_lossy().into_owned();
+                let mut conn =
+                    SqliteConnection::establish(&u).map_err(|e| DbError::Connect(e.to_string()))?;
+                sqlite::dialect::prepare_connection(&mut conn)
+                    .map_err(|e| DbError::Connect(e.to_string()))?;
+                let pool = pool_builder(max_size)
+                    .connection_customizer(Box::new(SqliteSetup))
+                    .build(ConnectionManager::new(u))
+                    .map_err(|e| DbError::Connect(e.to_string()))?;
+                Ok(Db::Sqlite(pool))
+            }
+        }
+    }
+
+    /// `"postgres"` or `"sqlite"`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Postgres(_) => "postgres",
+            Db::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Applies pending migrations; returns how many ran. Safe to call from several processes at once.
+    pub fn migrate(&self) -> DbResult<usize> {
+        let err = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
+        match self {
+            Db::Postgres(pool) => {
+                let mut conn = pool.get()?;
+                conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+                let ran = conn
+                    .run_pending_migrations(PG_MIGRATIONS)
+                    .map(|v| v.len())
+                    .map_err(err);
+                conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+                ran
+            }
+            Db::Sqlite(pool) => {
+                let mut conn = pool.get()?;
+                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|v| v.len())
+                    .map_err(err)
+            }
+        }
+    }
+
+    /// Whether the database answers.
+    pub fn ping(&self) -> DbResult<()> {
+        dispatch!(self, ping())
+    }
+
+    // Apps
+
+    pub fn create_app(&self, name: Name, metadata: Metadata) -> DbResult<App> {
+        dispatch!(self, create_app(name, metadata))
+    }
+    pub fn get_app(&self, id: &str) -> DbResult<App> {
+        dispatch!(self, get_app(id))
+    }
+    pub fn get_app_by_name(&self, name: &str) -> DbResult<App> {
+        dispatch!(self, get_app_by_name(name))
+    }
+    pub fn get_or_create_app(&self, name: Name) -> DbResult<App> {
+        dispatch!(self, get_or_create_app(name))
+    }
+    pub fn update_app(
+        &self,
+        id: &str,
+        name: Option<Name>,
+        metadata: Option<Metadata>,
+    ) -> DbResult<App> {
+        dispatch!(self, update_app(id, name, metadata))
+    }
+    pub fn list_apps(&self, filter: Option<&Metadata>, req: PageRequest) -> DbResult<Page<App>> {
+        dispatch!(self, list_apps(filter, req))
+    }
+
+    // Users
+
+    pub fn create_user(&self, app_id: &str, name: Name, metadata: Metadata) -> DbResult<User> {
+        dispatch!(self, create_user(app_id, name, metadata))
+    }
+    pub fn get_user(&self, app_id: &str, user_id: &str) -> DbResult<User> {
+        dispatch!(self, get_user(app_id, user_id))
+    }
+    pub fn get_user_by_name(&self, app_id: &str, name: &str) -> DbResult<User> {
+        dispatch!(self, get_user_by_name(app_id, name))
+    }
+    pub fn get_or_create_user(&self, app_id: &str, name: Name) -> DbResult<User> {
+        dispatch!(self, get_or_create_user(app_id, name))
+    }
+    pub fn update_user(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        name: Option<Name>,
+        metadata: Option<Metadata>,
+    ) -> DbResult<User> {
+        dispatch!(self, update_user(app_id, user_id, name, metadata))
+    }
+    pub fn list_users(
+        &self,
+        app_id: &str,
+        filter: Option<&Metadata>,
+        req: PageRequest,
+    ) -> DbResult<Page<User>> {
+        dispatch!(self, list_users(app_id, filter, req))
+    }
+
+    // Sessions
+
+    pub fn create_session(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        metadata: Metadata,
+    ) -> DbResult<Session> {
+        dispatch!(self, create_session(app_id, user_id, metadata))
+    }
+    pub fn get_session(&self, key: &SessionKey) -> DbResult<Session> {
+        dispatch!(self, get_session(key))
+    }
+    pub fn list_sessions(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        filter: Option<&Metadata>,
+        only_active: bool,
+        req: PageRequest,
+    ) -> DbResult<Page<Session>> {
+        dispatch!(
+            self,
+            list_sessions(app_id, user_id, filter, only_active, req)
+        )
+    }
+    pub fn update_session(&self, key: &SessionKey, metadata: Metadata) -> DbResult<Session> {
+        dispatch!(self, update_session(key, metadata))
+    }
+    pub fn delete_session(&self, key: &SessionKey) -> DbResult<()> {
+        dispatch!(self, delete_session(key))
+    }
+    pub fn clone_session(
+        &self,
+        key: &SessionKey,
+        cut_off: Option<&str>,
+        deep_copy: bool,
+    ) -> DbResult<Session> {
+        dispatch!(self, clone_session(key, cut_off, deep_copy))
+    }
+
+    // Messages
+
+    /// Stores a batch of messages atomically and in order; see the queries for the details.
+    pub fn create_messages(
+        &self,
+        key: &SessionKey,
+        batch: Vec<NewMessage>,
+        enqueue: bool,
+    ) -> DbResult<Vec<Message>> {
+        dispatch!(self, create_messages(key, batch, enqueue))
+    }
+    pub fn get_message(&self, key: &SessionKey, id: &str) -> DbResult<Message> {
+        dispatch!(self, get_message(key, id))
+    }
+    pub fn update_message(
+        &self,
+        key: &SessionKey,
+        id: &str,
+        metadata: Metadata,
+    ) -> DbResult<Message> {
+        dispatch!(self, update_message(key, id, metadata))
+    }
+    pub fn list_messages(
+        &self,
+        key: &SessionKey,
+        filter: Option<&Metadata>,
+        req: PageRequest,
+    ) -> DbResult<Page<Message>> {
+        dispatch!(self, list_messages(key, filter, req))
+    }
+}

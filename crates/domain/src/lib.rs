@@ -1,0 +1,14 @@
+//! The rules of honcho-rs, free of I/O: entities, values that parse at the edge, metadata filters,
+//! pagination, and the domain error whose `Display` is the exact detail a client sees.
+
+pub mod entities;
+pub mod error;
+pub mod id;
+pub mod json;
+pub mod page;
+pub mod values;
+
+pub use entities::*;
+pub use error::{Error, Invalid};
+pub use page::{Page, PageRequest};
+pub use values::{Content, Metadata, Name};

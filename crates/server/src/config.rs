@@ -1,0 +1,75 @@
+//! Configuration from the environment (and a `.env` file), with command-line overrides. A bad value
+//! stops start-up with one line naming the variable; nothing falls back silently.
+
+use honcho_db::DatabaseUrl;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseUrl,
+    pub host: String,
+    pub port: u16,
+    /// Database connections per process; `None` picks a default for the engine.
+    pub pool_size: Option<u32>,
+    /// HTTP worker threads; `None` means one per core.
+    pub workers: Option<usize>,
+}
+
+/// Where the SQLite database lives when nothing is configured.
+pub const DEFAULT_DATABASE: &str = "./honcho.db";
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse_var<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
+    match var(name) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{name}: cannot parse '{v}'")),
+    }
+}
+
+impl Config {
+    /// Reads `DATABASE_URL` (or v1.1.0's `CONNECTION_URI`), `HOST`, `PORT`, `DATABASE_POOL_SIZE`,
+    /// `HTTP_WORKERS` and `USE_AUTH`.
+    pub fn from_env() -> Result<Config, String> {
+        let (name, raw) = match (var("DATABASE_URL"), var("CONNECTION_URI")) {
+            (Some(u), _) => ("DATABASE_URL", u),
+            (None, Some(u)) => ("CONNECTION_URI", u),
+            (None, None) => ("DATABASE_URL", DEFAULT_DATABASE.to_string()),
+        };
+        let database = DatabaseUrl::parse(&raw).map_err(|e| format!("{name}: {e}"))?;
+        if let Some(v) = var("USE_AUTH") {
+            if v.trim().eq_ignore_ascii_case("true") {
+                return Err("USE_AUTH: token authentication is not available in this build; unset USE_AUTH \
+                            (or set it to false) and keep the server on a trusted network"
+                    .into());
+            }
+        }
+        Ok(Config {
+            database,
+            host: var("HOST").unwrap_or_else(|| "127.0.0.1".into()),
+            port: parse_var("PORT")?.unwrap_or(8000),
+            pool_size: parse_var("DATABASE_POOL_SIZE")?,
+            workers: parse_var("HTTP_WORKERS")?,
+        })
+    }
+
+    pub fn pool_size(&self) -> u32 {
+        self.pool_size.unwrap_or(match self.database {
+            DatabaseUrl::Postgres(_) => 16,
+            DatabaseUrl::Sqlite(_) => 8,
+        })
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+    }
+}

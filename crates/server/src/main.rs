@@ -1,0 +1,115 @@
+//! `honcho`: the command line of the server.
+
+use clap::{Parser, Subcommand};
+use honcho_server::config::Config;
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "honcho",
+    version,
+    about = "User memory for AI agents: the Honcho v1.1.0 API server"
+)]
+struct Cli {
+    /// Database: postgres://... or a SQLite path (default ./honcho.db). Overrides DATABASE_URL.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default)
+    Serve {
+        /// Listen address (overrides HOST)
+        #[arg(long)]
+        host: Option<String>,
+        /// Listen port (overrides PORT)
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Print the OpenAPI document (YAML) and exit
+    Openapi,
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let level = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("LOG_LEVEL").map(|l| l.to_lowercase()))
+        .unwrap_or_else(|_| "info".into());
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    if let Some(url) = &cli.database_url {
+        std::env::set_var("DATABASE_URL", url);
+    }
+    init_logging();
+    match run(cli.command.unwrap_or(Command::Serve {
+        host: None,
+        port: None,
+    })) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("honcho: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Openapi => {
+            print!("{}", honcho_web::api_yaml());
+            Ok(())
+        }
+        Command::Migrate => {
+            let config = Config::from_env()?;
+            honcho_server::open_database(&config)?;
+            println!("database {} is up to date", config.database.redacted());
+            Ok(())
+        }
+        Command::Serve { host, port } => {
+            let mut config = Config::from_env()?;
+            if let Some(h) = host {
+                config.host = h;
+            }
+            if let Some(p) = port {
+                config.port = p;
+            }
+            serve(config)
+        }
+    }
+}
+
+fn serve(config: Config) -> Result<(), String> {
+    let db = honcho_server::open_database(&config)?;
+    let addr = format!("{}:{}", config.host, config.port);
+    let listener = TcpListener::bind(&addr).map_err(|e| format!("HOST/PORT {addr}: {e}"))?;
+    tracing::info!(
+        address = %addr,
+        database = %config.database.redacted(),
+        backend = db.backend(),
+        auth = "off",
+        insights = "off (no LLM configured)",
+        embedder = "local",
+        "honcho listening; docs at /docs"
+    );
+    actix_web::rt::System::new().block_on(async move {
+        let server = honcho_server::build_server(db, listener, config.workers())
+            .map_err(|e| e.to_string())?;
+        server.server.await.map_err(|e| e.to_string())
+    })
+}

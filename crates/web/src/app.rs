@@ -1,0 +1,129 @@
+//! The actix `App`: routes, shared state, body limit, request logging, docs.
+
+use crate::dto::Health;
+use crate::error::ApiError;
+use crate::routes::{self, Features};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{from_fn, Next};
+use actix_web::web::{self, Data, Json};
+use actix_web::{get, App, HttpRequest, HttpResponse};
+use honcho_db::Db;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use utoipa::openapi::OpenApi;
+use utoipa_actix_web::{scope, AppExt, UtoipaApp};
+use utoipa_swagger_ui::SwaggerUi;
+
+/// What the server shares with every request.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Db,
+    /// Whether new messages are queued for the deriver (only when insights are configured).
+    pub enqueue_for_deriver: bool,
+}
+
+/// Every documented route. Both the served app and the OpenAPI document are built from this.
+fn with_routes<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    app.service(scope("/v1").configure(routes::configure))
+        .service(health)
+}
+
+/// The OpenAPI document, built from the route list without serving anything.
+pub(crate) fn document() -> OpenApi {
+    let (_, api) =
+        with_routes(App::new().into_utoipa_app().openapi(crate::openapi::base())).split_for_parts();
+    crate::openapi::finish(api)
+}
+
+/// Builds the application for one worker.
+pub fn build_app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let features = Features {
+        enqueue_for_deriver: state.enqueue_for_deriver,
+    };
+    let (app, api) = with_routes(
+        App::new()
+            .into_utoipa_app()
+            .openapi(crate::openapi::base())
+            .app_data(Data::new(state.db))
+            .app_data(Data::new(features))
+            .app_data(web::PayloadConfig::new(crate::BODY_LIMIT)),
+    )
+    .split_for_parts();
+    app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", crate::openapi::finish(api)))
+        .default_service(web::to(not_found))
+        .wrap(from_fn(log_request))
+}
+
+/// Whether the server and its database answer.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database answers", body = Health),
+        (status = 503, description = "The database does not answer")
+    )
+)]
+#[get("/health")]
+async fn health(db: Data<Db>) -> Result<Json<Health>, ApiError> {
+    let db = db.clone();
+    match web::block(move || db.ping()).await {
+        Ok(Ok(())) => Ok(Json(Health {
+            status: "ok".into(),
+        })),
+        _ => Err(ApiError::Status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Database unavailable".into(),
+        )),
+    }
+}
+
+/// Unknown routes answer as FastAPI does.
+async fn not_found(_req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("Not Found"))
+}
+
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// One log line per request: method, route template, status, latency, request id. No bodies.
+async fn log_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let start = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| REQUEST_IDS.fetch_add(1, Ordering::Relaxed).to_string());
+    let method = req.method().clone();
+    let res = next.call(req).await?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "-".to_string());
+    tracing::info!(
+        target: "honcho::http",
+        %method,
+        route = %route,
+        status = res.status().as_u16(),
+        latency_ms = format!("{:.2}", start.elapsed().as_secs_f64() * 1000.0),
+        request_id = %request_id,
+        "request"
+    );
+    Ok(res)
+}

@@ -1,0 +1,312 @@
+//! Request and response bodies of the v1.1.0 contract, with their OpenAPI schemas. Field names, types
+//! and required-ness follow the documented contract exactly.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// A JSON object.
+pub type Object = Map<String, Value>;
+
+/// Timestamps as the v1.1.0 server writes them: RFC 3339 in UTC with microseconds when non-zero.
+fn timestamp<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    let text = if t.timestamp_subsec_micros() == 0 {
+        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    };
+    s.serialize_str(&text)
+}
+
+/// Booleans as pydantic reads them in lax mode: `true`/`false`, `0`/`1`, and strings such as
+/// `"yes"`, `"off"`, `"t"`.
+fn lax_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a boolean")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<bool, E> {
+            match v {
+                0 => Ok(false),
+                1 => Ok(true),
+                _ => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+            }
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<bool, E> {
+            self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+            match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "t" | "yes" | "y" | "on" => Ok(true),
+                "0" | "false" | "f" | "no" | "n" | "off" => Ok(false),
+                _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn lax_bool_default_false<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    lax_bool(d)
+}
+
+// ---------------------------------------------------------------- responses
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct App {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+    #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub app_id: String,
+    #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    pub id: String,
+    pub is_active: bool,
+    pub user_id: String,
+    pub app_id: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+    #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Message {
+    pub id: String,
+    pub content: String,
+    pub is_user: bool,
+    pub session_id: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+    #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    pub app_id: String,
+    pub user_id: String,
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    #[schema(minimum = 0)]
+    pub total: u64,
+    #[schema(minimum = 1)]
+    pub page: u64,
+    #[schema(minimum = 1)]
+    pub size: u32,
+    #[schema(minimum = 0)]
+    #[serde(default)]
+    pub pages: u64,
+}
+
+impl<T> Page<T> {
+    pub fn from_domain<D>(p: honcho_domain::Page<D>, f: impl FnMut(D) -> T) -> Self {
+        let p = p.map(f);
+        Page {
+            items: p.items,
+            total: p.total,
+            page: p.page,
+            size: p.size,
+            pages: p.pages,
+        }
+    }
+}
+
+/// The answer of a delete.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub message: String,
+}
+
+/// `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+impl From<honcho_domain::App> for App {
+    fn from(a: honcho_domain::App) -> Self {
+        App {
+            id: a.id,
+            name: a.name,
+            metadata: a.metadata,
+            created_at: a.created_at,
+        }
+    }
+}
+
+impl From<honcho_domain::User> for User {
+    fn from(u: honcho_domain::User) -> Self {
+        User {
+            id: u.id,
+            name: u.name,
+            app_id: u.app_id,
+            created_at: u.created_at,
+            metadata: u.metadata,
+        }
+    }
+}
+
+impl From<honcho_domain::Session> for Session {
+    fn from(s: honcho_domain::Session) -> Self {
+        Session {
+            id: s.id,
+            is_active: s.is_active,
+            user_id: s.user_id,
+            app_id: s.app_id,
+            metadata: s.metadata,
+            created_at: s.created_at,
+        }
+    }
+}
+
+impl From<honcho_domain::Message> for Message {
+    fn from(m: honcho_domain::Message) -> Self {
+        Message {
+            id: m.id,
+            content: m.content,
+            is_user: m.is_user,
+            session_id: m.session_id,
+            metadata: m.metadata,
+            created_at: m.created_at,
+            app_id: m.app_id,
+            user_id: m.user_id,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- requests
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AppCreate {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AppUpdate {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Object>,
+}
+
+/// Filter of the app list: keeps apps whose metadata contains `filter`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AppGet {
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Object>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UserCreate {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UserUpdate {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Object>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UserGet {
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Object>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SessionCreate {
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SessionUpdate {
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SessionGet {
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Object>,
+    /// Only active sessions when true.
+    #[serde(default, deserialize_with = "lax_bool_default_false")]
+    pub is_active: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MessageCreate {
+    #[schema(min_length = 0, max_length = 50000)]
+    pub content: String,
+    #[serde(deserialize_with = "lax_bool")]
+    pub is_user: bool,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+}
+
+/// Schema for batch message creation with a max of 100 messages
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MessageBatchCreate {
+    #[schema(max_items = 100)]
+    pub messages: Vec<MessageCreate>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MessageGet {
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Object>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MessageUpdate {
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+}

@@ -1,0 +1,154 @@
+//! `ApiError`: the one mapping from every failure to an HTTP answer. Client errors carry their detail;
+//! internal ones are logged with their cause and answered with a fixed text.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use honcho_db::DbError;
+use honcho_domain::{Error as DomainError, Invalid};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::fmt;
+
+/// One entry of a FastAPI 422 body: `{"type", "loc", "msg", "input", "ctx"?}`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ValidationIssue {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub loc: Vec<Value>,
+    pub msg: String,
+    pub input: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ctx: Option<Value>,
+}
+
+impl ValidationIssue {
+    pub fn new(kind: &str, loc: Vec<Value>, msg: impl Into<String>, input: Value) -> Self {
+        ValidationIssue {
+            kind: kind.to_string(),
+            loc,
+            msg: msg.into(),
+            input,
+            ctx: None,
+        }
+    }
+    pub fn with_ctx(mut self, ctx: Value) -> Self {
+        self.ctx = Some(ctx);
+        self
+    }
+
+    /// The issue for a value that failed a domain rule, in pydantic's words.
+    pub fn from_invalid(loc: Vec<Value>, reason: &Invalid, input: Value) -> Self {
+        let msg = reason.to_string();
+        match reason {
+            Invalid::TooShort { min } => Self::new("string_too_short", loc, msg, input)
+                .with_ctx(json!({ "min_length": min })),
+            Invalid::TooLong { max } => {
+                Self::new("string_too_long", loc, msg, input).with_ctx(json!({ "max_length": max }))
+            }
+            Invalid::TooManyItems { max, actual } => Self::new("too_long", loc, msg, input)
+                .with_ctx(
+                    json!({ "field_type": "List", "max_length": max, "actual_length": actual }),
+                ),
+            Invalid::ContainsNul => Self::new("value_error", loc, msg, input)
+                .with_ctx(json!({ "error": "NUL characters (\\u0000) are not allowed" })),
+            Invalid::Rule(rule) => {
+                Self::new("value_error", loc, msg, input).with_ctx(json!({ "error": rule }))
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// Any non-validation client error: `{"detail": "..."}`.
+    Status(StatusCode, String),
+    /// A 422 with FastAPI's list of issues.
+    Validation(Vec<ValidationIssue>),
+    /// A fault of ours or of the database; the cause is logged, never sent.
+    Internal(String),
+    /// The database cannot be reached or has no free connection.
+    Unavailable(String),
+}
+
+impl ApiError {
+    pub fn validation(issue: ValidationIssue) -> Self {
+        ApiError::Validation(vec![issue])
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        ApiError::Status(StatusCode::NOT_FOUND, detail.into())
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        ApiError::Status(StatusCode::UNAUTHORIZED, detail.into())
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Status(code, detail) => write!(f, "{code}: {detail}"),
+            ApiError::Validation(issues) => write!(f, "422: {} validation issue(s)", issues.len()),
+            ApiError::Internal(cause) => write!(f, "internal error: {cause}"),
+            ApiError::Unavailable(cause) => write!(f, "database unavailable: {cause}"),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::NotFound(d) => ApiError::Status(StatusCode::NOT_FOUND, d),
+            DomainError::Conflict(d) => ApiError::Status(StatusCode::CONFLICT, d),
+            DomainError::Unprocessable(d) => ApiError::Status(StatusCode::UNPROCESSABLE_ENTITY, d),
+            DomainError::InvalidField { field, reason } => {
+                ApiError::validation(ValidationIssue::from_invalid(
+                    vec![json!("body"), json!(field)],
+                    &reason,
+                    Value::Null,
+                ))
+            }
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Domain(d) => d.into(),
+            DbError::Pool(p) => ApiError::Unavailable(p.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Status(code, _) => *code,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            ApiError::Status(_, detail) => json!({ "detail": detail }),
+            ApiError::Validation(issues) => json!({ "detail": issues }),
+            ApiError::Internal(cause) => {
+                tracing::error!(cause = %cause, "request failed");
+                json!({ "detail": "An unexpected error occurred" })
+            }
+            ApiError::Unavailable(cause) => {
+                tracing::error!(cause = %cause, "database unavailable");
+                json!({ "detail": "Database unavailable, try again later" })
+            }
+        };
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}

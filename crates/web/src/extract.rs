@@ -1,0 +1,342 @@
+//! Extractors that answer bad input the way the v1.1.0 contract does: FastAPI-shaped 422s with a
+//! precise `loc`, a 413 for an oversized body, never a 500.
+
+use crate::error::{ApiError, ValidationIssue};
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest};
+use honcho_domain::page::{PageRequest, SIZE_DEFAULT, SIZE_MAX};
+use honcho_domain::Invalid;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::pin::Pin;
+use utoipa::IntoParams;
+
+type Fut<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+/// A required JSON body.
+pub struct Body<T>(pub T);
+
+/// An optional JSON body: absent, empty or `null` is `None`.
+pub struct OptionalBody<T>(pub Option<T>);
+
+async fn read_body(req: HttpRequest, mut payload: Payload) -> Result<web::Bytes, ApiError> {
+    web::Bytes::from_request(&req, &mut payload)
+        .await
+        .map_err(|e| {
+            let too_large = matches!(
+                e.as_error::<PayloadError>(),
+                Some(PayloadError::Overflow) | Some(PayloadError::UnknownLength)
+            ) || e.as_response_error().status_code()
+                == StatusCode::PAYLOAD_TOO_LARGE;
+            if too_large {
+                ApiError::Status(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request body too large".into(),
+                )
+            } else {
+                ApiError::Status(
+                    StatusCode::BAD_REQUEST,
+                    format!("Could not read the request body: {e}"),
+                )
+            }
+        })
+}
+
+/// Parses bytes as JSON, then as `T`, reporting the first problem with its location.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        let position = byte_offset(bytes, e.line(), e.column());
+        let input = Value::String(String::from_utf8_lossy(bytes).into_owned());
+        ApiError::validation(
+            ValidationIssue::new(
+                "json_invalid",
+                vec![json!("body"), json!(position)],
+                "JSON decode error",
+                input,
+            )
+            .with_ctx(json!({ "error": json_error_text(&e) })),
+        )
+    })?;
+    from_value(&value)
+}
+
+/// Deserialises an already parsed body.
+pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut loc = vec![json!("body")];
+        for seg in e.path().iter() {
+            match seg {
+                serde_path_to_error::Segment::Map { key } => loc.push(json!(key)),
+                serde_path_to_error::Segment::Seq { index } => loc.push(json!(index)),
+                _ => {}
+            }
+        }
+        let at = value_at(value, &loc[1..]).cloned().unwrap_or(Value::Null);
+        ApiError::validation(describe(&e.into_inner().to_string(), loc, at))
+    })
+}
+
+fn json_error_text(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn byte_offset(bytes: &[u8], line: usize, column: usize) -> usize {
+    let mut offset = 0;
+    for (i, l) in bytes.split(|b| *b == b'\n').enumerate() {
+        if i + 1 == line {
+            return offset + column.saturating_sub(1);
+        }
+        offset += l.len() + 1;
+    }
+    bytes.len()
+}
+
+fn value_at<'a>(root: &'a Value, path: &[Value]) -> Option<&'a Value> {
+    path.iter().try_fold(root, |v, seg| match seg {
+        Value::String(k) => v.get(k.as_str()),
+        Value::Number(i) => v.get(i.as_u64()? as usize),
+        _ => None,
+    })
+}
+
+/// Turns a serde message into pydantic's type and wording.
+fn describe(msg: &str, mut loc: Vec<Value>, input: Value) -> ValidationIssue {
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let field = rest.trim_end_matches('`');
+        loc.push(json!(field));
+        return ValidationIssue::new("missing", loc, "Field required", input);
+    }
+    let expected = msg.rsplit("expected ").next().unwrap_or("");
+    let (kind, text) = if expected.starts_with("a string") {
+        ("string_type", "Input should be a valid string")
+    } else if expected.starts_with("a boolean") {
+        if input.is_string() || input.is_number() {
+            (
+                "bool_parsing",
+                "Input should be a valid boolean, unable to interpret input",
+            )
+        } else {
+            ("bool_type", "Input should be a valid boolean")
+        }
+    } else if ["i64", "u64", "i32", "u32", "usize", "an integer"]
+        .iter()
+        .any(|t| expected.starts_with(t))
+    {
+        match &input {
+            Value::String(_) => (
+                "int_parsing",
+                "Input should be a valid integer, unable to parse string as an integer",
+            ),
+            Value::Number(_) => (
+                "int_from_float",
+                "Input should be a valid integer, got a number with a fractional part",
+            ),
+            _ => ("int_type", "Input should be a valid integer"),
+        }
+    } else if expected.starts_with("a map") {
+        ("dict_type", "Input should be a valid dictionary")
+    } else if expected.starts_with("struct") {
+        (
+            "model_attributes_type",
+            "Input should be a valid dictionary or object to extract fields from",
+        )
+    } else if expected.starts_with("a sequence") {
+        ("list_type", "Input should be a valid list")
+    } else {
+        return ValidationIssue::new("value_error", loc, format!("Value error, {msg}"), input);
+    };
+    ValidationIssue::new(kind, loc, text, input)
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = ApiError;
+    type Future = Fut<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            let bytes = read_body(req, payload).await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Err(ApiError::validation(ValidationIssue::new(
+                    "missing",
+                    vec![json!("body")],
+                    "Field required",
+                    Value::Null,
+                )));
+            }
+            parse_json(&bytes).map(Body)
+        })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalBody<T> {
+    type Error = ApiError;
+    type Future = Fut<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            let bytes = read_body(req, payload).await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalBody(None));
+            }
+            let value: Value = parse_json(&bytes)?;
+            if value.is_null() {
+                return Ok(OptionalBody(None));
+            }
+            from_value(&value).map(|v| OptionalBody(Some(v)))
+        })
+    }
+}
+
+/// The decoded query string, for parameters parsed one by one.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn of(req: &HttpRequest) -> Result<Self, ApiError> {
+        web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map(|q| Query(q.into_inner()))
+            .map_err(|e| {
+                ApiError::Status(
+                    StatusCode::BAD_REQUEST,
+                    format!("Malformed query string: {e}"),
+                )
+            })
+    }
+
+    /// The last value given for `name` (as FastAPI does for scalar parameters).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// An optional string parameter; NUL is refused.
+    pub fn string(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.get(name) {
+            Some(v) if v.contains('\0') => {
+                Err(ApiError::validation(ValidationIssue::from_invalid(
+                    vec![json!("query"), json!(name)],
+                    &Invalid::ContainsNul,
+                    json!(v),
+                )))
+            }
+            other => Ok(other.map(str::to_string)),
+        }
+    }
+
+    /// A boolean parameter with pydantic's accepted spellings.
+    pub fn boolean(&self, name: &str, default: bool) -> Result<bool, ApiError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        match raw.to_ascii_lowercase().as_str() {
+            "1" | "true" | "t" | "yes" | "y" | "on" => Ok(true),
+            "0" | "false" | "f" | "no" | "n" | "off" => Ok(false),
+            _ => Err(ApiError::validation(ValidationIssue::new(
+                "bool_parsing",
+                vec![json!("query"), json!(name)],
+                "Input should be a valid boolean, unable to interpret input",
+                json!(raw),
+            ))),
+        }
+    }
+
+    /// An integer parameter within `min..=max`. Digit strings too large for `i64` saturate, so a huge
+    /// page number is simply past the end.
+    pub fn integer(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        let loc = vec![json!("query"), json!(name)];
+        let trimmed = raw.trim();
+        let n = match trimmed.parse::<i64>() {
+            Ok(n) => n,
+            Err(_)
+                if !trimmed.is_empty()
+                    && trimmed
+                        .trim_start_matches(['+', '-'])
+                        .bytes()
+                        .all(|b| b.is_ascii_digit()) =>
+            {
+                if trimmed.starts_with('-') {
+                    i64::MIN
+                } else {
+                    i64::MAX
+                }
+            }
+            Err(_) => {
+                return Err(ApiError::validation(ValidationIssue::new(
+                    "int_parsing",
+                    loc,
+                    "Input should be a valid integer, unable to parse string as an integer",
+                    json!(raw),
+                )))
+            }
+        };
+        if n < min {
+            return Err(ApiError::validation(
+                ValidationIssue::new(
+                    "greater_than_equal",
+                    loc,
+                    format!("Input should be greater than or equal to {min}"),
+                    json!(raw),
+                )
+                .with_ctx(json!({ "ge": min })),
+            ));
+        }
+        if n > max {
+            return Err(ApiError::validation(
+                ValidationIssue::new(
+                    "less_than_equal",
+                    loc,
+                    format!("Input should be less than or equal to {max}"),
+                    json!(raw),
+                )
+                .with_ctx(json!({ "le": max })),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Pagination and order of every `/list` route.
+#[derive(IntoParams, serde::Deserialize)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Fields document the parameters; values are parsed by `ListParams::parse`.
+pub struct ListParams {
+    /// Whether to reverse the order of results
+    #[param(default = false)]
+    reverse: Option<bool>,
+    /// Page number
+    #[param(minimum = 1, default = 1)]
+    #[serde(default)]
+    page: u64,
+    /// Page size
+    #[param(minimum = 1, maximum = 100, default = 50)]
+    #[serde(default)]
+    size: u64,
+}
+
+impl ListParams {
+    pub fn parse(req: &HttpRequest) -> Result<PageRequest, ApiError> {
+        let q = Query::of(req)?;
+        let reverse = q.boolean("reverse", false)?;
+        let page = q.integer("page", 1, 1, i64::MAX)?;
+        let size = q.integer("size", i64::from(SIZE_DEFAULT), 1, i64::from(SIZE_MAX))?;
+        Ok(PageRequest {
+            page: page as u64,
+            size: size as u32,
+            reverse,
+        })
+    }
+}

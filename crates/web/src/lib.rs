@@ -1,0 +1,18 @@
+//! The HTTP layer of honcho-rs: actix-web routes under `/v1`, the request and response shapes of the
+//! v1.1.0 contract, FastAPI-shaped validation errors, and the OpenAPI document built from the same
+//! route list that serves requests.
+
+mod app;
+pub mod dto;
+mod error;
+mod extract;
+mod openapi;
+mod routes;
+
+pub use app::{build_app, AppState};
+pub use error::{ApiError, ValidationIssue};
+pub use openapi::{api_doc, api_json, api_yaml};
+pub use routes::Features;
+
+/// Largest request body accepted; larger ones are answered 413.
+pub const BODY_LIMIT: usize = 32 * 1024 * 1024;

@@ -1,0 +1,127 @@
+//! Route handlers, one module per resource. Each handler extracts and parses its input, makes one
+//! store call off the async workers, and converts the result to its response shape.
+//!
+//! Every route lives in `configure`'s tree; utoipa-actix-web collects the OpenAPI paths from the same
+//! registrations, so a route cannot exist without its documentation.
+
+mod apps;
+mod messages;
+mod sessions;
+mod users;
+
+use crate::dto::Object;
+use crate::error::{ApiError, ValidationIssue};
+use actix_web::web::Data;
+use honcho_db::{Db, DbResult};
+use honcho_domain::{Content, Invalid, Metadata, Name};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::IntoParams;
+use utoipa_actix_web::{scope, service_config::ServiceConfig};
+
+/// Registers every `/v1` route.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(scope("/apps").configure(apps::configure));
+}
+
+/// Settings the handlers need besides the store.
+#[derive(Debug, Clone, Default)]
+pub struct Features {
+    /// Whether new messages are queued for the deriver.
+    pub enqueue_for_deriver: bool,
+}
+
+/// Runs a blocking store call on actix's blocking pool.
+async fn run<T, F>(db: &Data<Db>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Db) -> DbResult<T> + Send + 'static,
+{
+    let db = db.clone();
+    Ok(actix_web::web::block(move || f(&db)).await??)
+}
+
+fn body_loc(path: &[Value]) -> Vec<Value> {
+    std::iter::once(json!("body"))
+        .chain(path.iter().cloned())
+        .collect()
+}
+
+fn invalid(path: &[Value], reason: &Invalid, input: Value) -> ApiError {
+    ApiError::validation(ValidationIssue::from_invalid(body_loc(path), reason, input))
+}
+
+fn parse_name(s: String, path: &[Value]) -> Result<Name, ApiError> {
+    Name::parse(s.clone()).map_err(|r| invalid(path, &r, Value::String(s)))
+}
+
+/// A name given in the path (`get_or_create/{name}`).
+fn parse_path_name(s: String) -> Result<Name, ApiError> {
+    Name::parse(s.clone()).map_err(|r| {
+        ApiError::validation(ValidationIssue::from_invalid(
+            vec![json!("path"), json!("name")],
+            &r,
+            Value::String(s),
+        ))
+    })
+}
+
+fn parse_content(s: String, path: &[Value]) -> Result<Content, ApiError> {
+    match Content::parse(s) {
+        Ok(c) => Ok(c),
+        // The input of a too-long content is not echoed back in full.
+        Err(r) => Err(invalid(path, &r, Value::Null)),
+    }
+}
+
+fn parse_metadata(m: Object, path: &[Value]) -> Result<Metadata, ApiError> {
+    Metadata::parse(m.clone()).map_err(|r| invalid(path, &r, Value::Object(m)))
+}
+
+/// A list filter: `None`, `null` and `{}` all mean "no filter".
+fn parse_filter(f: Option<Object>) -> Result<Option<Metadata>, ApiError> {
+    match f {
+        Some(m) if !m.is_empty() => parse_metadata(m, &[json!("filter")]).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// `/v1/apps/{app_id}`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AppPath {
+    /// ID of the app
+    pub app_id: String,
+}
+
+/// `/v1/apps/{app_id}/users/{user_id}`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct UserPath {
+    /// ID of the app
+    pub app_id: String,
+    /// ID of the user
+    pub user_id: String,
+}
+
+/// `/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SessionPath {
+    /// ID of the app
+    pub app_id: String,
+    /// ID of the user
+    pub user_id: String,
+    /// ID of the session
+    pub session_id: String,
+}
+
+impl SessionPath {
+    fn key(self) -> honcho_domain::SessionKey {
+        honcho_domain::SessionKey {
+            app_id: self.app_id,
+            user_id: self.user_id,
+            session_id: self.session_id,
+        }
+    }
+}

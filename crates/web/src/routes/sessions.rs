@@ -1,0 +1,181 @@
+use super::{parse_filter, parse_metadata, run, SessionPath, UserPath};
+use crate::dto::{Deleted, Page, Session, SessionCreate, SessionGet, SessionUpdate};
+use crate::error::ApiError;
+use crate::extract::{Body, ListParams, OptionalBody, Query};
+use actix_web::web::{Data, Json, Path};
+use actix_web::{delete, get, post, put, HttpRequest};
+use honcho_db::Db;
+use honcho_domain::SessionKey;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::IntoParams;
+use utoipa_actix_web::{scope, service_config::ServiceConfig};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_session)
+        .service(create_session)
+        .service(list_sessions)
+        .service(update_session)
+        .service(delete_session)
+        .service(clone_session)
+        .service(scope("/{session_id}/messages").configure(super::messages::configure));
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct GetSessionQuery {
+    /// Session ID to retrieve. If not provided, uses JWT token
+    session_id: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct CloneQuery {
+    /// Message ID to cut off the clone at
+    message_id: Option<String>,
+    /// Whether to deep copy metamessages
+    #[param(default = false)]
+    #[serde(default)]
+    deep_copy: bool,
+}
+
+/// Get a session by id (from the query, or the token's session)
+#[utoipa::path(
+    tag = "sessions",
+    operation_id = "get_session_v1_apps__app_id__users__user_id__sessions_get",
+    params(UserPath, GetSessionQuery),
+    responses((status = 200, description = "The session", body = Session))
+)]
+#[get("")]
+async fn get_session(
+    req: HttpRequest,
+    db: Data<Db>,
+    path: Path<UserPath>,
+) -> Result<Json<Session>, ApiError> {
+    let Some(session_id) = Query::of(&req)?.string("session_id")? else {
+        return Err(ApiError::unauthorized(
+            "Session ID not found in query parameter or JWT",
+        ));
+    };
+    let UserPath { app_id, user_id } = path.into_inner();
+    let key = SessionKey {
+        app_id,
+        user_id,
+        session_id,
+    };
+    let session = run(&db, move |db| db.get_session(&key)).await?;
+    Ok(Json(session.into()))
+}
+
+/// Create a session for a user
+#[utoipa::path(
+    tag = "sessions",
+    operation_id = "create_session_v1_apps__app_id__users__user_id__sessions_post",
+    params(UserPath),
+    request_body(content = SessionCreate, description = "Session creation parameters"),
+    responses((status = 200, description = "The new session", body = Session))
+)]
+#[post("")]
+async fn create_session(
+    db: Data<Db>,
+    path: Path<UserPath>,
+    body: Body<SessionCreate>,
+) -> Result<Json<Session>, ApiError> {
+    let metadata = parse_metadata(body.0.metadata, &[json!("metadata")])?;
+    let UserPath { app_id, user_id } = path.into_inner();
+    let session = run(&db, move |db| {
+        db.create_session(&app_id, &user_id, metadata)
+    })
+    .await?;
+    Ok(Json(session.into()))
+}
+
+/// List a user's sessions
+#[utoipa::path(
+    tag = "sessions",
+    operation_id = "get_sessions_v1_apps__app_id__users__user_id__sessions_list_post",
+    params(UserPath, ListParams),
+    request_body(content = Option<SessionGet>, description = "Filtering and pagination options for the sessions list"),
+    responses((status = 200, description = "A page of sessions", body = Page<Session>))
+)]
+#[post("/list")]
+async fn list_sessions(
+    req: HttpRequest,
+    db: Data<Db>,
+    path: Path<UserPath>,
+    body: OptionalBody<SessionGet>,
+) -> Result<Json<Page<Session>>, ApiError> {
+    let page = ListParams::parse(&req)?;
+    let (filter, only_active) = match body.0 {
+        Some(b) => (parse_filter(b.filter)?, b.is_active),
+        None => (None, false),
+    };
+    let UserPath { app_id, user_id } = path.into_inner();
+    let sessions = run(&db, move |db| {
+        db.list_sessions(&app_id, &user_id, filter.as_ref(), only_active, page)
+    })
+    .await?;
+    Ok(Json(Page::from_domain(sessions, Session::from)))
+}
+
+/// Replace a session's metadata
+#[utoipa::path(
+    tag = "sessions",
+    operation_id = "update_session_v1_apps__app_id__users__user_id__sessions__session_id__put",
+    params(SessionPath),
+    request_body(content = SessionUpdate, description = "Updated session parameters"),
+    responses((status = 200, description = "The updated session", body = Session))
+)]
+#[put("/{session_id}")]
+async fn update_session(
+    db: Data<Db>,
+    path: Path<SessionPath>,
+    body: Body<SessionUpdate>,
+) -> Result<Json<Session>, ApiError> {
+    let metadata = parse_metadata(body.0.metadata, &[json!("metadata")])?;
+    let key = path.into_inner().key();
+    let session = run(&db, move |db| db.update_session(&key, metadata)).await?;
+    Ok(Json(session.into()))
+}
+
+/// Deactivate a session (its messages stay readable)
+#[utoipa::path(
+    tag = "sessions",
+    operation_id = "delete_session_v1_apps__app_id__users__user_id__sessions__session_id__delete",
+    params(SessionPath),
+    responses((status = 200, description = "The session is inactive", body = Deleted))
+)]
+#[delete("/{session_id}")]
+async fn delete_session(db: Data<Db>, path: Path<SessionPath>) -> Result<Json<Deleted>, ApiError> {
+    let key = path.into_inner().key();
+    run(&db, move |db| db.delete_session(&key)).await?;
+    Ok(Json(Deleted {
+        message: "Session deleted successfully".into(),
+    }))
+}
+
+/// Copy a session and its messages (up to `message_id`, inclusive) into a new session
+#[utoipa::path(
+    tag = "sessions",
+    operation_id = "clone_session_v1_apps__app_id__users__user_id__sessions__session_id__clone_get",
+    params(SessionPath, CloneQuery),
+    responses((status = 200, description = "The new session", body = Session))
+)]
+#[get("/{session_id}/clone")]
+async fn clone_session(
+    req: HttpRequest,
+    db: Data<Db>,
+    path: Path<SessionPath>,
+) -> Result<Json<Session>, ApiError> {
+    let q = Query::of(&req)?;
+    let cut_off = q.string("message_id")?;
+    let deep_copy = q.boolean("deep_copy", false)?;
+    let key = path.into_inner().key();
+    let session = run(&db, move |db| {
+        db.clone_session(&key, cut_off.as_deref(), deep_copy)
+    })
+    .await?;
+    Ok(Json(session.into()))
+}

@@ -1,0 +1,29 @@
+//! Project tasks. `cargo xtask openapi [--check | --compat REFERENCE]`, `cargo xtask bench [...]`.
+
+mod bench;
+mod compat;
+mod openapi;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  cargo xtask openapi                      write openapi.yaml from the code
+  cargo xtask openapi --check              fail if openapi.yaml differs from the code
+  cargo xtask openapi --compat REFERENCE   compare our spec with a reference OpenAPI JSON document
+  cargo xtask bench [--help]               build and load-test the release server";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("openapi") => openapi::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
