@@ -65,7 +65,9 @@ pub fn build_app(
     )
     .split_for_parts();
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", crate::openapi::finish(api)))
+        .route("/docs", web::get().to(docs_redirect))
         .default_service(web::to(not_found))
+        .wrap(from_fn(refuse_nul_in_path))
         .wrap(from_fn(log_request))
 }
 
@@ -91,9 +93,28 @@ async fn health(db: Data<Db>) -> Result<Json<Health>, ApiError> {
     }
 }
 
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::TemporaryRedirect()
+        .insert_header(("location", "/docs/"))
+        .finish()
+}
+
 /// Unknown routes answer as FastAPI does.
 async fn not_found(_req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("Not Found"))
+}
+
+/// A NUL character cannot be part of any stored id or name, and PostgreSQL refuses it in a query:
+/// such paths match nothing.
+async fn refuse_nul_in_path(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    if req.path().contains("%00") || req.path().contains('\0') {
+        let res = actix_web::ResponseError::error_response(&ApiError::not_found("Not Found"));
+        return Ok(req.into_response(res));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);

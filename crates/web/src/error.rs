@@ -58,6 +58,12 @@ impl ValidationIssue {
     }
 }
 
+/// Every error body: `{"detail": ...}`, fields in FastAPI's order.
+#[derive(Serialize)]
+struct Detail<T: Serialize> {
+    detail: T,
+}
+
 #[derive(Debug)]
 pub enum ApiError {
     /// Any non-validation client error: `{"detail": "..."}`.
@@ -137,18 +143,22 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let body = match self {
-            ApiError::Status(_, detail) => json!({ "detail": detail }),
-            ApiError::Validation(issues) => json!({ "detail": issues }),
+        let mut res = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::Status(_, detail) => res.json(Detail { detail }),
+            ApiError::Validation(issues) => res.json(Detail { detail: issues }),
             ApiError::Internal(cause) => {
                 tracing::error!(cause = %cause, "request failed");
-                json!({ "detail": "An unexpected error occurred" })
+                res.json(Detail {
+                    detail: "An unexpected error occurred",
+                })
             }
             ApiError::Unavailable(cause) => {
                 tracing::error!(cause = %cause, "database unavailable");
-                json!({ "detail": "Database unavailable, try again later" })
+                res.json(Detail {
+                    detail: "Database unavailable, try again later",
+                })
             }
-        };
-        HttpResponse::build(self.status_code()).json(body)
+        }
     }
 }

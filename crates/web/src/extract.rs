@@ -47,7 +47,12 @@ async fn read_body(req: HttpRequest, mut payload: Payload) -> Result<web::Bytes,
 
 /// Parses bytes as JSON, then as `T`, reporting the first problem with its location.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+    from_value(&parse_value(bytes)?)
+}
+
+/// Parses bytes as JSON; malformed JSON is FastAPI's `json_invalid` at the byte where it broke.
+fn parse_value(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
         let position = byte_offset(bytes, e.line(), e.column());
         let input = Value::String(String::from_utf8_lossy(bytes).into_owned());
         ApiError::validation(
@@ -59,12 +64,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             )
             .with_ctx(json!({ "error": json_error_text(&e) })),
         )
-    })?;
-    from_value(&value)
+    })
 }
 
-/// Deserialises an already parsed body.
+/// Deserialises an already parsed body. Every body of the API is an object.
 pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::validation(ValidationIssue::new(
+            "model_attributes_type",
+            vec![json!("body")],
+            "Input should be a valid dictionary or object to extract fields from",
+            value.clone(),
+        )));
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let mut loc = vec![json!("body")];
         for seg in e.path().iter() {
@@ -187,7 +199,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalBody<T> {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(OptionalBody(None));
             }
-            let value: Value = parse_json(&bytes)?;
+            let value = parse_value(&bytes)?;
             if value.is_null() {
                 return Ok(OptionalBody(None));
             }

@@ -1,0 +1,235 @@
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use honcho_db::{DatabaseUrl, Db};
+use serde_json::{json, Value};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+/// A running server over its own database.
+pub struct TestApp {
+    pub base: String,
+    agent: ureq::Agent,
+    handle: Option<actix_web::dev::ServerHandle>,
+    thread: Option<JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+    pg_schema: Option<(String, String)>,
+    db_url: String,
+}
+
+impl TestApp {
+    pub fn spawn() -> TestApp {
+        let (url, dir, pg_schema) = match std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            Some(base) => {
+                let schema = format!(
+                    "t_{}",
+                    nanoid::nanoid!(16, &nanoid::alphabet::SAFE[2..38]).to_lowercase()
+                );
+                let mut conn =
+                    PgConnection::establish(&base).expect("TEST_DATABASE_URL must be reachable");
+                conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .expect("create test schema");
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+                (url, None, Some((base, schema)))
+            }
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("honcho.db");
+                (path.to_string_lossy().into_owned(), Some(dir), None)
+            }
+        };
+        let db_url = url.clone();
+        let db = Db::connect(&DatabaseUrl::parse(&url).unwrap(), 4).expect("connect");
+        db.migrate().expect("migrate");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = honcho_server::build_server(db, listener, 2).expect("server");
+                tx.send(server.server.handle()).unwrap();
+                let _ = server.server.await;
+            })
+        });
+        let handle = rx.recv().unwrap();
+        TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            agent: ureq::AgentBuilder::new().build(),
+            handle: Some(handle),
+            thread: Some(thread),
+            _dir: dir,
+            pg_schema,
+            db_url,
+        }
+    }
+
+    /// Runs SQL directly on the test's database (to inject faults), picking the text for the engine.
+    pub fn execute_sql(&self, postgres: &str, sqlite: &str) {
+        if self.pg_schema.is_some() {
+            let mut conn = PgConnection::establish(&self.db_url).unwrap();
+            conn.batch_execute(postgres).unwrap();
+        } else {
+            let mut conn = diesel::SqliteConnection::establish(&self.db_url).unwrap();
+            conn.batch_execute(sqlite).unwrap();
+        }
+    }
+
+    fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let req = self
+            .agent
+            .request(method, &format!("{}{}", self.base, path))
+            .set("content-type", "application/json");
+        let res = match body {
+            Some(b) => req.send_string(b),
+            None => req.call(),
+        };
+        let res = match res {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = res.status();
+        let text = res.into_string().unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.send("GET", path, None)
+    }
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        self.send("DELETE", path, None)
+    }
+    pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send("POST", path, Some(&body.to_string()))
+    }
+    pub fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
+        self.send("POST", path, Some(body))
+    }
+    pub fn post_empty(&self, path: &str) -> (u16, Value) {
+        self.send("POST", path, None)
+    }
+    pub fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send("PUT", path, Some(&body.to_string()))
+    }
+
+    /// A 200 answer's body, failing the test otherwise.
+    pub fn ok(&self, answer: (u16, Value)) -> Value {
+        assert_eq!(
+            answer.0, 200,
+            "expected 200, got {}: {}",
+            answer.0, answer.1
+        );
+        answer.1
+    }
+
+    pub fn create_app(&self, name: &str) -> String {
+        id(&self.ok(self.post("/v1/apps", json!({ "name": name }))))
+    }
+    pub fn create_user(&self, app: &str, name: &str) -> String {
+        id(&self.ok(self.post(&format!("/v1/apps/{app}/users"), json!({ "name": name }))))
+    }
+    pub fn create_session(&self, app: &str, user: &str) -> String {
+        id(&self.ok(self.post(&format!("/v1/apps/{app}/users/{user}/sessions"), json!({}))))
+    }
+    /// An app, a user and a session of that user; returns the session's path.
+    pub fn session_path(&self) -> Scope {
+        let app = self.create_app("app");
+        let user = self.create_user(&app, "user");
+        let session = self.create_session(&app, &user);
+        Scope { app, user, session }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            actix_web::rt::System::new().block_on(handle.stop(false));
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        if let Some((base, schema)) = self.pg_schema.take() {
+            if let Ok(mut conn) = PgConnection::establish(&base) {
+                let _ = conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+/// The ids of a session and its ancestors.
+pub struct Scope {
+    pub app: String,
+    pub user: String,
+    pub session: String,
+}
+
+impl Scope {
+    pub fn user_path(&self) -> String {
+        format!("/v1/apps/{}/users/{}", self.app, self.user)
+    }
+    pub fn session_path(&self) -> String {
+        format!("{}/sessions/{}", self.user_path(), self.session)
+    }
+    pub fn messages(&self) -> String {
+        format!("{}/messages", self.session_path())
+    }
+}
+
+pub fn id(v: &Value) -> String {
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {v}"))
+        .to_string()
+}
+
+const ID_FIELDS: [&str; 6] = [
+    "id",
+    "app_id",
+    "user_id",
+    "session_id",
+    "message_id",
+    "collection_id",
+];
+
+/// Replaces ids and timestamps with placeholders after checking their shape, for snapshots.
+pub fn redact(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if ID_FIELDS.contains(&k.as_str()) && v.is_string() {
+                        let s = v.as_str().unwrap();
+                        assert_eq!(s.len(), 21, "{k} is not a 21-character id: {s}");
+                        assert!(s
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+                        json!("[id]")
+                    } else if k == "created_at" {
+                        let s = v.as_str().expect("created_at is a string");
+                        chrono_like(s);
+                        json!("[timestamp]")
+                    } else {
+                        redact(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Checks `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`.
+fn chrono_like(s: &str) {
+    let ok = s.len() >= 20
+        && s.ends_with('Z')
+        && s.as_bytes()[4] == b'-'
+        && s.as_bytes()[10] == b'T'
+        && (s.len() == 20 || (s.as_bytes()[19] == b'.' && s.len() == 27));
+    assert!(ok, "not an RFC 3339 UTC timestamp with microseconds: {s}");
+}

@@ -1,0 +1,10 @@
+//! Black-box tests of the HTTP API. Every test starts the real server on a free port over a fresh
+//! database: a temporary SQLite file, or its own PostgreSQL schema when `TEST_DATABASE_URL` is set.
+
+mod apps;
+mod helpers;
+mod messages;
+mod openapi;
+mod sessions;
+mod users;
+mod validation;

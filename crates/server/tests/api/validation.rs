@@ -1,0 +1,140 @@
+//! Hostile and malformed input: always a precise 4xx, never a 500, nothing stored.
+
+use crate::helpers::TestApp;
+use serde_json::json;
+
+#[test]
+fn malformed_json_is_json_invalid() {
+    let app = TestApp::spawn();
+    let (status, body) = app.post_raw("/v1/apps", "{\"name\": ");
+    assert_eq!(status, 422);
+    insta::assert_json_snapshot!(body);
+}
+
+#[test]
+fn wrong_types_and_missing_fields() {
+    let app = TestApp::spawn();
+    let (status, body) = app.post("/v1/apps", json!({ "name": 5 }));
+    assert_eq!(status, 422);
+    insta::assert_json_snapshot!("name_not_a_string", body);
+    let (_, body) = app.post("/v1/apps", json!({ "metadata": {} }));
+    insta::assert_json_snapshot!("name_missing", body);
+    let (_, body) = app.post("/v1/apps", json!({ "name": "a", "metadata": [1] }));
+    insta::assert_json_snapshot!("metadata_not_an_object", body);
+    let (_, body) = app.post("/v1/apps", json!(["not", "an", "object"]));
+    insta::assert_json_snapshot!("body_not_an_object", body);
+    let (_, body) = app.post_empty("/v1/apps");
+    insta::assert_json_snapshot!("body_missing", body);
+}
+
+#[test]
+fn names_outside_limits() {
+    let app = TestApp::spawn();
+    let (status, body) = app.post("/v1/apps", json!({ "name": "" }));
+    assert_eq!(status, 422);
+    insta::assert_json_snapshot!("name_empty", body);
+    let (status, body) = app.post("/v1/apps", json!({ "name": "n".repeat(101) }));
+    assert_eq!(status, 422);
+    assert_eq!(body["detail"][0]["type"], "string_too_long");
+    assert_eq!(body["detail"][0]["ctx"], json!({ "max_length": 100 }));
+    // 100 characters of two bytes each are within the limit.
+    app.ok(app.post("/v1/apps", json!({ "name": "é".repeat(100) })));
+}
+
+#[test]
+fn nul_characters_are_refused_everywhere() {
+    let app = TestApp::spawn();
+    let (status, body) = app.post("/v1/apps", json!({ "name": "a\u{0}b" }));
+    assert_eq!(
+        (status, body["detail"][0]["loc"].clone()),
+        (422, json!(["body", "name"]))
+    );
+    let (status, body) = app.post(
+        "/v1/apps",
+        json!({ "name": "ok", "metadata": { "k\u{0}": 1 } }),
+    );
+    assert_eq!(
+        (status, body["detail"][0]["loc"].clone()),
+        (422, json!(["body", "metadata"]))
+    );
+    let s = app.session_path();
+    let (status, _) = app.post(
+        &s.messages(),
+        json!({ "content": "nul \u{0}", "is_user": true }),
+    );
+    assert_eq!(status, 422);
+    let (status, body) = app.post(
+        &format!("{}/list", s.messages()),
+        json!({ "filter": { "k": "\u{0}" } }),
+    );
+    assert_eq!(
+        (status, body["detail"][0]["loc"].clone()),
+        (422, json!(["body", "filter"]))
+    );
+    let page = app.ok(app.post_empty("/v1/apps/list"));
+    assert_eq!(page["total"], 1, "only the session's app was stored");
+}
+
+#[test]
+fn pagination_limits() {
+    let app = TestApp::spawn();
+    for (query, loc, kind) in [
+        ("page=0", "page", "greater_than_equal"),
+        ("size=0", "size", "greater_than_equal"),
+        ("size=101", "size", "less_than_equal"),
+        ("page=abc", "page", "int_parsing"),
+        ("reverse=sometimes", "reverse", "bool_parsing"),
+    ] {
+        let (status, body) = app.post_empty(&format!("/v1/apps/list?{query}"));
+        assert_eq!(status, 422, "{query}");
+        assert_eq!(body["detail"][0]["loc"], json!(["query", loc]), "{query}");
+        assert_eq!(body["detail"][0]["type"], kind, "{query}");
+    }
+    let (_, body) = app.post_empty("/v1/apps/list?size=101");
+    insta::assert_json_snapshot!("size_over_100", body);
+    let huge = app.ok(app.post_empty("/v1/apps/list?page=9223372036854775807&size=100"));
+    assert_eq!(huge["items"], json!([]));
+    let huger = app.ok(app.post_empty("/v1/apps/list?page=99999999999999999999999"));
+    assert_eq!(huger["items"], json!([]));
+}
+
+#[test]
+fn odd_path_segments_are_just_unknown_ids() {
+    let app = TestApp::spawn();
+    for segment in [
+        "%27%20OR%201%3D1--",
+        "%22",
+        "%25",
+        "%E2%9C%93",
+        "..%2F..",
+        "a%00b",
+    ] {
+        let (status, _) = app.get(&format!("/v1/apps?app_id={segment}"));
+        assert!(status == 404 || status == 422, "{segment}: {status}");
+        let (status, body) = app.get(&format!("/v1/apps/name/{segment}"));
+        assert_eq!(status, 404, "{segment}: {body}");
+        let (status, _) = app.post(
+            &format!("/v1/apps/{segment}/users/{segment}/sessions/{segment}/messages"),
+            json!({ "content": "x", "is_user": true }),
+        );
+        assert_eq!(status, 404, "{segment}");
+    }
+}
+
+#[test]
+fn oversized_body_is_413() {
+    let app = TestApp::spawn();
+    let s = app.session_path();
+    let huge = "x".repeat(honcho_web::BODY_LIMIT + 1);
+    let (status, _) = app.post_raw(&s.messages(), &huge);
+    assert_eq!(status, 413);
+}
+
+#[test]
+fn unknown_routes_answer_like_fastapi() {
+    let app = TestApp::spawn();
+    assert_eq!(
+        app.get("/v1/nothing"),
+        (404, json!({ "detail": "Not Found" }))
+    );
+}
