@@ -79,7 +79,7 @@ fn unknown_or_foreign_sessions_are_404() {
         (404, json!({ "detail": "User with ID 'ghost' not found" }))
     );
     assert_eq!(
-        app.get(&format!("{bobs}")),
+        app.get(&bobs),
         (
             401,
             json!({ "detail": "Session ID not found in query parameter or JWT" })
