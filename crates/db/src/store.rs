@@ -45,6 +45,9 @@ fn pool_builder<C: diesel::r2d2::R2D2Connection + 'static>(
     Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
+        // A broken connection surfaces as a query error (and r2d2 drops it); testing each checkout
+        // would cost a round trip per request.
+        .test_on_check_out(false)
         .connection_timeout(Duration::from_secs(10))
 }
 
