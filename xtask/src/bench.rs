@@ -201,8 +201,8 @@ fn bench_backend(label: &str, db_url: &str, binary: &Path, opts: &Options) -> Re
         .map_err(|e| format!("{label}: {e}\n(server log: {})", server.log.display()))?;
 
     println!(
-        "{:<12} {:>9} {:>9} {:>9} {:>8} {:>12}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "errors", "max RSS MiB"
+        "{:<12} {:>9} {:>9} {:>9} {:>8} {:>12} {:>11}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "errors", "max RSS MiB", "server CPU"
     );
     let mut first_errors = Vec::new();
     for &scenario in &opts.scenarios {
@@ -214,7 +214,10 @@ fn bench_backend(label: &str, db_url: &str, binary: &Path, opts: &Options) -> Re
         let rate = out.latencies.len() as f64 / opts.duration.as_secs_f64();
         let name = scenario.name();
         let (p50, p99, errors) = (ms(0.50), ms(0.99), out.errors);
-        println!("{name:<12} {rate:>9.0} {p50:>9} {p99:>9} {errors:>8} {rss:>12}");
+        let cpu = out
+            .server_cores
+            .map_or("-".into(), |c| format!("{:.0}%", c * 100.0));
+        println!("{name:<12} {rate:>9.0} {p50:>9} {p99:>9} {errors:>8} {rss:>12} {cpu:>11}");
         if let Some(error) = out.first_error {
             first_errors.push(format!("{label} {name}: first error: {error}"));
         }
@@ -395,6 +398,8 @@ struct Outcome {
     errors: usize,
     first_error: Option<String>,
     max_rss_kib: Option<u64>,
+    /// Server CPU time over the measured window, in cores (1.0 = one core busy).
+    server_cores: Option<f64>,
 }
 
 fn run_scenario(scenario: Scenario, fixture: &Fixture, server: &Server, opts: &Options) -> Outcome {
@@ -411,6 +416,12 @@ fn run_scenario(scenario: Scenario, fixture: &Fixture, server: &Server, opts: &O
 
     thread::scope(|s| {
         let sampler = s.spawn(|| sample_max_rss(server.child.id(), &stop));
+        let cpu = s.spawn(|| {
+            thread::sleep(warm_end.saturating_duration_since(Instant::now()));
+            let start = cpu_seconds(server.child.id());
+            thread::sleep(end.saturating_duration_since(Instant::now()));
+            Some((cpu_seconds(server.child.id())? - start?) / opts.duration.as_secs_f64())
+        });
         let workers: Vec<_> = requests
             .iter()
             .map(|raw| s.spawn(move || worker(server.port, raw, warm_end, end)))
@@ -424,6 +435,7 @@ fn run_scenario(scenario: Scenario, fixture: &Fixture, server: &Server, opts: &O
         }
         stop.store(true, Ordering::Relaxed);
         total.max_rss_kib = sampler.join().expect("RSS sampler panicked");
+        total.server_cores = cpu.join().expect("CPU sampler panicked");
         total.latencies.sort_unstable();
         total
     })
@@ -462,6 +474,16 @@ fn worker(port: u16, raw: &[u8], warm_end: Instant, end: Instant) -> Outcome {
             out.first_error.get_or_insert(error);
         }
     }
+}
+
+/// User plus system CPU time of `pid` so far, in seconds (clock ticks of 1/100 s, as on Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 /// Samples `VmRSS` of `pid` every 100 ms until `stop`; the maximum, in KiB.
