@@ -1,6 +1,7 @@
 //! The rules of honcho-rs, free of I/O: entities, values that parse at the edge, metadata filters,
 //! pagination, and the domain error whose `Display` is the exact detail a client sees.
 
+pub mod auth;
 pub mod embed;
 pub mod entities;
 pub mod error;

@@ -12,6 +12,8 @@ pub struct Config {
     pub pool_size: Option<u32>,
     /// HTTP worker threads; `None` means one per core.
     pub workers: Option<usize>,
+    /// The key-signing secret when `USE_AUTH` is on; `None` when it is off.
+    pub auth_secret: Option<String>,
 }
 
 /// Where the SQLite database lives when nothing is configured.
@@ -34,7 +36,7 @@ fn parse_var<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
 
 impl Config {
     /// Reads `DATABASE_URL` (or v1.1.0's `CONNECTION_URI`), `HOST`, `PORT`, `DATABASE_POOL_SIZE`,
-    /// `HTTP_WORKERS` and `USE_AUTH`.
+    /// `HTTP_WORKERS`, `USE_AUTH` (on when `true` in any case) and `AUTH_JWT_SECRET`.
     pub fn from_env() -> Result<Config, String> {
         let (name, raw) = match (var("DATABASE_URL"), var("CONNECTION_URI")) {
             (Some(u), _) => ("DATABASE_URL", u),
@@ -42,20 +44,25 @@ impl Config {
             (None, None) => ("DATABASE_URL", DEFAULT_DATABASE.to_string()),
         };
         let database = DatabaseUrl::parse(&raw).map_err(|e| format!("{name}: {e}"))?;
-        if let Some(v) = var("USE_AUTH") {
-            if v.trim().eq_ignore_ascii_case("true") {
-                return Err("USE_AUTH: token authentication is not available in this build; unset USE_AUTH \
-                            (or set it to false) and keep the server on a trusted network"
-                    .into());
-            }
-        }
+        let use_auth = var("USE_AUTH").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let auth_secret = match (use_auth, var("AUTH_JWT_SECRET")) {
+            (false, _) => None,
+            (true, Some(secret)) => Some(secret),
+            (true, None) => return Err("AUTH_JWT_SECRET must be set when USE_AUTH is true".into()),
+        };
         Ok(Config {
             database,
             host: var("HOST").unwrap_or_else(|| "127.0.0.1".into()),
             port: parse_var("PORT")?.unwrap_or(8000),
             pool_size: parse_var("DATABASE_POOL_SIZE")?,
             workers: parse_var("HTTP_WORKERS")?,
+            auth_secret,
         })
+    }
+
+    /// The key-signing keys, when authentication is on.
+    pub fn keys(&self) -> Option<honcho_web::auth::Keys> {
+        self.auth_secret.as_deref().map(honcho_web::auth::Keys::new)
     }
 
     pub fn pool_size(&self) -> u32 {

@@ -4,6 +4,7 @@ pub mod config;
 
 use config::Config;
 use honcho_db::Db;
+use honcho_web::auth::AuthConfig;
 use honcho_web::{build_app, AppState};
 use std::net::TcpListener;
 
@@ -26,11 +27,30 @@ pub struct Server {
     pub port: u16,
 }
 
+/// Refuses to serve a route that has no auth scope.
+pub fn check_routes() -> Result<(), String> {
+    let problems = honcho_web::auth::unscoped_routes(&honcho_web::api_doc());
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "routes without an auth scope: {}",
+            problems.join("; ")
+        ))
+    }
+}
+
 /// Binds `listener` and prepares the HTTP server over `db`. The server runs when awaited.
-pub fn build_server(db: Db, listener: TcpListener, workers: usize) -> std::io::Result<Server> {
+pub fn build_server(
+    db: Db,
+    listener: TcpListener,
+    workers: usize,
+    auth: AuthConfig,
+) -> std::io::Result<Server> {
     let port = listener.local_addr()?.port();
     let state = AppState {
         db,
+        auth,
         enqueue_for_deriver: false,
     };
     let server = actix_web::HttpServer::new(move || build_app(state.clone()))

@@ -34,6 +34,82 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (YAML) and exit
     Openapi,
+    /// Print or mint API keys (needs AUTH_JWT_SECRET)
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print the admin key
+    Admin,
+    /// Mint a key scoped to an app, user, session and/or collection
+    Create {
+        #[arg(long)]
+        app_id: Option<String>,
+        #[arg(long)]
+        user_id: Option<String>,
+        #[arg(long)]
+        session_id: Option<String>,
+        #[arg(long)]
+        collection_id: Option<String>,
+        /// When the key stops working (ISO 8601, UTC when no offset is given)
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+}
+
+fn keys_from_env() -> Result<honcho_web::auth::Keys, String> {
+    let secret = std::env::var("AUTH_JWT_SECRET")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .ok_or("AUTH_JWT_SECRET must be set to print or mint keys")?;
+    Ok(honcho_web::auth::Keys::new(&secret))
+}
+
+fn run_keys(command: KeysCommand) -> Result<(), String> {
+    let keys = keys_from_env()?;
+    match command {
+        KeysCommand::Admin => println!("{}", keys.admin_key()),
+        KeysCommand::Create {
+            app_id,
+            user_id,
+            session_id,
+            collection_id,
+            expires_at,
+        } => {
+            if app_id.is_none()
+                && user_id.is_none()
+                && session_id.is_none()
+                && collection_id.is_none()
+            {
+                return Err("at least one of --app-id, --user-id, --session-id or --collection-id is needed".into());
+            }
+            let exp = match expires_at {
+                None => None,
+                Some(raw) => Some(
+                    honcho_domain::auth::parse_instant(&raw)
+                        .ok_or_else(|| {
+                            format!(
+                                "--expires-at: cannot read '{raw}' as an ISO 8601 date and time"
+                            )
+                        })?
+                        .timestamp(),
+                ),
+            };
+            let claims = honcho_domain::auth::Claims {
+                t: chrono::Utc::now().to_rfc3339(),
+                exp: exp.map(serde_json::Value::from),
+                ad: None,
+                ap: app_id,
+                us: user_id,
+                se: session_id,
+                co: collection_id,
+            };
+            println!("{}", keys.mint(&claims));
+        }
+    }
+    Ok(())
 }
 
 fn init_logging() {
@@ -71,6 +147,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<(), String> {
     match command {
+        Command::Keys(command) => run_keys(command),
         Command::Openapi => {
             print!("{}", honcho_web::api_yaml());
             Ok(())
@@ -95,6 +172,8 @@ fn run(command: Command) -> Result<(), String> {
 }
 
 fn serve(config: Config) -> Result<(), String> {
+    honcho_server::check_routes()?;
+    let keys = config.keys();
     let db = honcho_server::open_database(&config)?;
     let addr = format!("{}:{}", config.host, config.port);
     let listener = TcpListener::bind(&addr).map_err(|e| format!("HOST/PORT {addr}: {e}"))?;
@@ -102,13 +181,18 @@ fn serve(config: Config) -> Result<(), String> {
         address = %addr,
         database = %config.database.redacted(),
         backend = db.backend(),
-        auth = "off",
+        auth = if keys.is_some() { "on" } else { "off" },
         insights = "off (no LLM configured)",
         embedder = "local",
         "honcho listening; docs at /docs"
     );
+    if let Some(keys) = &keys {
+        // Printed once, on the terminal only: keys are never written to the logs.
+        println!("Admin key (keep it secret): {}", keys.admin_key());
+    }
+    let auth = honcho_web::auth::AuthConfig { keys };
     actix_web::rt::System::new().block_on(async move {
-        let server = honcho_server::build_server(db, listener, config.workers())
+        let server = honcho_server::build_server(db, listener, config.workers(), auth)
             .map_err(|e| e.to_string())?;
         server.server.await.map_err(|e| e.to_string())
     })

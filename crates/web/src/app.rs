@@ -20,6 +20,8 @@ use utoipa_swagger_ui::SwaggerUi;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub db: Db,
+    /// API key checking; keys `None` when `USE_AUTH` is off.
+    pub auth: crate::auth::AuthConfig,
     /// Whether new messages are queued for the deriver (only when insights are configured).
     pub enqueue_for_deriver: bool,
 }
@@ -61,12 +63,14 @@ pub fn build_app(
             .openapi(crate::openapi::base())
             .app_data(Data::new(state.db))
             .app_data(Data::new(features))
+            .app_data(Data::new(state.auth))
             .app_data(web::PayloadConfig::new(crate::BODY_LIMIT)),
     )
     .split_for_parts();
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", crate::openapi::finish(api)))
         .route("/docs", web::get().to(docs_redirect))
         .default_service(web::to(not_found))
+        .wrap(from_fn(crate::auth::authenticate))
         .wrap(from_fn(refuse_nul_in_path))
         .wrap(from_fn(log_request))
 }

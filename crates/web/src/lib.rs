@@ -3,6 +3,7 @@
 //! route list that serves requests.
 
 mod app;
+pub mod auth;
 pub mod dto;
 mod error;
 mod extract;

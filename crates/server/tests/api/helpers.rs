@@ -1,6 +1,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use honcho_db::{DatabaseUrl, Db};
+use honcho_web::auth::{AuthConfig, Keys};
 use serde_json::{json, Value};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -17,7 +18,19 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// A server with authentication off.
     pub fn spawn() -> TestApp {
+        Self::spawn_with(AuthConfig::default())
+    }
+
+    /// A server with authentication on, signing keys with `secret`.
+    pub fn spawn_with_auth(secret: &str) -> TestApp {
+        Self::spawn_with(AuthConfig {
+            keys: Some(Keys::new(secret)),
+        })
+    }
+
+    fn spawn_with(auth: AuthConfig) -> TestApp {
         let (url, dir, pg_schema) = match std::env::var("TEST_DATABASE_URL")
             .ok()
             .filter(|u| !u.is_empty())
@@ -49,7 +62,7 @@ impl TestApp {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let server = honcho_server::build_server(db, listener, 2).expect("server");
+                let server = honcho_server::build_server(db, listener, 2, auth).expect("server");
                 tx.send(server.server.handle()).unwrap();
                 let _ = server.server.await;
             })
@@ -78,10 +91,24 @@ impl TestApp {
     }
 
     fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let req = self
+        self.send_as(None, method, path, body)
+    }
+
+    /// A request with `Authorization: Bearer {token}` when a token is given.
+    pub fn send_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self
             .agent
             .request(method, &format!("{}{}", self.base, path))
             .set("content-type", "application/json");
+        if let Some(token) = token {
+            req = req.set("authorization", &format!("Bearer {token}"));
+        }
         let res = match body {
             Some(b) => req.send_string(b),
             None => req.call(),

@@ -2,6 +2,7 @@
 //! database: a temporary SQLite file, or its own PostgreSQL schema when `TEST_DATABASE_URL` is set.
 
 mod apps;
+mod auth;
 mod helpers;
 mod messages;
 mod openapi;

@@ -1,4 +1,5 @@
 use super::{parse_filter, parse_metadata, parse_name, parse_path_name, run};
+use crate::auth::Principal;
 use crate::dto::{App, AppCreate, AppGet, AppUpdate, Page};
 use crate::error::ApiError;
 use crate::extract::{Body, ListParams, OptionalBody, Query};
@@ -36,12 +37,8 @@ struct GetAppQuery {
     responses((status = 200, description = "The app", body = App))
 )]
 #[get("")]
-async fn get_app(req: HttpRequest, db: Data<Db>) -> Result<Json<App>, ApiError> {
-    let Some(app_id) = Query::of(&req)?.string("app_id")? else {
-        return Err(ApiError::unauthorized(
-            "App ID not found in query parameter or JWT",
-        ));
-    };
+async fn get_app(req: HttpRequest, db: Data<Db>, key: Principal) -> Result<Json<App>, ApiError> {
+    let app_id = key.0.resolve_app(Query::of(&req)?.string("app_id")?)?;
     let app = run(&db, move |db| db.get_app(&app_id)).await?;
     Ok(Json(app.into()))
 }

@@ -5,6 +5,7 @@
 //! registrations, so a route cannot exist without its documentation.
 
 mod apps;
+mod keys;
 mod messages;
 mod sessions;
 mod users;
@@ -21,7 +22,8 @@ use utoipa_actix_web::{scope, service_config::ServiceConfig};
 
 /// Registers every `/v1` route.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(scope("/apps").configure(apps::configure));
+    cfg.service(scope("/apps").configure(apps::configure))
+        .service(keys::create_key);
 }
 
 /// Settings the handlers need besides the store.

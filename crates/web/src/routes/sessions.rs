@@ -1,4 +1,5 @@
 use super::{parse_filter, parse_metadata, run, SessionPath, UserPath};
+use crate::auth::Principal;
 use crate::dto::{Deleted, Page, Session, SessionCreate, SessionGet, SessionUpdate};
 use crate::error::ApiError;
 use crate::extract::{Body, ListParams, OptionalBody, Query};
@@ -53,13 +54,12 @@ async fn get_session(
     req: HttpRequest,
     db: Data<Db>,
     path: Path<UserPath>,
+    key: Principal,
 ) -> Result<Json<Session>, ApiError> {
-    let Some(session_id) = Query::of(&req)?.string("session_id")? else {
-        return Err(ApiError::unauthorized(
-            "Session ID not found in query parameter or JWT",
-        ));
-    };
     let UserPath { app_id, user_id } = path.into_inner();
+    let session_id =
+        key.0
+            .resolve_session(&app_id, &user_id, Query::of(&req)?.string("session_id")?)?;
     let key = SessionKey {
         app_id,
         user_id,

@@ -1,4 +1,5 @@
 use super::{parse_filter, parse_metadata, parse_name, parse_path_name, run, AppPath, UserPath};
+use crate::auth::Principal;
 use crate::dto::{Page, User, UserCreate, UserGet, UserUpdate};
 use crate::error::ApiError;
 use crate::extract::{Body, ListParams, OptionalBody, Query};
@@ -68,13 +69,12 @@ async fn get_user(
     req: HttpRequest,
     db: Data<Db>,
     path: Path<AppPath>,
+    key: Principal,
 ) -> Result<Json<User>, ApiError> {
-    let Some(user_id) = Query::of(&req)?.string("user_id")? else {
-        return Err(ApiError::unauthorized(
-            "User ID not found in query parameter or JWT",
-        ));
-    };
     let app_id = path.into_inner().app_id;
+    let user_id = key
+        .0
+        .resolve_user(&app_id, Query::of(&req)?.string("user_id")?)?;
     let user = run(&db, move |db| db.get_user(&app_id, &user_id)).await?;
     Ok(Json(user.into()))
 }

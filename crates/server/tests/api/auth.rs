@@ -1,0 +1,605 @@
+//! API keys: every route checks its scope; keys are minted by the API and the command line.
+
+use crate::helpers::{id, TestApp};
+use honcho_domain::auth::Claims;
+use honcho_web::auth::{Keys, ROUTES};
+use serde_json::{json, Value};
+use std::cell::Cell;
+
+const SECRET: &str = "test-secret-of-sufficient-length";
+
+/// Resources the matrix runs against: an app with a user, a sibling user, their sessions and a
+/// message, and a sibling app with its own user and session.
+struct Fixture {
+    app: String,
+    app_name: String,
+    user: String,
+    user_name: String,
+    session: String,
+    message: String,
+    sibling_app: String,
+    sibling_app_user: String,
+    sibling_user: String,
+    sibling_session: String,
+}
+
+impl Fixture {
+    fn seed(app: &TestApp, admin: &str) -> Fixture {
+        let ok = |method: &str, path: &str, body: Value| -> Value {
+            let (status, v) = app.send_as(Some(admin), method, path, Some(&body.to_string()));
+            assert_eq!(status, 200, "{method} {path}: {v}");
+            v
+        };
+        let a = id(&ok("POST", "/v1/apps", json!({ "name": "tenant-a" })));
+        let b = id(&ok("POST", "/v1/apps", json!({ "name": "tenant-b" })));
+        let u = id(&ok(
+            "POST",
+            &format!("/v1/apps/{a}/users"),
+            json!({ "name": "alice" }),
+        ));
+        let u2 = id(&ok(
+            "POST",
+            &format!("/v1/apps/{a}/users"),
+            json!({ "name": "bob" }),
+        ));
+        let ub = id(&ok(
+            "POST",
+            &format!("/v1/apps/{b}/users"),
+            json!({ "name": "carol" }),
+        ));
+        let s = id(&ok(
+            "POST",
+            &format!("/v1/apps/{a}/users/{u}/sessions"),
+            json!({}),
+        ));
+        let s2 = id(&ok(
+            "POST",
+            &format!("/v1/apps/{a}/users/{u2}/sessions"),
+            json!({}),
+        ));
+        let m = id(&ok(
+            "POST",
+            &format!("/v1/apps/{a}/users/{u}/sessions/{s}/messages"),
+            json!({ "content": "hi", "is_user": true }),
+        ));
+        Fixture {
+            app: a,
+            app_name: "tenant-a".into(),
+            user: u,
+            user_name: "alice".into(),
+            session: s,
+            message: m,
+            sibling_app: b,
+            sibling_app_user: ub,
+            sibling_user: u2,
+            sibling_session: s2,
+        }
+    }
+
+    /// A concrete request for a route template: path (with the query token routes need) and a body
+    /// that makes the request succeed when it is allowed.
+    fn request(&self, template: &str, method: &str, n: usize) -> (String, Option<String>) {
+        let path = template
+            .replace("{app_id}", &self.app)
+            .replace("{user_id}", &self.user)
+            .replace("{session_id}", &self.session)
+            .replace("{message_id}", &self.message);
+        let path = match (method, template) {
+            (_, "/v1/apps/name/{name}") | (_, "/v1/apps/get_or_create/{name}") => {
+                path.replace("{name}", &self.app_name)
+            }
+            (_, t)
+                if t.ends_with("/users/name/{name}")
+                    || t.ends_with("/users/get_or_create/{name}") =>
+            {
+                path.replace("{name}", &self.user_name)
+            }
+            ("GET", "/v1/apps") => format!("{path}?app_id={}", self.app),
+            ("GET", "/v1/apps/{app_id}/users") => format!("{path}?user_id={}", self.user),
+            ("GET", "/v1/apps/{app_id}/users/{user_id}/sessions") => {
+                format!("{path}?session_id={}", self.session)
+            }
+            ("POST", "/v1/keys") => format!("{path}?app_id={}", self.app),
+            _ => path,
+        };
+        let body = match (method, template) {
+            ("GET", _) | ("DELETE", _) => None,
+            ("POST", "/v1/apps") => Some(json!({ "name": format!("new-app-{n}") })),
+            ("POST", "/v1/apps/{app_id}/users") => Some(json!({ "name": format!("new-user-{n}") })),
+            ("POST", t) if t.ends_with("/messages") => {
+                Some(json!({ "content": "x", "is_user": true }))
+            }
+            ("POST", t) if t.ends_with("/batch") => {
+                Some(json!({ "messages": [{ "content": "x", "is_user": false }] }))
+            }
+            ("POST", _) => Some(json!({})),
+            ("PUT", _) => Some(json!({ "metadata": { "n": n } })),
+            _ => unreachable!("{method} {template}"),
+        };
+        (path, body.map(|b| b.to_string()))
+    }
+}
+
+/// The keys the matrix tries, by name.
+fn keys(f: &Fixture) -> Vec<(&'static str, Option<String>)> {
+    let keys = Keys::new(SECRET);
+    let scoped = |ap: Option<&str>, us: Option<&str>, se: Option<&str>| {
+        Some(keys.mint(&Claims {
+            ap: ap.map(Into::into),
+            us: us.map(Into::into),
+            se: se.map(Into::into),
+            ..Claims::default()
+        }))
+    };
+    let expired = Claims {
+        exp: Some(json!(chrono::Utc::now().timestamp() - 60)),
+        ..Claims::admin()
+    };
+    // An unsigned token claiming to be admin.
+    let none_alg = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"JWT"}"#),
+        b64(r#"{"t":"","ad":true}"#)
+    );
+    vec![
+        ("none", None),
+        ("garbage", Some("not-a-jwt".into())),
+        (
+            "other secret",
+            Some(Keys::new("another-secret").admin_key()),
+        ),
+        ("alg none", Some(none_alg)),
+        ("expired", Some(keys.mint(&expired))),
+        ("admin", Some(keys.admin_key())),
+        ("app", scoped(Some(&f.app), None, None)),
+        ("user", scoped(None, Some(&f.user), None)),
+        ("session", scoped(None, None, Some(&f.session))),
+        ("sibling app", scoped(Some(&f.sibling_app), None, None)),
+        ("sibling user", scoped(None, Some(&f.sibling_user), None)),
+        (
+            "sibling session",
+            scoped(None, None, Some(&f.sibling_session)),
+        ),
+    ]
+}
+
+fn b64(s: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = s.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The scope column of the contract, written out independently of the server's table: which of the
+/// matrix's scoped keys may use each route ("admin" = none of them).
+const SPEC: &[(&str, &str, &[&str])] = &[
+    ("GET", "/v1/apps", &["app"]),
+    ("POST", "/v1/apps", &[]),
+    ("POST", "/v1/apps/list", &[]),
+    ("GET", "/v1/apps/name/{name}", &[]),
+    ("GET", "/v1/apps/get_or_create/{name}", &[]),
+    ("PUT", "/v1/apps/{app_id}", &["app"]),
+    ("POST", "/v1/apps/{app_id}/users", &["app"]),
+    ("GET", "/v1/apps/{app_id}/users", &["app", "user"]),
+    ("POST", "/v1/apps/{app_id}/users/list", &["app"]),
+    ("GET", "/v1/apps/{app_id}/users/name/{name}", &["app"]),
+    (
+        "GET",
+        "/v1/apps/{app_id}/users/get_or_create/{name}",
+        &["app"],
+    ),
+    ("PUT", "/v1/apps/{app_id}/users/{user_id}", &["app", "user"]),
+    (
+        "GET",
+        "/v1/apps/{app_id}/users/{user_id}/sessions",
+        &["app", "user", "session"],
+    ),
+    (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/sessions",
+        &["app", "user"],
+    ),
+    (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/sessions/list",
+        &["app", "user"],
+    ),
+    (
+        "PUT",
+        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}",
+        &["app", "user", "session"],
+    ),
+    (
+        "DELETE",
+        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}",
+        &["app", "user", "session"],
+    ),
+    (
+        "GET",
+        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/clone",
+        &["app", "user", "session"],
+    ),
+    (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/messages",
+        &["app", "user", "session"],
+    ),
+    (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/messages/batch",
+        &["app", "user", "session"],
+    ),
+    (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/messages/list",
+        &["app", "user", "session"],
+    ),
+    (
+        "GET",
+        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/messages/{message_id}",
+        &["app", "user", "session"],
+    ),
+    (
+        "PUT",
+        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/messages/{message_id}",
+        &["app", "user", "session"],
+    ),
+    ("POST", "/v1/keys", &[]),
+];
+
+/// Routes resolved from the query or the key: a refused key is "Unauthorized access to resource".
+const TOKEN_ROUTES: &[&str] = &[
+    "/v1/apps",
+    "/v1/apps/{app_id}/users",
+    "/v1/apps/{app_id}/users/{user_id}/sessions",
+];
+
+/// What the contract says a key gets on a route: `None` for success (200), else the 401 detail.
+fn expected(method: &str, template: &str, key: &str) -> Option<&'static str> {
+    match key {
+        "none" => return Some("No access token provided"),
+        "garbage" | "other secret" | "alg none" => return Some("Invalid JWT"),
+        "expired" => return Some("JWT expired"),
+        "admin" => return None,
+        _ => {}
+    }
+    let allowed = SPEC
+        .iter()
+        .find(|(m, t, _)| *m == method && *t == template)
+        .unwrap_or_else(|| {
+            panic!("{method} {template} is served but has no expected scope in this test")
+        })
+        .2;
+    if allowed.contains(&key) {
+        None
+    } else if allowed.is_empty() {
+        Some("Resource requires admin privileges")
+    } else if method == "GET" && TOKEN_ROUTES.contains(&template) {
+        Some("Unauthorized access to resource")
+    } else {
+        Some("JWT not permissioned for this resource")
+    }
+}
+
+#[test]
+fn every_route_checks_its_scope() {
+    let app = TestApp::spawn_with_auth(SECRET);
+    let admin = Keys::new(SECRET).admin_key();
+    let fixture = Fixture::seed(&app, &admin);
+    let keys = keys(&fixture);
+    let n = Cell::new(0);
+    let mut failures = Vec::new();
+    for (method, template, _) in ROUTES {
+        for (name, token) in &keys {
+            n.set(n.get() + 1);
+            let (path, body) = fixture.request(template, method.as_str(), n.get());
+            let (status, answer) =
+                app.send_as(token.as_deref(), method.as_str(), &path, body.as_deref());
+            let got = match status {
+                200 => None,
+                401 => answer["detail"]
+                    .as_str()
+                    .map(str::to_string)
+                    .map(|d| d.leak() as &str),
+                other => Some(format!("unexpected {other}: {answer}").leak() as &str),
+            };
+            let want = expected(method.as_str(), template, name);
+            if got != want {
+                failures.push(format!(
+                    "{method} {template} with {name} key: expected {want:?}, got {got:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        SPEC.len(),
+        ROUTES.len(),
+        "every route of the contract is served"
+    );
+}
+
+#[test]
+fn a_key_cannot_reach_outside_its_real_ancestry() {
+    let app = TestApp::spawn_with_auth(SECRET);
+    let keys = Keys::new(SECRET);
+    let f = Fixture::seed(&app, &keys.admin_key());
+    // A key of app B's user, used with its own user id under app A.
+    let foreign = keys.mint(&Claims {
+        us: Some(f.sibling_app_user.clone()),
+        ..Claims::default()
+    });
+    let under_a = format!("/v1/apps/{}/users/{}", f.app, f.sibling_app_user);
+    let (status, body) = app.send_as(
+        Some(&foreign),
+        "POST",
+        &format!("{under_a}/sessions"),
+        Some("{}"),
+    );
+    assert_eq!(
+        (status, body),
+        (
+            404,
+            json!({ "detail": format!("User with ID '{}' not found", f.sibling_app_user) })
+        )
+    );
+    let (status, _) = app.send_as(
+        Some(&foreign),
+        "PUT",
+        &under_a,
+        Some(r#"{"name": "mallory"}"#),
+    );
+    assert_eq!(status, 404);
+    let (status, _) = app.send_as(
+        Some(&foreign),
+        "GET",
+        &format!("/v1/apps/{}/users?user_id={}", f.app, f.sibling_app_user),
+        None,
+    );
+    assert_eq!(status, 404);
+    let (status, page) = app.send_as(
+        Some(&foreign),
+        "POST",
+        &format!("{under_a}/sessions/list"),
+        None,
+    );
+    assert_eq!((status, page["total"].clone()), (200, json!(0)));
+    // A session key used under another user of the same app.
+    let session_key = keys.mint(&Claims {
+        se: Some(f.session.clone()),
+        ..Claims::default()
+    });
+    let other_user = format!(
+        "/v1/apps/{}/users/{}/sessions/{}",
+        f.app, f.sibling_user, f.session
+    );
+    let (status, body) = app.send_as(
+        Some(&session_key),
+        "POST",
+        &format!("{other_user}/messages/list"),
+        None,
+    );
+    assert_eq!((status, body["total"].clone()), (200, json!(0)));
+    let (status, body) = app.send_as(
+        Some(&session_key),
+        "GET",
+        &format!("{other_user}/messages/{}", f.message),
+        None,
+    );
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = app.send_as(
+        Some(&session_key),
+        "POST",
+        &format!("{other_user}/messages"),
+        Some(r#"{"content": "x", "is_user": true}"#),
+    );
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn token_routes_fall_back_to_the_key() {
+    let app = TestApp::spawn_with_auth(SECRET);
+    let keys = Keys::new(SECRET);
+    let f = Fixture::seed(&app, &keys.admin_key());
+    let key = keys.mint(&Claims {
+        ap: Some(f.app.clone()),
+        us: Some(f.user.clone()),
+        se: Some(f.session.clone()),
+        ..Claims::default()
+    });
+    let (status, body) = app.send_as(Some(&key), "GET", "/v1/apps", None);
+    assert_eq!((status, body["id"].clone()), (200, json!(f.app)));
+    let (status, body) = app.send_as(
+        Some(&key),
+        "GET",
+        &format!("/v1/apps/{}/users", f.app),
+        None,
+    );
+    assert_eq!((status, body["id"].clone()), (200, json!(f.user)));
+    let (status, body) = app.send_as(
+        Some(&key),
+        "GET",
+        &format!("/v1/apps/{}/users/{}/sessions", f.app, f.user),
+        None,
+    );
+    assert_eq!((status, body["id"].clone()), (200, json!(f.session)));
+    let (status, body) = app.send_as(Some(&keys.admin_key()), "GET", "/v1/apps", None);
+    assert_eq!(
+        (status, body),
+        (
+            401,
+            json!({ "detail": "App ID not found in query parameter or JWT" })
+        )
+    );
+}
+
+#[test]
+fn minted_keys_work_until_they_expire() {
+    let app = TestApp::spawn_with_auth(SECRET);
+    let admin = Keys::new(SECRET).admin_key();
+    let f = Fixture::seed(&app, &admin);
+    let mint = |query: &str| -> (u16, Value) {
+        app.send_as(Some(&admin), "POST", &format!("/v1/keys?{query}"), None)
+    };
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let (status, body) = mint(&format!("app_id={}&expires_at={later}", f.app));
+    assert_eq!(status, 200);
+    let key = body["key"].as_str().unwrap().to_string();
+    let (status, _) = app.send_as(
+        Some(&key),
+        "POST",
+        &format!("/v1/apps/{}/users/list", f.app),
+        None,
+    );
+    assert_eq!(status, 200);
+
+    let earlier = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
+    let (_, body) = mint(&format!(
+        "user_id={}&expires_at={}",
+        f.user,
+        earlier.replace('+', "%2B")
+    ));
+    let expired = body["key"].as_str().unwrap().to_string();
+    let (status, body) = app.send_as(
+        Some(&expired),
+        "POST",
+        &format!("/v1/apps/{}/users/{}/sessions/list", f.app, f.user),
+        None,
+    );
+    assert_eq!((status, body), (401, json!({ "detail": "JWT expired" })));
+
+    assert_eq!(
+        mint("expires_at=2030-01-01T00:00:00"),
+        (
+            422,
+            json!({ "detail": "At least one of app_id, user_id, session_id, or collection_id must be provided" })
+        )
+    );
+    let (status, body) = mint("app_id=x&expires_at=tomorrow");
+    assert_eq!(
+        (status, body["detail"][0]["loc"].clone()),
+        (422, json!(["query", "expires_at"]))
+    );
+    let app_key = Keys::new(SECRET).mint(&Claims {
+        ap: Some(f.app.clone()),
+        ..Claims::default()
+    });
+    let (status, body) = app.send_as(
+        Some(&app_key),
+        "POST",
+        &format!("/v1/keys?app_id={}", f.app),
+        None,
+    );
+    assert_eq!(
+        (status, body),
+        (
+            401,
+            json!({ "detail": "Resource requires admin privileges" })
+        )
+    );
+}
+
+#[test]
+fn with_auth_off_every_request_is_admin_and_keys_are_disabled() {
+    let app = TestApp::spawn();
+    assert_eq!(
+        app.post_empty("/v1/keys?app_id=x"),
+        (405, json!({ "detail": "Feature is disabled" }))
+    );
+    let (status, _) = app.send_as(
+        Some("garbage"),
+        "POST",
+        "/v1/apps",
+        Some(r#"{"name": "open"}"#),
+    );
+    assert_eq!(status, 200);
+}
+
+fn honcho(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_honcho"));
+    cmd.args(args)
+        .current_dir(dir.path())
+        .env_remove("USE_AUTH")
+        .env_remove("AUTH_JWT_SECRET");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn the_command_line_prints_and_mints_keys() {
+    let app = TestApp::spawn_with_auth(SECRET);
+    let out = honcho(&["keys", "admin"], &[("AUTH_JWT_SECRET", SECRET)]);
+    assert!(out.status.success());
+    let admin = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let f = Fixture::seed(&app, &admin);
+
+    let out = honcho(
+        &["keys", "create", "--app-id", &f.app],
+        &[("AUTH_JWT_SECRET", SECRET)],
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let (status, _) = app.send_as(
+        Some(&key),
+        "POST",
+        &format!("/v1/apps/{}/users/list", f.app),
+        None,
+    );
+    assert_eq!(status, 200);
+
+    let out = honcho(
+        &[
+            "keys",
+            "create",
+            "--app-id",
+            &f.app,
+            "--expires-at",
+            "2020-01-01T00:00:00Z",
+        ],
+        &[("AUTH_JWT_SECRET", SECRET)],
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let (status, body) = app.send_as(
+        Some(&key),
+        "POST",
+        &format!("/v1/apps/{}/users/list", f.app),
+        None,
+    );
+    assert_eq!((status, body), (401, json!({ "detail": "JWT expired" })));
+
+    let out = honcho(&["keys", "admin"], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AUTH_JWT_SECRET"));
+}
+
+#[test]
+fn auth_on_without_a_secret_refuses_to_start() {
+    let out = honcho(
+        &["serve", "--port", "0"],
+        &[("USE_AUTH", "TRUE"), ("DATABASE_URL", "unused.db")],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "honcho: AUTH_JWT_SECRET must be set when USE_AUTH is true"
+    );
+}
