@@ -7,12 +7,18 @@ use honcho_domain::{Page, PageRequest};
 use serde_json::{Map, Value};
 
 mod apps;
+mod collections;
+mod documents;
 mod messages;
+mod metamessages;
 mod sessions;
 mod users;
 
 pub use apps::*;
+pub use collections::*;
+pub use documents::*;
 pub use messages::*;
+pub use metamessages::*;
 pub use sessions::*;
 pub use users::*;
 

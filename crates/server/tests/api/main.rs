@@ -3,8 +3,11 @@
 
 mod apps;
 mod auth;
+mod collections;
+mod documents;
 mod helpers;
 mod messages;
+mod metamessages;
 mod openapi;
 mod sessions;
 mod users;

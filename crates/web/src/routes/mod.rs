@@ -5,8 +5,11 @@
 //! registrations, so a route cannot exist without its documentation.
 
 mod apps;
+mod collections;
+mod documents;
 mod keys;
 mod messages;
+mod metamessages;
 mod sessions;
 mod users;
 

@@ -18,7 +18,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_user_by_name)
         .service(get_or_create_user)
         .service(update_user)
-        .service(scope("/{user_id}/sessions").configure(super::sessions::configure));
+        .service(scope("/{user_id}/sessions").configure(super::sessions::configure))
+        .service(scope("/{user_id}/metamessages").configure(super::metamessages::configure))
+        .service(scope("/{user_id}/collections").configure(super::collections::configure));
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,1 @@
+// Queries of the collections table: see the module docs of `queries`.

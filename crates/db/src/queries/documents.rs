@@ -1,0 +1,1 @@
+// Queries of the documents table: see the module docs of `queries`.

@@ -1,0 +1,1 @@
+// Queries of the metamessages table: see the module docs of `queries`.

@@ -1,0 +1,1 @@
+//! collections: see the operations of the v1.1.0 contract.

@@ -1,0 +1,1 @@
+//! documents: see the operations of the v1.1.0 contract.

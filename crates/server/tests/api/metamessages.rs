@@ -1,0 +1,1 @@
+//! metamessages: see the operations of the v1.1.0 contract.
