@@ -7,7 +7,8 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use honcho_domain::{
-    App, Message, Metadata, Name, NewMessage, Page, PageRequest, Session, SessionKey, User,
+    App, Collection, CollectionKey, Document, Embedding, Message, Metadata, Name, NewMessage, Page,
+    PageRequest, Session, SessionKey, Text, User,
 };
 use std::time::Duration;
 
@@ -259,5 +260,134 @@ impl Db {
         req: PageRequest,
     ) -> DbResult<Page<Message>> {
         dispatch!(self, list_messages(key, filter, req))
+    }
+
+    // Collections
+
+    pub fn create_collection(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        name: Name,
+        metadata: Metadata,
+    ) -> DbResult<Collection> {
+        dispatch!(self, create_collection(app_id, user_id, name, metadata))
+    }
+    pub fn get_collection(&self, key: &CollectionKey) -> DbResult<Collection> {
+        dispatch!(self, get_collection(key))
+    }
+    pub fn get_collection_by_name(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        name: &str,
+    ) -> DbResult<Collection> {
+        dispatch!(self, get_collection_by_name(app_id, user_id, name))
+    }
+    pub fn list_collections(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        filter: Option<&Metadata>,
+        req: PageRequest,
+    ) -> DbResult<Page<Collection>> {
+        dispatch!(self, list_collections(app_id, user_id, filter, req))
+    }
+    pub fn update_collection(
+        &self,
+        key: &CollectionKey,
+        name: Option<Name>,
+        metadata: Option<Metadata>,
+    ) -> DbResult<Collection> {
+        dispatch!(self, update_collection(key, name, metadata))
+    }
+    pub fn delete_collection(&self, key: &CollectionKey) -> DbResult<()> {
+        dispatch!(self, delete_collection(key))
+    }
+
+    // Documents
+
+    /// C404 unless the collection exists.
+    pub fn check_collection(&self, key: &CollectionKey) -> DbResult<()> {
+        dispatch!(self, check_collection(key))
+    }
+    pub fn create_document(
+        &self,
+        key: &CollectionKey,
+        content: Text,
+        metadata: Metadata,
+        embedding: Embedding,
+    ) -> DbResult<Document> {
+        dispatch!(self, create_document(key, content, metadata, embedding))
+    }
+    pub fn get_document(&self, key: &CollectionKey, id: &str) -> DbResult<Document> {
+        dispatch!(self, get_document(key, id))
+    }
+    pub fn update_document(
+        &self,
+        key: &CollectionKey,
+        id: &str,
+        content: Option<(Text, Embedding)>,
+        metadata: Option<Metadata>,
+    ) -> DbResult<Document> {
+        dispatch!(self, update_document(key, id, content, metadata))
+    }
+    pub fn delete_document(&self, key: &CollectionKey, id: &str) -> DbResult<()> {
+        dispatch!(self, delete_document(key, id))
+    }
+    pub fn list_documents(
+        &self,
+        key: &CollectionKey,
+        filter: Option<&Metadata>,
+        req: PageRequest,
+    ) -> DbResult<Page<Document>> {
+        dispatch!(self, list_documents(key, filter, req))
+    }
+    /// The `top` nearest documents to `query`; see the queries for the details.
+    pub fn query_documents(
+        &self,
+        key: &CollectionKey,
+        query: &Embedding,
+        top: usize,
+        filter: Option<&Metadata>,
+    ) -> DbResult<Vec<Document>> {
+        dispatch!(self, query_documents(key, query, top, filter))
+    }
+
+    // Metamessages
+
+    pub fn create_metamessage(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        new: honcho_domain::NewMetamessage,
+    ) -> DbResult<honcho_domain::Metamessage> {
+        dispatch!(self, create_metamessage(app_id, user_id, new))
+    }
+    pub fn get_metamessage(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        id: &str,
+    ) -> DbResult<honcho_domain::Metamessage> {
+        dispatch!(self, get_metamessage(app_id, user_id, id))
+    }
+    pub fn update_metamessage(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        id: &str,
+        changes: honcho_domain::MetamessageChanges,
+    ) -> DbResult<honcho_domain::Metamessage> {
+        dispatch!(self, update_metamessage(app_id, user_id, id, changes))
+    }
+    pub fn list_metamessages(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        filter: &honcho_domain::MetamessageFilter,
+        req: PageRequest,
+    ) -> DbResult<Page<honcho_domain::Metamessage>> {
+        dispatch!(self, list_metamessages(app_id, user_id, filter, req))
     }
 }

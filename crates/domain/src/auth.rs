@@ -203,6 +203,30 @@ impl Claims {
     }
 }
 
+impl Claims {
+    /// `GET .../collections`: the collection from the query, else the key's; a non-admin key must be
+    /// that collection's, the user's or the app's.
+    pub fn resolve_collection(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        query: Option<String>,
+    ) -> Result<String, AuthError> {
+        let id = query
+            .or_else(|| self.co.clone())
+            .ok_or(AuthError::CollectionIdMissing)?;
+        if self.is_admin()
+            || same(&self.co, Some(&id))
+            || same(&self.us, Some(user_id))
+            || same(&self.ap, Some(app_id))
+        {
+            Ok(id)
+        } else {
+            Err(AuthError::Unauthorized)
+        }
+    }
+}
+
 /// Parses an ISO 8601 instant: RFC 3339, or without an offset (taken as UTC).
 pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {

@@ -102,4 +102,51 @@ impl Error {
     pub fn invalid(field: &'static str, reason: Invalid) -> Self {
         Error::InvalidField { field, reason }
     }
+
+    // Collections and documents
+
+    pub fn collection_not_found() -> Self {
+        Error::NotFound("Collection not found or does not belong to user".into())
+    }
+    pub fn collection_name_not_found(name: &str) -> Self {
+        Error::NotFound(format!("Collection with name '{name}' not found"))
+    }
+    pub fn collection_name_taken(name: &str) -> Self {
+        Error::Conflict(format!("Collection with name '{name}' already exists"))
+    }
+    pub fn collection_update_conflict() -> Self {
+        Error::Conflict("Collection update failed - name already in use".into())
+    }
+    pub fn collection_reserved() -> Self {
+        Error::Unprocessable(
+            "Invalid collection configuration - 'honcho' is a reserved name".into(),
+        )
+    }
+    pub fn document_not_found(id: &str) -> Self {
+        Error::NotFound(format!("Document with ID '{id}' not found"))
+    }
+    pub fn document_not_found_for_delete() -> Self {
+        Error::NotFound("Document not found or does not belong to user".into())
+    }
+    pub fn document_in_reserved_collection() -> Self {
+        Error::Unprocessable("Cannot delete collection with reserved name 'honcho'".into())
+    }
+
+    // Metamessages
+
+    pub fn metamessage_not_found(id: &str) -> Self {
+        Error::NotFound(format!("Metamessage with ID {id} not found"))
+    }
+    /// A metamessage can only point at a message of its own session.
+    pub fn message_without_session() -> Self {
+        Error::Unprocessable("Cannot specify message_id without session_id".into())
+    }
+    /// The create endpoint's wording for a message outside the metamessage's session.
+    pub fn metamessage_message_not_found() -> Self {
+        Error::NotFound("Message not found or does not belong to session".into())
+    }
+    /// The update endpoint's wording for a message outside the metamessage's session.
+    pub fn metamessage_message_not_found_for_update() -> Self {
+        Error::NotFound("Message not found or doesn't belong to session".into())
+    }
 }

@@ -9,8 +9,9 @@ pub mod id;
 pub mod json;
 pub mod page;
 pub mod values;
+pub mod vector;
 
 pub use entities::*;
 pub use error::{Error, Invalid};
 pub use page::{Page, PageRequest};
-pub use values::{Content, Metadata, Name};
+pub use values::{Content, Metadata, Name, Text};

@@ -65,6 +65,64 @@ impl Content {
     }
 }
 
+/// Maximum characters of a metamessage label.
+pub const LABEL_MAX: usize = 50;
+
+/// A metamessage label (`metamessage_type` in v1.1.0): 1..=50 characters, no NUL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label(String);
+
+impl Label {
+    pub fn parse(s: String) -> Result<Self, Invalid> {
+        check_text(&s, 1, LABEL_MAX)?;
+        Ok(Label(s))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// Maximum characters of a document's content.
+pub const DOCUMENT_MAX: usize = 100_000;
+/// Maximum characters of a document query.
+pub const QUERY_MAX: usize = 1_000;
+
+/// A collection name: a `Name` that is not the reserved "honcho" (in any case).
+pub fn collection_name(s: String) -> Result<Name, Invalid> {
+    let name = Name::parse(s)?;
+    if name
+        .as_str()
+        .eq_ignore_ascii_case(crate::PROTECTED_COLLECTION)
+    {
+        return Err(Invalid::Rule("Collection name cannot be 'honcho'".into()));
+    }
+    Ok(name)
+}
+
+/// Text to embed: a document's content (1..=100 000 characters) or a query (1..=1 000), no NUL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(String);
+
+impl Text {
+    pub fn document(s: String) -> Result<Self, Invalid> {
+        check_text(&s, 1, DOCUMENT_MAX)?;
+        Ok(Text(s))
+    }
+    pub fn query(s: String) -> Result<Self, Invalid> {
+        check_text(&s, 1, QUERY_MAX)?;
+        Ok(Text(s))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
 /// A metadata object or metadata filter: a JSON object with no NUL in any key or string.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Metadata(Map<String, Value>);

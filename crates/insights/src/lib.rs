@@ -47,10 +47,9 @@
 pub mod config;
 pub mod local;
 pub mod openai;
-pub mod vector;
 
 pub use config::{embedder_from_env, EmbedderConfig};
 pub use honcho_domain::embed::{EmbedError, Embedder};
+pub use honcho_domain::vector::{self, cosine_distance, decode, encode, top_k};
 pub use local::LocalEmbedder;
 pub use openai::{OpenAiConfig, OpenAiEmbedder, RetryPolicy};
-pub use vector::{cosine_distance, decode, encode, top_k};

@@ -4,7 +4,6 @@ pub mod config;
 
 use config::Config;
 use honcho_db::Db;
-use honcho_web::auth::AuthConfig;
 use honcho_web::{build_app, AppState};
 use std::net::TcpListener;
 
@@ -40,19 +39,13 @@ pub fn check_routes() -> Result<(), String> {
     }
 }
 
-/// Binds `listener` and prepares the HTTP server over `db`. The server runs when awaited.
+/// Binds `listener` and prepares the HTTP server for `state`. The server runs when awaited.
 pub fn build_server(
-    db: Db,
+    state: AppState,
     listener: TcpListener,
     workers: usize,
-    auth: AuthConfig,
 ) -> std::io::Result<Server> {
     let port = listener.local_addr()?.port();
-    let state = AppState {
-        db,
-        auth,
-        enqueue_for_deriver: false,
-    };
     let server = actix_web::HttpServer::new(move || build_app(state.clone()))
         .workers(workers)
         .listen(listener)?

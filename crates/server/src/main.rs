@@ -174,6 +174,7 @@ fn run(command: Command) -> Result<(), String> {
 fn serve(config: Config) -> Result<(), String> {
     honcho_server::check_routes()?;
     let keys = config.keys();
+    let embedder = honcho_insights::embedder_from_env()?;
     let db = honcho_server::open_database(&config)?;
     let addr = format!("{}:{}", config.host, config.port);
     let listener = TcpListener::bind(&addr).map_err(|e| format!("HOST/PORT {addr}: {e}"))?;
@@ -183,16 +184,21 @@ fn serve(config: Config) -> Result<(), String> {
         backend = db.backend(),
         auth = if keys.is_some() { "on" } else { "off" },
         insights = "off (no LLM configured)",
-        embedder = "local",
+        embedder = embedder.id(),
         "honcho listening; docs at /docs"
     );
     if let Some(keys) = &keys {
         // Printed once, on the terminal only: keys are never written to the logs.
         println!("Admin key (keep it secret): {}", keys.admin_key());
     }
-    let auth = honcho_web::auth::AuthConfig { keys };
+    let state = honcho_web::AppState {
+        db,
+        auth: honcho_web::auth::AuthConfig { keys },
+        enqueue_for_deriver: false,
+        embedder,
+    };
     actix_web::rt::System::new().block_on(async move {
-        let server = honcho_server::build_server(db, listener, config.workers(), auth)
+        let server = honcho_server::build_server(state, listener, config.workers())
             .map_err(|e| e.to_string())?;
         server.server.await.map_err(|e| e.to_string())
     })

@@ -24,6 +24,8 @@ pub struct AppState {
     pub auth: crate::auth::AuthConfig,
     /// Whether new messages are queued for the deriver (only when insights are configured).
     pub enqueue_for_deriver: bool,
+    /// The model that embeds documents and queries.
+    pub embedder: std::sync::Arc<dyn honcho_domain::embed::Embedder>,
 }
 
 /// Every documented route. Both the served app and the OpenAPI document are built from this.
@@ -64,6 +66,7 @@ pub fn build_app(
             .app_data(Data::new(state.db))
             .app_data(Data::new(features))
             .app_data(Data::new(state.auth))
+            .app_data(Data::from(state.embedder))
             .app_data(web::PayloadConfig::new(crate::BODY_LIMIT)),
     )
     .split_for_parts();

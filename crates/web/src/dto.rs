@@ -310,3 +310,233 @@ pub struct MessageUpdate {
     #[schema(value_type = Object)]
     pub metadata: Object,
 }
+
+// ---------------------------------------------------------------- metamessages
+
+/// A metamessage. `metamessage_type` is v1.1.0's name of `label`; both carry the same value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Metamessage {
+    pub id: String,
+    pub label: String,
+    pub content: String,
+    pub user_id: String,
+    pub app_id: String,
+    #[schema(required = true)]
+    pub session_id: Option<String>,
+    #[schema(required = true)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+    #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    #[schema(read_only)]
+    pub metamessage_type: String,
+}
+
+impl From<honcho_domain::Metamessage> for Metamessage {
+    fn from(m: honcho_domain::Metamessage) -> Self {
+        Metamessage {
+            id: m.id,
+            metamessage_type: m.label.clone(),
+            label: m.label,
+            content: m.content,
+            user_id: m.user_id,
+            app_id: m.app_id,
+            session_id: m.session_id,
+            message_id: m.message_id,
+            metadata: m.metadata,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// `metamessage_type` is required unless its newer name `label` is given (`label` wins when both are).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MetamessageCreate {
+    #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 50)]
+    pub metamessage_type: Option<String>,
+    #[schema(min_length = 0, max_length = 50000)]
+    pub content: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+    /// The newer name of `metamessage_type`.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 50)]
+    pub label: Option<String>,
+}
+
+/// Filters of the metamessage list; each given field narrows it.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MetamessageGet {
+    #[serde(default)]
+    pub metamessage_type: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Object>,
+    /// The newer name of `metamessage_type`.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MetamessageUpdate {
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub metamessage_type: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Object>,
+    /// The newer name of `metamessage_type`.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 50)]
+    pub label: Option<String>,
+}
+
+// ---------------------------------------------------------------- collections and documents
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Collection {
+    pub id: String,
+    pub name: String,
+    pub user_id: String,
+    pub app_id: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+    #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<honcho_domain::Collection> for Collection {
+    fn from(c: honcho_domain::Collection) -> Self {
+        Collection {
+            id: c.id,
+            name: c.name,
+            user_id: c.user_id,
+            app_id: c.app_id,
+            metadata: c.metadata,
+            created_at: c.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CollectionCreate {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CollectionGet {
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Object>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CollectionUpdate {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Object>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Document {
+    pub id: String,
+    pub content: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+    #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    pub collection_id: String,
+    pub app_id: String,
+    pub user_id: String,
+}
+
+impl From<honcho_domain::Document> for Document {
+    fn from(d: honcho_domain::Document) -> Self {
+        Document {
+            id: d.id,
+            content: d.content,
+            metadata: d.metadata,
+            created_at: d.created_at,
+            collection_id: d.collection_id,
+            app_id: d.app_id,
+            user_id: d.user_id,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DocumentCreate {
+    #[schema(min_length = 1, max_length = 100000)]
+    pub content: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DocumentGet {
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Object>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DocumentUpdate {
+    #[serde(default)]
+    #[schema(schema_with = document_update_metadata)]
+    pub metadata: Option<Object>,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 100000)]
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DocumentQuery {
+    #[schema(min_length = 1, max_length = 1000)]
+    pub query: String,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Object>,
+    #[serde(default = "default_top_k")]
+    #[schema(minimum = 1, maximum = 50, default = 5)]
+    pub top_k: i64,
+}
+
+/// `DocumentUpdate.metadata`: an optional object of at most 10 000 keys.
+fn document_update_metadata() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .max_properties(Some(10_000))
+        .build()
+}
+
+fn default_top_k() -> i64 {
+    5
+}

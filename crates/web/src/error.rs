@@ -126,6 +126,21 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl From<honcho_domain::embed::EmbedError> for ApiError {
+    fn from(e: honcho_domain::embed::EmbedError) -> Self {
+        use honcho_domain::embed::EmbedError;
+        tracing::warn!(error = %e, "embedding failed");
+        match e {
+            EmbedError::Unavailable(_) => {
+                ApiError::Status(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            EmbedError::Provider(_) | EmbedError::BadResponse(_) => {
+                ApiError::Status(StatusCode::BAD_GATEWAY, e.to_string())
+            }
+        }
+    }
+}
+
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         ApiError::Internal(e.to_string())

@@ -1,1 +1,240 @@
-// Queries of the documents table: see the module docs of `queries`.
+use super::collections::find_collection;
+use super::schema::documents;
+use super::{dialect, into_map, page_of, Conn};
+use crate::{DbError, DbResult};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use honcho_domain::vector::{cosine_distance, decode, encode, top_k};
+use honcho_domain::{
+    id::new_id, now, CollectionKey, Document, Embedding, Error, Metadata, Page, PageRequest, Text,
+    PROTECTED_COLLECTION,
+};
+use serde_json::Value;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = documents)]
+struct DocumentRow {
+    id: i64,
+    public_id: String,
+    app_id: String,
+    user_id: String,
+    collection_id: String,
+    content: String,
+    metadata: Value,
+    created_at: DateTime<Utc>,
+}
+
+impl From<DocumentRow> for Document {
+    fn from(r: DocumentRow) -> Self {
+        Document {
+            id: r.public_id,
+            app_id: r.app_id,
+            user_id: r.user_id,
+            collection_id: r.collection_id,
+            content: r.content,
+            metadata: into_map(r.metadata),
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = documents)]
+struct NewDocumentRow<'a> {
+    public_id: &'a str,
+    app_id: &'a str,
+    user_id: &'a str,
+    collection_id: &'a str,
+    content: &'a str,
+    metadata: &'a Value,
+    embedding: Vec<u8>,
+    embedder: &'a str,
+    dimensions: i32,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = documents)]
+struct DocumentChanges {
+    content: Option<String>,
+    metadata: Option<Value>,
+    embedding: Option<Vec<u8>>,
+    embedder: Option<String>,
+    dimensions: Option<i32>,
+}
+
+macro_rules! document_of {
+    ($key:expr, $id:expr) => {
+        documents::table
+            .filter(documents::public_id.eq($id))
+            .filter(documents::collection_id.eq(&$key.collection_id))
+            .filter(documents::user_id.eq(&$key.user_id))
+            .filter(documents::app_id.eq(&$key.app_id))
+    };
+}
+
+/// C404 unless the collection exists (checked before embedding, so a bad path costs no model call).
+pub fn check_collection(conn: &mut Conn, key: &CollectionKey) -> DbResult<()> {
+    find_collection(conn, key).map(|_| ())
+}
+
+pub fn create_document(
+    conn: &mut Conn,
+    key: &CollectionKey,
+    content: Text,
+    metadata: Metadata,
+    embedding: Embedding,
+) -> DbResult<Document> {
+    dialect::write_tx(conn, |conn| {
+        find_collection(conn, key)?;
+        let metadata = Value::Object(metadata.into_inner());
+        let (id, created_at) = (new_id(), now());
+        let row = NewDocumentRow {
+            public_id: &id,
+            app_id: &key.app_id,
+            user_id: &key.user_id,
+            collection_id: &key.collection_id,
+            content: content.as_str(),
+            metadata: &metadata,
+            embedding: encode(&embedding.vector),
+            embedder: &embedding.embedder,
+            dimensions: embedding.vector.len() as i32,
+            created_at,
+        };
+        diesel::insert_into(documents::table)
+            .values(&row)
+            .execute(conn)?;
+        Ok::<_, DbError>(Document {
+            id,
+            app_id: key.app_id.clone(),
+            user_id: key.user_id.clone(),
+            collection_id: key.collection_id.clone(),
+            content: content.into_inner(),
+            metadata: into_map(metadata),
+            created_at,
+        })
+    })
+}
+
+pub fn get_document(conn: &mut Conn, key: &CollectionKey, id: &str) -> DbResult<Document> {
+    document_of!(key, id)
+        .select(DocumentRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Document::from)
+        .ok_or_else(|| Error::document_not_found(id).into())
+}
+
+/// Replaces content (with its new embedding) and/or metadata.
+pub fn update_document(
+    conn: &mut Conn,
+    key: &CollectionKey,
+    id: &str,
+    content: Option<(Text, Embedding)>,
+    metadata: Option<Metadata>,
+) -> DbResult<Document> {
+    let (content, embedding) =
+        content.map_or((None, None), |(t, e)| (Some(t.into_inner()), Some(e)));
+    let changes = DocumentChanges {
+        content,
+        metadata: metadata.map(|m| Value::Object(m.into_inner())),
+        dimensions: embedding.as_ref().map(|e| e.vector.len() as i32),
+        embedding: embedding.as_ref().map(|e| encode(&e.vector)),
+        embedder: embedding.map(|e| e.embedder),
+    };
+    diesel::update(document_of!(key, id))
+        .set(&changes)
+        .returning(DocumentRow::as_returning())
+        .get_result(conn)
+        .optional()?
+        .map(Document::from)
+        .ok_or_else(|| Error::document_not_found(id).into())
+}
+
+pub fn delete_document(conn: &mut Conn, key: &CollectionKey, id: &str) -> DbResult<()> {
+    dialect::write_tx(conn, |conn| {
+        let collection = find_collection(conn, key)?;
+        if collection.name == PROTECTED_COLLECTION {
+            return Err(Error::document_in_reserved_collection().into());
+        }
+        let n = diesel::delete(document_of!(key, id)).execute(conn)?;
+        if n == 0 {
+            return Err(Error::document_not_found_for_delete().into());
+        }
+        Ok::<_, DbError>(())
+    })
+}
+
+pub fn list_documents(
+    conn: &mut Conn,
+    key: &CollectionKey,
+    filter: Option<&Metadata>,
+    req: PageRequest,
+) -> DbResult<Page<Document>> {
+    let query = || {
+        let mut q = documents::table
+            .filter(documents::collection_id.eq(&key.collection_id))
+            .filter(documents::user_id.eq(&key.user_id))
+            .filter(documents::app_id.eq(&key.app_id))
+            .into_boxed();
+        if let Some(f) = filter {
+            q = q.filter(dialect::metadata_contains(f.as_map()));
+        }
+        q
+    };
+    let total: i64 = query().count().get_result(conn)?;
+    page_of::<DocumentRow, Document>(total, req, |offset| {
+        let q = query()
+            .select(DocumentRow::as_select())
+            .limit(req.limit())
+            .offset(offset);
+        if req.reverse {
+            q.order(documents::id.desc())
+        } else {
+            q.order(documents::id.asc())
+        }
+        .load(conn)
+    })
+}
+
+/// The `top_k` documents nearest to `query` by cosine distance, nearest first, among those that
+/// pass the filter and were embedded by the same embedder with the same dimension. Only ids and
+/// vectors are read for the scan; whole rows only for the winners.
+pub fn query_documents(
+    conn: &mut Conn,
+    key: &CollectionKey,
+    query: &Embedding,
+    top: usize,
+    filter: Option<&Metadata>,
+) -> DbResult<Vec<Document>> {
+    let mut candidates = documents::table
+        .filter(documents::collection_id.eq(&key.collection_id))
+        .filter(documents::user_id.eq(&key.user_id))
+        .filter(documents::app_id.eq(&key.app_id))
+        .filter(documents::embedder.eq(&query.embedder))
+        .filter(documents::dimensions.eq(query.vector.len() as i32))
+        .select((documents::id, documents::embedding))
+        .into_boxed();
+    if let Some(f) = filter {
+        candidates = candidates.filter(dialect::metadata_contains(f.as_map()));
+    }
+    let scored = candidates
+        .load_iter::<(i64, Vec<u8>), diesel::connection::DefaultLoadingMode>(conn)?
+        .map(|row| {
+            row.map(|(id, bytes)| {
+                (
+                    id,
+                    decode(&bytes).map_or(1.0, |v| cosine_distance(&query.vector, &v)),
+                )
+            })
+        })
+        .collect::<QueryResult<Vec<_>>>()?;
+    let winners = top_k(scored, top);
+    let ids: Vec<i64> = winners.iter().map(|(id, _)| *id).collect();
+    let mut rows: Vec<DocumentRow> = documents::table
+        .filter(documents::id.eq_any(&ids))
+        .select(DocumentRow::as_select())
+        .load(conn)?;
+    rows.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
+    Ok(rows.into_iter().map(Document::from).collect())
+}

@@ -1,6 +1,7 @@
 //! API keys: every route checks its scope; keys are minted by the API and the command line.
 
 use crate::helpers::{id, TestApp};
+use actix_web::http::Method;
 use honcho_domain::auth::Claims;
 use honcho_web::auth::{Keys, ROUTES};
 use serde_json::{json, Value};
@@ -17,6 +18,10 @@ struct Fixture {
     user_name: String,
     session: String,
     message: String,
+    metamessage: String,
+    collection: String,
+    document: String,
+    sibling_collection: String,
     sibling_app: String,
     sibling_app_user: String,
     sibling_user: String,
@@ -62,6 +67,26 @@ impl Fixture {
             &format!("/v1/apps/{a}/users/{u}/sessions/{s}/messages"),
             json!({ "content": "hi", "is_user": true }),
         ));
+        let mm = id(&ok(
+            "POST",
+            &format!("/v1/apps/{a}/users/{u}/metamessages"),
+            json!({ "metamessage_type": "note", "content": "about alice", "session_id": s, "message_id": m }),
+        ));
+        let c = id(&ok(
+            "POST",
+            &format!("/v1/apps/{a}/users/{u}/collections"),
+            json!({ "name": "facts" }),
+        ));
+        let d = id(&ok(
+            "POST",
+            &format!("/v1/apps/{a}/users/{u}/collections/{c}/documents"),
+            json!({ "content": "likes tea" }),
+        ));
+        let c2 = id(&ok(
+            "POST",
+            &format!("/v1/apps/{a}/users/{u2}/collections"),
+            json!({ "name": "facts" }),
+        ));
         Fixture {
             app: a,
             app_name: "tenant-a".into(),
@@ -69,10 +94,37 @@ impl Fixture {
             user_name: "alice".into(),
             session: s,
             message: m,
+            metamessage: mm,
+            collection: c,
+            document: d,
+            sibling_collection: c2,
             sibling_app: b,
             sibling_app_user: ub,
             sibling_user: u2,
             sibling_session: s2,
+        }
+    }
+
+    /// Makes what a destructive request is about exist again, with the same id where a key names it.
+    fn prepare(&mut self, app: &TestApp, admin: &str, method: &str, template: &str) {
+        if method != "DELETE" {
+            return;
+        }
+        let collections = format!("/v1/apps/{}/users/{}/collections", self.app, self.user);
+        if template.ends_with("/documents/{document_id}") {
+            let body = r#"{"content": "to be deleted"}"#;
+            let path = format!("{collections}/{}/documents", self.collection);
+            self.document = id(&app.send_as(Some(admin), "POST", &path, Some(body)).1);
+        } else if template.ends_with("/collections/{collection_id}") {
+            let path = format!("{collections}?collection_id={}", self.collection);
+            if app.send_as(Some(admin), "GET", &path, None).0 == 404 {
+                let sql = format!(
+                    "INSERT INTO collections (public_id, app_id, user_id, name, metadata, created_at) \
+                     VALUES ('{}', '{}', '{}', 'facts', '{{}}', '2026-01-01 00:00:00+00:00')",
+                    self.collection, self.app, self.user
+                );
+                app.execute_sql(&sql, &sql);
+            }
         }
     }
 
@@ -83,7 +135,10 @@ impl Fixture {
             .replace("{app_id}", &self.app)
             .replace("{user_id}", &self.user)
             .replace("{session_id}", &self.session)
-            .replace("{message_id}", &self.message);
+            .replace("{message_id}", &self.message)
+            .replace("{metamessage_id}", &self.metamessage)
+            .replace("{collection_id}", &self.collection)
+            .replace("{document_id}", &self.document);
         let path = match (method, template) {
             (_, "/v1/apps/name/{name}") | (_, "/v1/apps/get_or_create/{name}") => {
                 path.replace("{name}", &self.app_name)
@@ -100,6 +155,10 @@ impl Fixture {
                 format!("{path}?session_id={}", self.session)
             }
             ("POST", "/v1/keys") => format!("{path}?app_id={}", self.app),
+            ("GET", "/v1/apps/{app_id}/users/{user_id}/collections") => {
+                format!("{path}?collection_id={}", self.collection)
+            }
+            (_, t) if t.ends_with("/collections/name/{name}") => path.replace("{name}", "facts"),
             _ => path,
         };
         let body = match (method, template) {
@@ -109,6 +168,12 @@ impl Fixture {
             ("POST", t) if t.ends_with("/messages") => {
                 Some(json!({ "content": "x", "is_user": true }))
             }
+            ("POST", t) if t.ends_with("/metamessages") => {
+                Some(json!({ "metamessage_type": "note", "content": "x" }))
+            }
+            ("POST", t) if t.ends_with("/collections") => Some(json!({ "name": format!("c-{n}") })),
+            ("POST", t) if t.ends_with("/documents") => Some(json!({ "content": "x" })),
+            ("POST", t) if t.ends_with("/query") => Some(json!({ "query": "tea" })),
             ("POST", t) if t.ends_with("/batch") => {
                 Some(json!({ "messages": [{ "content": "x", "is_user": false }] }))
             }
@@ -159,6 +224,20 @@ fn keys(f: &Fixture) -> Vec<(&'static str, Option<String>)> {
         (
             "sibling session",
             scoped(None, None, Some(&f.sibling_session)),
+        ),
+        (
+            "collection",
+            Some(keys.mint(&Claims {
+                co: Some(f.collection.clone()),
+                ..Claims::default()
+            })),
+        ),
+        (
+            "sibling collection",
+            Some(keys.mint(&Claims {
+                co: Some(f.sibling_collection.clone()),
+                ..Claims::default()
+            })),
         ),
     ]
 }
@@ -253,6 +332,86 @@ const SPEC: &[(&str, &str, &[&str])] = &[
         "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/messages/{message_id}",
         &["app", "user", "session"],
     ),
+    (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/metamessages",
+        &["app", "user"],
+    ),
+    (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/metamessages/list",
+        &["app", "user"],
+    ),
+    (
+        "GET",
+        "/v1/apps/{app_id}/users/{user_id}/metamessages/{metamessage_id}",
+        &["app", "user"],
+    ),
+    (
+        "PUT",
+        "/v1/apps/{app_id}/users/{user_id}/metamessages/{metamessage_id}",
+        &["app", "user"],
+    ),
+    (
+        "GET",
+        "/v1/apps/{app_id}/users/{user_id}/collections",
+        &["app", "user", "collection"],
+    ),
+    (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/collections",
+        &["app", "user"],
+    ),
+    (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/collections/list",
+        &["app", "user"],
+    ),
+    (
+        "GET",
+        "/v1/apps/{app_id}/users/{user_id}/collections/name/{name}",
+        &["app", "user"],
+    ),
+    (
+        "PUT",
+        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}",
+        &["app", "user", "collection"],
+    ),
+    (
+        "DELETE",
+        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}",
+        &["app", "user", "collection"],
+    ),
+    (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}/documents/list",
+        &["app", "user", "collection"],
+    ),
+    (
+        "GET",
+        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}/documents/{document_id}",
+        &["app", "user", "collection"],
+    ),
+    (
+        "PUT",
+        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}/documents/{document_id}",
+        &["app", "user", "collection"],
+    ),
+    (
+        "DELETE",
+        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}/documents/{document_id}",
+        &["app", "user", "collection"],
+    ),
+    (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}/documents/query",
+        &["app", "user", "collection"],
+    ),
+    (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}/documents",
+        &["app", "user", "collection"],
+    ),
     ("POST", "/v1/keys", &[]),
 ];
 
@@ -261,6 +420,7 @@ const TOKEN_ROUTES: &[&str] = &[
     "/v1/apps",
     "/v1/apps/{app_id}/users",
     "/v1/apps/{app_id}/users/{user_id}/sessions",
+    "/v1/apps/{app_id}/users/{user_id}/collections",
 ];
 
 /// What the contract says a key gets on a route: `None` for success (200), else the 401 detail.
@@ -294,13 +454,19 @@ fn expected(method: &str, template: &str, key: &str) -> Option<&'static str> {
 fn every_route_checks_its_scope() {
     let app = TestApp::spawn_with_auth(SECRET);
     let admin = Keys::new(SECRET).admin_key();
-    let fixture = Fixture::seed(&app, &admin);
+    let mut fixture = Fixture::seed(&app, &admin);
     let keys = keys(&fixture);
     let n = Cell::new(0);
     let mut failures = Vec::new();
-    for (method, template, _) in ROUTES {
+    // Deleting the collection comes last: it takes the documents with it.
+    let mut routes: Vec<_> = ROUTES.iter().collect();
+    routes.sort_by_key(|(m, t, _)| {
+        *m == Method::DELETE && t.ends_with("/collections/{collection_id}")
+    });
+    for (method, template, _) in routes {
         for (name, token) in &keys {
             n.set(n.get() + 1);
+            fixture.prepare(&app, &admin, method.as_str(), template);
             let (path, body) = fixture.request(template, method.as_str(), n.get());
             let (status, answer) =
                 app.send_as(token.as_deref(), method.as_str(), &path, body.as_deref());

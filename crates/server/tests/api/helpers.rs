@@ -1,9 +1,11 @@
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use honcho_db::{DatabaseUrl, Db};
+use honcho_insights::{Embedder, LocalEmbedder};
 use honcho_web::auth::{AuthConfig, Keys};
 use serde_json::{json, Value};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// A running server over its own database.
@@ -18,19 +20,27 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// A server with authentication off.
+    /// A server with authentication off and the local embedder.
     pub fn spawn() -> TestApp {
-        Self::spawn_with(AuthConfig::default())
+        Self::spawn_with(AuthConfig::default(), Arc::new(LocalEmbedder::new()))
     }
 
     /// A server with authentication on, signing keys with `secret`.
     pub fn spawn_with_auth(secret: &str) -> TestApp {
-        Self::spawn_with(AuthConfig {
-            keys: Some(Keys::new(secret)),
-        })
+        Self::spawn_with(
+            AuthConfig {
+                keys: Some(Keys::new(secret)),
+            },
+            Arc::new(LocalEmbedder::new()),
+        )
     }
 
-    fn spawn_with(auth: AuthConfig) -> TestApp {
+    /// A server with authentication off and the given embedder.
+    pub fn spawn_with_embedder(embedder: Arc<dyn Embedder>) -> TestApp {
+        Self::spawn_with(AuthConfig::default(), embedder)
+    }
+
+    fn spawn_with(auth: AuthConfig, embedder: Arc<dyn Embedder>) -> TestApp {
         let (url, dir, pg_schema) = match std::env::var("TEST_DATABASE_URL")
             .ok()
             .filter(|u| !u.is_empty())
@@ -62,7 +72,13 @@ impl TestApp {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let server = honcho_server::build_server(db, listener, 2, auth).expect("server");
+                let state = honcho_web::AppState {
+                    db,
+                    auth,
+                    enqueue_for_deriver: false,
+                    embedder,
+                };
+                let server = honcho_server::build_server(state, listener, 2).expect("server");
                 tx.send(server.server.handle()).unwrap();
                 let _ = server.server.await;
             })
@@ -200,6 +216,9 @@ impl Scope {
     }
     pub fn session_path(&self) -> String {
         format!("{}/sessions/{}", self.user_path(), self.session)
+    }
+    pub fn collections(&self) -> String {
+        format!("{}/collections", self.user_path())
     }
     pub fn messages(&self) -> String {
         format!("{}/messages", self.session_path())

@@ -1,3 +1,248 @@
+use super::{embed, parse_filter, parse_metadata, parse_text, run, CollectionPath};
+use crate::dto::{
+    Deleted, Document, DocumentCreate, DocumentGet, DocumentQuery, DocumentUpdate, Page,
+};
+use crate::error::{ApiError, ValidationIssue};
+use crate::extract::{Body, ListParams, OptionalBody};
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Json, Path};
+use actix_web::{delete, get, post, put, HttpRequest};
+use honcho_db::Db;
+use honcho_domain::embed::Embedder;
+use honcho_domain::Text;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn configure(_cfg: &mut ServiceConfig) {}
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_documents)
+        .service(query_documents)
+        .service(get_document)
+        .service(update_document)
+        .service(delete_document)
+        .service(create_document);
+}
+
+/// Most keys a document update's metadata may have (the v1.1.0 contract's limit).
+const METADATA_MAX_KEYS: usize = 10_000;
+
+/// `.../documents/{document_id}`
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct DocumentPath {
+    /// ID of the app
+    app_id: String,
+    /// ID of the user
+    user_id: String,
+    /// ID of the collection
+    collection_id: String,
+    /// ID of the document
+    document_id: String,
+}
+
+impl DocumentPath {
+    fn split(self) -> (honcho_domain::CollectionKey, String) {
+        let key = CollectionPath {
+            app_id: self.app_id,
+            user_id: self.user_id,
+            collection_id: self.collection_id,
+        }
+        .key();
+        (key, self.document_id)
+    }
+}
+
+/// List a collection's documents
+#[utoipa::path(
+    tag = "documents",
+    operation_id = "get_documents_v1_apps__app_id__users__user_id__collections__collection_id__documents_list_post",
+    params(CollectionPath, ListParams),
+    request_body(content = Option<DocumentGet>, description = "Filtering options for the documents list"),
+    responses((status = 200, description = "A page of documents", body = Page<Document>))
+)]
+#[post("/list")]
+async fn list_documents(
+    req: HttpRequest,
+    db: Data<Db>,
+    path: Path<CollectionPath>,
+    body: OptionalBody<DocumentGet>,
+) -> Result<Json<Page<Document>>, ApiError> {
+    let page = ListParams::parse(&req)?;
+    let filter = parse_filter(body.0.and_then(|b| b.filter))?;
+    let key = path.into_inner().key();
+    let documents = run(&db, move |db| {
+        db.list_documents(&key, filter.as_ref(), page)
+    })
+    .await?;
+    Ok(Json(Page::from_domain(documents, Document::from)))
+}
+
+/// Get a document
+#[utoipa::path(
+    tag = "documents",
+    operation_id = "get_document_v1_apps__app_id__users__user_id__collections__collection_id__documents__document_id__get",
+    params(DocumentPath),
+    responses((status = 200, description = "The document", body = Document))
+)]
+#[get("/{document_id}")]
+async fn get_document(db: Data<Db>, path: Path<DocumentPath>) -> Result<Json<Document>, ApiError> {
+    let (key, id) = path.into_inner().split();
+    let document = run(&db, move |db| db.get_document(&key, &id)).await?;
+    Ok(Json(document.into()))
+}
+
+/// Replace a document's content (embedded again) and/or metadata
+#[utoipa::path(
+    tag = "documents",
+    operation_id = "update_document_v1_apps__app_id__users__user_id__collections__collection_id__documents__document_id__put",
+    params(DocumentPath),
+    request_body(content = DocumentUpdate, description = "Updated document parameters"),
+    responses((status = 200, description = "The updated document", body = Document))
+)]
+#[put("/{document_id}")]
+async fn update_document(
+    db: Data<Db>,
+    embedder: Data<dyn Embedder>,
+    path: Path<DocumentPath>,
+    body: Body<DocumentUpdate>,
+) -> Result<Json<Document>, ApiError> {
+    let Body(DocumentUpdate { metadata, content }) = body;
+    if content.is_none() && metadata.is_none() {
+        return Err(ApiError::Status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Content and metadata cannot both be None".into(),
+        ));
+    }
+    if let Some(m) = metadata.as_ref().filter(|m| m.len() > METADATA_MAX_KEYS) {
+        return Err(ApiError::validation(
+            ValidationIssue::new(
+                "too_long",
+                vec![json!("body"), json!("metadata")],
+                format!("Dictionary should have at most {METADATA_MAX_KEYS} items after validation, not {}", m.len()),
+                serde_json::Value::Null,
+            )
+            .with_ctx(json!({ "field_type": "Dictionary", "max_length": METADATA_MAX_KEYS, "actual_length": m.len() })),
+        ));
+    }
+    let metadata = metadata
+        .map(|m| parse_metadata(m, &[json!("metadata")]))
+        .transpose()?;
+    let content = content
+        .map(|c| parse_text(Text::document(c), &[json!("content")]))
+        .transpose()?;
+    let (key, id) = path.into_inner().split();
+    let content = match content {
+        Some(text) => {
+            // An unknown document is answered before the model is called.
+            let (k, i) = (key.clone(), id.clone());
+            run(&db, move |db| db.get_document(&k, &i)).await?;
+            let embedding = embed(&embedder, text.as_str().to_string()).await?;
+            Some((text, embedding))
+        }
+        None => None,
+    };
+    let document = run(&db, move |db| {
+        db.update_document(&key, &id, content, metadata)
+    })
+    .await?;
+    Ok(Json(document.into()))
+}
+
+/// Delete a document
+#[utoipa::path(
+    tag = "documents",
+    operation_id = "delete_document_v1_apps__app_id__users__user_id__collections__collection_id__documents__document_id__delete",
+    params(DocumentPath),
+    responses((status = 200, description = "The document is gone", body = Deleted))
+)]
+#[delete("/{document_id}")]
+async fn delete_document(
+    db: Data<Db>,
+    path: Path<DocumentPath>,
+) -> Result<Json<Deleted>, ApiError> {
+    let (key, id) = path.into_inner().split();
+    run(&db, move |db| db.delete_document(&key, &id)).await?;
+    Ok(Json(Deleted {
+        message: "Document deleted successfully".into(),
+    }))
+}
+
+/// The documents nearest to a query, nearest first
+#[utoipa::path(
+    tag = "documents",
+    operation_id = "query_documents_v1_apps__app_id__users__user_id__collections__collection_id__documents_query_post",
+    params(CollectionPath),
+    request_body(content = DocumentQuery, description = "Query parameters for document search"),
+    responses((status = 200, description = "The nearest documents", body = Vec<Document>))
+)]
+#[post("/query")]
+async fn query_documents(
+    db: Data<Db>,
+    embedder: Data<dyn Embedder>,
+    path: Path<CollectionPath>,
+    body: Body<DocumentQuery>,
+) -> Result<Json<Vec<Document>>, ApiError> {
+    let Body(DocumentQuery {
+        query,
+        filter,
+        top_k,
+    }) = body;
+    let query = parse_text(Text::query(query), &[json!("query")])?;
+    if !(1..=50).contains(&top_k) {
+        let (kind, msg, ctx) = if top_k < 1 {
+            (
+                "greater_than_equal",
+                "Input should be greater than or equal to 1",
+                json!({ "ge": 1 }),
+            )
+        } else {
+            (
+                "less_than_equal",
+                "Input should be less than or equal to 50",
+                json!({ "le": 50 }),
+            )
+        };
+        return Err(ApiError::validation(
+            ValidationIssue::new(kind, vec![json!("body"), json!("top_k")], msg, json!(top_k))
+                .with_ctx(ctx),
+        ));
+    }
+    let filter = parse_filter(filter)?;
+    let key = path.into_inner().key();
+    let embedding = embed(&embedder, query.into_inner()).await?;
+    let documents = run(&db, move |db| {
+        db.query_documents(&key, &embedding, top_k as usize, filter.as_ref())
+    })
+    .await?;
+    Ok(Json(documents.into_iter().map(Document::from).collect()))
+}
+
+/// Add a document to a collection (its content is embedded)
+#[utoipa::path(
+    tag = "documents",
+    operation_id = "create_document_v1_apps__app_id__users__user_id__collections__collection_id__documents_post",
+    params(CollectionPath),
+    request_body(content = DocumentCreate, description = "Document creation parameters"),
+    responses((status = 200, description = "The new document", body = Document))
+)]
+#[post("")]
+async fn create_document(
+    db: Data<Db>,
+    embedder: Data<dyn Embedder>,
+    path: Path<CollectionPath>,
+    body: Body<DocumentCreate>,
+) -> Result<Json<Document>, ApiError> {
+    let Body(DocumentCreate { content, metadata }) = body;
+    let content = parse_text(Text::document(content), &[json!("content")])?;
+    let metadata = parse_metadata(metadata, &[json!("metadata")])?;
+    let key = path.into_inner().key();
+    let k = key.clone();
+    run(&db, move |db| db.check_collection(&k)).await?;
+    let embedding = embed(&embedder, content.as_str().to_string()).await?;
+    let document = run(&db, move |db| {
+        db.create_document(&key, content, metadata, embedding)
+    })
+    .await?;
+    Ok(Json(document.into()))
+}

@@ -17,7 +17,8 @@ use crate::dto::Object;
 use crate::error::{ApiError, ValidationIssue};
 use actix_web::web::Data;
 use honcho_db::{Db, DbResult};
-use honcho_domain::{Content, Invalid, Metadata, Name};
+use honcho_domain::embed::Embedder;
+use honcho_domain::{Content, Embedding, Invalid, Metadata, Name, Text};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
@@ -44,6 +45,21 @@ where
 {
     let db = db.clone();
     Ok(actix_web::web::block(move || f(&db)).await??)
+}
+
+/// Embeds `text` on the blocking pool, holding no database connection meanwhile.
+async fn embed(embedder: &Data<dyn Embedder>, text: String) -> Result<Embedding, ApiError> {
+    let embedder = embedder.clone().into_inner();
+    actix_web::web::block(move || -> Result<Embedding, ApiError> {
+        let vector = embedder.embed(&[text.as_str()])?.pop().ok_or_else(|| {
+            honcho_domain::embed::EmbedError::BadResponse("no vector returned".into())
+        })?;
+        Ok(Embedding {
+            vector,
+            embedder: embedder.id().to_string(),
+        })
+    })
+    .await?
 }
 
 fn body_loc(path: &[Value]) -> Vec<Value> {
@@ -119,6 +135,32 @@ pub struct SessionPath {
     pub user_id: String,
     /// ID of the session
     pub session_id: String,
+}
+
+/// `/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CollectionPath {
+    /// ID of the app
+    pub app_id: String,
+    /// ID of the user
+    pub user_id: String,
+    /// ID of the collection
+    pub collection_id: String,
+}
+
+impl CollectionPath {
+    fn key(self) -> honcho_domain::CollectionKey {
+        honcho_domain::CollectionKey {
+            app_id: self.app_id,
+            user_id: self.user_id,
+            collection_id: self.collection_id,
+        }
+    }
+}
+
+fn parse_text(r: Result<Text, Invalid>, path: &[Value]) -> Result<Text, ApiError> {
+    r.map_err(|reason| invalid(path, &reason, Value::Null))
 }
 
 impl SessionPath {
