@@ -343,6 +343,27 @@ impl Db {
     ) -> DbResult<Page<Document>> {
         dispatch!(self, list_documents(key, filter, req))
     }
+    /// `(embedder, dimensions, documents)` for every embedder that made stored vectors.
+    pub fn embedders_in_use(&self) -> DbResult<Vec<(String, i32, i64)>> {
+        dispatch!(self, embedders_in_use())
+    }
+    /// Documents (internal id, content) after `after` whose vector another embedder made.
+    pub fn documents_to_reembed(
+        &self,
+        embedder: &str,
+        dimensions: i32,
+        after: i64,
+        limit: i64,
+    ) -> DbResult<Vec<(i64, String)>> {
+        dispatch!(
+            self,
+            documents_to_reembed(embedder, dimensions, after, limit)
+        )
+    }
+    /// Replaces one document's vector.
+    pub fn set_embedding(&self, internal_id: i64, embedding: &Embedding) -> DbResult<()> {
+        dispatch!(self, set_embedding(internal_id, embedding))
+    }
     /// The `top` nearest documents to `query`; see the queries for the details.
     pub fn query_documents(
         &self,

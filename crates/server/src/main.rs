@@ -34,6 +34,13 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (YAML) and exit
     Openapi,
+    /// Re-embed every document whose vector another embedder made (after changing EMBEDDING_PROVIDER
+    /// or EMBEDDING_MODEL)
+    Reembed {
+        /// Documents per embedding request
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
     /// Print or mint API keys (needs AUTH_JWT_SECRET)
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -118,7 +125,10 @@ fn init_logging() {
         .or_else(|_| std::env::var("LOG_LEVEL").map(|l| l.to_lowercase()))
         .unwrap_or_else(|_| "info".into());
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr: stdout carries what commands print (keys, the OpenAPI document).
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
         builder.json().init();
     } else {
@@ -148,6 +158,14 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Keys(command) => run_keys(command),
+        Command::Reembed { batch } => {
+            let config = Config::from_env()?;
+            let embedder = honcho_insights::embedder_from_env()?;
+            let db = honcho_server::open_database(&config)?;
+            let done = honcho_server::reembed(&db, embedder.as_ref(), batch.max(1))?;
+            println!("re-embedded {done} documents with {}", embedder.id());
+            Ok(())
+        }
         Command::Openapi => {
             print!("{}", honcho_web::api_yaml());
             Ok(())
@@ -176,6 +194,7 @@ fn serve(config: Config) -> Result<(), String> {
     let keys = config.keys();
     let embedder = honcho_insights::embedder_from_env()?;
     let db = honcho_server::open_database(&config)?;
+    honcho_server::check_embeddings(&db, embedder.as_ref())?;
     let addr = format!("{}:{}", config.host, config.port);
     let listener = TcpListener::bind(&addr).map_err(|e| format!("HOST/PORT {addr}: {e}"))?;
     tracing::info!(

@@ -238,3 +238,49 @@ pub fn query_documents(
     rows.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
     Ok(rows.into_iter().map(Document::from).collect())
 }
+
+/// How many documents each embedder (and dimension) produced.
+pub fn embedders_in_use(conn: &mut Conn) -> DbResult<Vec<(String, i32, i64)>> {
+    Ok(documents::table
+        .group_by((documents::embedder, documents::dimensions))
+        .select((
+            documents::embedder,
+            documents::dimensions,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)?)
+}
+
+/// Up to `limit` documents after internal id `after` whose vector was not made by `embedder` with
+/// `dimensions`: their internal ids and contents, in id order.
+pub fn documents_to_reembed(
+    conn: &mut Conn,
+    embedder: &str,
+    dimensions: i32,
+    after: i64,
+    limit: i64,
+) -> DbResult<Vec<(i64, String)>> {
+    Ok(documents::table
+        .filter(documents::id.gt(after))
+        .filter(
+            documents::embedder
+                .ne(embedder)
+                .or(documents::dimensions.ne(dimensions)),
+        )
+        .order(documents::id.asc())
+        .limit(limit)
+        .select((documents::id, documents::content))
+        .load(conn)?)
+}
+
+/// Replaces one document's vector.
+pub fn set_embedding(conn: &mut Conn, internal_id: i64, embedding: &Embedding) -> DbResult<()> {
+    diesel::update(documents::table.filter(documents::id.eq(internal_id)))
+        .set((
+            documents::embedding.eq(encode(&embedding.vector)),
+            documents::embedder.eq(&embedding.embedder),
+            documents::dimensions.eq(embedding.vector.len() as i32),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

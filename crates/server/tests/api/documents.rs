@@ -311,3 +311,45 @@ fn a_failing_embedding_provider_is_a_502_and_stores_nothing() {
     );
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), before);
 }
+
+#[test]
+fn vectors_of_another_embedder_are_not_compared_until_reembedded() {
+    let app = TestApp::spawn();
+    let (_, docs) = collection(&app);
+    let did = id(&app.ok(app.post(&docs, json!({ "content": "The user keeps bees." }))));
+    app.ok(app.post(&docs, json!({ "content": "The user sails on weekends." })));
+    app.execute_sql(
+        "UPDATE documents SET embedder = 'old-model'",
+        "UPDATE documents SET embedder = 'old-model'",
+    );
+    let found = app.ok(app.post(&format!("{docs}/query"), json!({ "query": "bees" })));
+    assert_eq!(
+        found,
+        json!([]),
+        "vectors of another embedder are never compared"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_honcho"))
+        .args(["reembed", "--batch", "1"])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", app.database_url())
+        .env("EMBEDDING_PROVIDER", "local")
+        .env_remove("USE_AUTH")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "re-embedded 2 documents with local-hash-v1"
+    );
+    let found = app.ok(app.post(
+        &format!("{docs}/query"),
+        json!({ "query": "bees", "top_k": 1 }),
+    ));
+    assert_eq!(found[0]["id"], did.as_str());
+}

@@ -95,6 +95,11 @@ impl TestApp {
         }
     }
 
+    /// The database URL of this test's server (for the command line).
+    pub fn database_url(&self) -> &str {
+        &self.db_url
+    }
+
     /// Runs SQL directly on the test's database (to inject faults), picking the text for the engine.
     pub fn execute_sql(&self, postgres: &str, sqlite: &str) {
         if self.pg_schema.is_some() {
