@@ -26,7 +26,8 @@ options:
   --duration SECS    measured seconds per scenario, after a 1 s warm-up (default 10)
   --connections N    concurrent keep-alive connections, one thread each (default 16)
   --postgres URL     also benchmark against this PostgreSQL database (after SQLite)
-  --only a,b,...     run only these scenarios: batch, message, list, get-session
+  --only a,b,...     run only these scenarios: batch, message, list, get-session,
+                     query (top 5 of 10,000 documents), document (create)
   --skip-build       use the existing target/release/honcho as is
   --help             print this help
 
@@ -48,6 +49,10 @@ const WARM_UP: Duration = Duration::from_secs(1);
 const BATCH_SIZE: usize = 100;
 /// Messages seeded into the session used by the `list` scenario.
 const LIST_MESSAGES: usize = 10_000;
+/// Documents in the collection the query scenario searches.
+const QUERY_DOCUMENTS: usize = 10_000;
+/// Connections that seed the query collection.
+const SEED_CONNECTIONS: usize = 8;
 /// Length of every message's content, in characters.
 const CONTENT_LEN: usize = 200;
 /// Socket read/write timeout: a stuck server fails requests instead of hanging.
@@ -61,10 +66,19 @@ enum Scenario {
     Message,
     List,
     GetSession,
+    Query,
+    Document,
 }
 
 impl Scenario {
-    const ALL: [Self; 4] = [Self::Batch, Self::Message, Self::List, Self::GetSession];
+    const ALL: [Self; 6] = [
+        Self::Batch,
+        Self::Message,
+        Self::List,
+        Self::GetSession,
+        Self::Query,
+        Self::Document,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -72,6 +86,8 @@ impl Scenario {
             Self::Message => "message",
             Self::List => "list",
             Self::GetSession => "get-session",
+            Self::Query => "query",
+            Self::Document => "document",
         }
     }
 }
@@ -305,6 +321,8 @@ struct Fixture {
     sessions: Vec<String>,
     /// The session holding `LIST_MESSAGES` messages, for the list scenario.
     list_session: String,
+    /// `.../collections/{id}/documents` of the collection holding `QUERY_DOCUMENTS` documents.
+    documents_path: String,
 }
 
 impl Fixture {
@@ -339,10 +357,24 @@ impl Fixture {
                 }
             }
         }
+        let mut documents_path = String::new();
+        if opts
+            .scenarios
+            .iter()
+            .any(|s| matches!(s, Scenario::Query | Scenario::Document))
+        {
+            let collections = format!("/v1/apps/{app}/users/{user}/collections");
+            let collection = client.create(&collections, json!({"name": "bench"}))?;
+            documents_path = format!("{collections}/{collection}/documents");
+            if opts.scenarios.contains(&Scenario::Query) {
+                seed_documents(port, &documents_path)?;
+            }
+        }
         Ok(Fixture {
             sessions_path,
             sessions,
             list_session,
+            documents_path,
         })
     }
 
@@ -369,8 +401,68 @@ impl Fixture {
                 ("POST", path, Some("{}".into()))
             }
             Scenario::GetSession => ("GET", format!("{base}?session_id={own}"), None),
+            Scenario::Query => {
+                let body =
+                    json!({"query": "what does the user like to eat for breakfast", "top_k": 5});
+                let path = format!("{}/query", self.documents_path);
+                ("POST", path, Some(body.to_string()))
+            }
+            Scenario::Document => {
+                let body = json!({"content": document_text(conn), "metadata": {}});
+                ("POST", self.documents_path.clone(), Some(body.to_string()))
+            }
         }
     }
+}
+
+/// Fills the query collection with `QUERY_DOCUMENTS` distinct documents over several connections.
+fn seed_documents(port: u16, path: &str) -> Result<(), String> {
+    std::thread::scope(|s| {
+        let seeders: Vec<_> = (0..SEED_CONNECTIONS)
+            .map(|worker| {
+                s.spawn(move || -> Result<(), String> {
+                    let mut client = Client::new(port);
+                    for i in (worker..QUERY_DOCUMENTS).step_by(SEED_CONNECTIONS) {
+                        client.create(
+                            path,
+                            json!({"content": document_text(i), "metadata": {"i": i}}),
+                        )?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        seeders.into_iter().try_for_each(|h| {
+            h.join()
+                .map_err(|_| "seeding thread panicked".to_string())?
+        })
+    })
+}
+
+/// A fact-like sentence of about `CONTENT_LEN` characters, different for each `i`.
+fn document_text(i: usize) -> String {
+    const TOPICS: [&str; 8] = [
+        "likes oatmeal with berries for breakfast",
+        "runs five kilometres every morning",
+        "works as a software engineer in Lisbon",
+        "has a sister who lives in Berlin",
+        "is learning Japanese on weekends",
+        "prefers green tea to coffee",
+        "adopted a rescue dog named Pixel",
+        "plans a trip to Patagonia next spring",
+    ];
+    let mut text = format!(
+        "Fact {i}: the user {} and {}.",
+        TOPICS[i % 8],
+        TOPICS[(i / 8) % 8]
+    );
+    while text.len() < CONTENT_LEN {
+        text.push_str(" Noted during conversation number ");
+        text.push_str(&(i % 97).to_string());
+        text.push('.');
+    }
+    text.truncate(CONTENT_LEN);
+    text
 }
 
 /// A message body of exactly `CONTENT_LEN` ASCII characters.

@@ -11,6 +11,7 @@ mod pg;
 mod sqlite;
 mod store;
 mod url;
+pub mod vectors;
 
 pub use error::DbError;
 pub use store::Db;

@@ -109,6 +109,7 @@ diesel::table! {
         embedding -> Binary,
         embedder -> Text,
         dimensions -> Integer,
+        revision -> BigInt,
         created_at -> Moment,
     }
 }

@@ -1,6 +1,7 @@
 //! `Db`: the connection pool of one backend, and every store operation dispatched to that backend's
 //! queries. Calls are blocking (diesel is synchronous): the web layer runs them off the async workers.
 
+use crate::vectors::VectorCache;
 use crate::{pg, sqlite, DatabaseUrl, DbError, DbResult};
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
@@ -10,6 +11,7 @@ use honcho_domain::{
     App, Collection, CollectionKey, Document, Embedding, Message, Metadata, Name, NewMessage, Page,
     PageRequest, Session, SessionKey, Text, User,
 };
+use std::sync::Arc;
 use std::time::Duration;
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -18,12 +20,22 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migration
 /// Key of the advisory lock that serialises migrations between replicas starting together.
 const MIGRATION_LOCK: i64 = 0x686f_6e63_686f;
 
-/// A pool of connections to one database.
+/// A pool of connections to one database, and the cache of collections' vectors.
 #[derive(Clone)]
-pub enum Db {
+pub struct Db {
+    pool: Backend,
+    vectors: Arc<VectorCache>,
+}
+
+/// The pool of the engine the URL named.
+#[derive(Clone)]
+enum Backend {
     Postgres(Pool<ConnectionManager<PgConnection>>),
     Sqlite(Pool<ConnectionManager<SqliteConnection>>),
 }
+
+/// Bytes of vectors kept in memory per process (`VECTOR_CACHE_MB` overrides).
+const VECTOR_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,12 +67,12 @@ fn pool_builder<C: diesel::r2d2::R2D2Connection + 'static>(
 /// Runs `$call` with a pooled connection of whichever backend `$db` is.
 macro_rules! dispatch {
     ($db:expr, $f:ident($($arg:expr),* $(,)?)) => {
-        match $db {
-            Db::Postgres(pool) => {
+        match &$db.pool {
+            Backend::Postgres(pool) => {
                 let mut conn = pool.get()?;
                 pg::queries::$f(&mut conn, $($arg),*)
             }
-            Db::Sqlite(pool) => {
+            Backend::Sqlite(pool) => {
                 let mut conn = pool.get()?;
                 sqlite::queries::$f(&mut conn, $($arg),*)
             }
@@ -79,7 +91,7 @@ impl Db {
                 let pool = pool_builder(max_size)
                     .build(ConnectionManager::new(u.clone()))
                     .map_err(|e| DbError::Connect(e.to_string()))?;
-                Ok(Db::Postgres(pool))
+                Ok(Db::new(Backend::Postgres(pool)))
             }
             DatabaseUrl::Sqlite(path) => {
                 let u = path.to_string_lossy().into_owned();
@@ -91,24 +103,35 @@ impl Db {
                     .connection_customizer(Box::new(SqliteSetup))
                     .build(ConnectionManager::new(u))
                     .map_err(|e| DbError::Connect(e.to_string()))?;
-                Ok(Db::Sqlite(pool))
+                Ok(Db::new(Backend::Sqlite(pool)))
             }
+        }
+    }
+
+    fn new(pool: Backend) -> Db {
+        let budget = std::env::var("VECTOR_CACHE_MB")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map_or(VECTOR_CACHE_BYTES, |mb| mb * 1024 * 1024);
+        Db {
+            pool,
+            vectors: Arc::new(VectorCache::new(budget)),
         }
     }
 
     /// `"postgres"` or `"sqlite"`.
     pub fn backend(&self) -> &'static str {
-        match self {
-            Db::Postgres(_) => "postgres",
-            Db::Sqlite(_) => "sqlite",
+        match self.pool {
+            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
         }
     }
 
     /// Applies pending migrations; returns how many ran. Safe to call from several processes at once.
     pub fn migrate(&self) -> DbResult<usize> {
         let err = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
-        match self {
-            Db::Postgres(pool) => {
+        match &self.pool {
+            Backend::Postgres(pool) => {
                 let mut conn = pool.get()?;
                 conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
                 let ran = conn
@@ -118,7 +141,7 @@ impl Db {
                 conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
                 ran
             }
-            Db::Sqlite(pool) => {
+            Backend::Sqlite(pool) => {
                 let mut conn = pool.get()?;
                 conn.run_pending_migrations(SQLITE_MIGRATIONS)
                     .map(|v| v.len())
@@ -372,7 +395,11 @@ impl Db {
         top: usize,
         filter: Option<&Metadata>,
     ) -> DbResult<Vec<Document>> {
-        dispatch!(self, query_documents(key, query, top, filter))
+        match filter {
+            // A metadata filter is applied by the database while it reads the vectors.
+            Some(_) => dispatch!(self, query_documents(key, query, top, filter)),
+            None => dispatch!(self, query_documents_cached(key, query, top, &self.vectors)),
+        }
     }
 
     // Metamessages

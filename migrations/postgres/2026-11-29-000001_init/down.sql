@@ -1,5 +1,6 @@
 DROP TABLE deriver_queue;
 DROP TABLE documents;
+DROP SEQUENCE documents_revision_seq;
 DROP TABLE collections;
 DROP TABLE metamessages;
 DROP TABLE messages;

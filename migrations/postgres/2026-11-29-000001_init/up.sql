@@ -96,9 +96,13 @@ CREATE TABLE documents (
     embedding     BYTEA NOT NULL,
     embedder      TEXT NOT NULL,
     dimensions    INTEGER NOT NULL,
+    -- Drawn from one sequence on insert and on every new embedding: with the count and the largest
+    -- id of a collection it tells whether a cached copy of its vectors is current.
+    revision      BIGINT NOT NULL,
     created_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-CREATE INDEX documents_collection_order ON documents (collection_id, id);
+CREATE SEQUENCE documents_revision_seq;
+CREATE INDEX documents_collection_order ON documents (collection_id, id) INCLUDE (revision);
 CREATE INDEX documents_metadata_gin ON documents USING gin (metadata jsonb_path_ops);
 
 -- Transactional outbox of work for the deriver, written with the messages it refers to.

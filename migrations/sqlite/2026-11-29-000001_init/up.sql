@@ -76,8 +76,9 @@ CREATE TABLE collections (
 );
 CREATE INDEX collections_user_order ON collections (user_id, id);
 
+-- AUTOINCREMENT: ids are never reused, which the vector cache's freshness check relies on.
 CREATE TABLE documents (
-    id            INTEGER PRIMARY KEY,
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
     public_id     TEXT NOT NULL UNIQUE,
     app_id        TEXT NOT NULL,
     user_id       TEXT NOT NULL,
@@ -87,9 +88,10 @@ CREATE TABLE documents (
     embedding     BLOB NOT NULL,
     embedder      TEXT NOT NULL,
     dimensions    INTEGER NOT NULL,
+    revision      BIGINT NOT NULL,
     created_at    TEXT NOT NULL
 );
-CREATE INDEX documents_collection_order ON documents (collection_id, id);
+CREATE INDEX documents_collection_order ON documents (collection_id, id, revision);
 
 CREATE TABLE deriver_queue (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,

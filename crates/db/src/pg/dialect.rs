@@ -21,3 +21,12 @@ where
 {
     conn.transaction(f)
 }
+
+/// The next document revision, from its sequence.
+pub fn next_revision(conn: &mut Conn) -> diesel::QueryResult<i64> {
+    use diesel::RunQueryDsl;
+    diesel::select(sql::<diesel::sql_types::BigInt>(
+        "nextval('documents_revision_seq')",
+    ))
+    .get_result(conn)
+}

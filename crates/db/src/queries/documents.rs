@@ -1,6 +1,7 @@
 use super::collections::find_collection;
 use super::schema::documents;
 use super::{dialect, into_map, page_of, Conn};
+use crate::vectors::{CollectionVectors, VectorCache};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -10,6 +11,7 @@ use honcho_domain::{
     PROTECTED_COLLECTION,
 };
 use serde_json::Value;
+use std::sync::Arc;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = documents)]
@@ -50,6 +52,7 @@ struct NewDocumentRow<'a> {
     embedding: Vec<u8>,
     embedder: &'a str,
     dimensions: i32,
+    revision: i64,
     created_at: DateTime<Utc>,
 }
 
@@ -61,6 +64,7 @@ struct DocumentChanges {
     embedding: Option<Vec<u8>>,
     embedder: Option<String>,
     dimensions: Option<i32>,
+    revision: Option<i64>,
 }
 
 macro_rules! document_of {
@@ -99,6 +103,7 @@ pub fn create_document(
             embedding: encode(&embedding.vector),
             embedder: &embedding.embedder,
             dimensions: embedding.vector.len() as i32,
+            revision: dialect::next_revision(conn)?,
             created_at,
         };
         diesel::insert_into(documents::table)
@@ -135,20 +140,27 @@ pub fn update_document(
 ) -> DbResult<Document> {
     let (content, embedding) =
         content.map_or((None, None), |(t, e)| (Some(t.into_inner()), Some(e)));
-    let changes = DocumentChanges {
-        content,
-        metadata: metadata.map(|m| Value::Object(m.into_inner())),
-        dimensions: embedding.as_ref().map(|e| e.vector.len() as i32),
-        embedding: embedding.as_ref().map(|e| encode(&e.vector)),
-        embedder: embedding.map(|e| e.embedder),
-    };
-    diesel::update(document_of!(key, id))
-        .set(&changes)
-        .returning(DocumentRow::as_returning())
-        .get_result(conn)
-        .optional()?
-        .map(Document::from)
-        .ok_or_else(|| Error::document_not_found(id).into())
+    dialect::write_tx(conn, |conn| {
+        let revision = match embedding {
+            Some(_) => Some(dialect::next_revision(conn)?),
+            None => None,
+        };
+        let changes = DocumentChanges {
+            content,
+            metadata: metadata.map(|m| Value::Object(m.into_inner())),
+            dimensions: embedding.as_ref().map(|e| e.vector.len() as i32),
+            embedding: embedding.as_ref().map(|e| encode(&e.vector)),
+            embedder: embedding.map(|e| e.embedder),
+            revision,
+        };
+        diesel::update(document_of!(key, id))
+            .set(&changes)
+            .returning(DocumentRow::as_returning())
+            .get_result(conn)
+            .optional()?
+            .map(Document::from)
+            .ok_or_else(|| Error::document_not_found(id).into())
+    })
 }
 
 pub fn delete_document(conn: &mut Conn, key: &CollectionKey, id: &str) -> DbResult<()> {
@@ -275,12 +287,90 @@ pub fn documents_to_reembed(
 
 /// Replaces one document's vector.
 pub fn set_embedding(conn: &mut Conn, internal_id: i64, embedding: &Embedding) -> DbResult<()> {
-    diesel::update(documents::table.filter(documents::id.eq(internal_id)))
-        .set((
-            documents::embedding.eq(encode(&embedding.vector)),
-            documents::embedder.eq(&embedding.embedder),
-            documents::dimensions.eq(embedding.vector.len() as i32),
+    dialect::write_tx(conn, |conn| {
+        let revision = dialect::next_revision(conn)?;
+        diesel::update(documents::table.filter(documents::id.eq(internal_id)))
+            .set((
+                documents::embedding.eq(encode(&embedding.vector)),
+                documents::embedder.eq(&embedding.embedder),
+                documents::dimensions.eq(embedding.vector.len() as i32),
+                documents::revision.eq(revision),
+            ))
+            .execute(conn)?;
+        Ok::<_, DbError>(())
+    })
+}
+
+/// Like `query_documents` without a filter, scoring against the cached copy of the collection's
+/// vectors (refreshed when the collection changed). An unknown collection has no documents.
+pub fn query_documents_cached(
+    conn: &mut Conn,
+    key: &CollectionKey,
+    query: &Embedding,
+    top: usize,
+    cache: &VectorCache,
+) -> DbResult<Vec<Document>> {
+    if find_collection(conn, key).is_err() {
+        return Ok(Vec::new());
+    }
+    let in_collection = || documents::table.filter(documents::collection_id.eq(&key.collection_id));
+    let (count, max_id, max_revision): (i64, Option<i64>, Option<i64>) = in_collection()
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::max(documents::id),
+            diesel::dsl::max(documents::revision),
         ))
-        .execute(conn)?;
-    Ok(())
+        .first(conn)?;
+    let version = (count, max_id.unwrap_or(0), max_revision.unwrap_or(0));
+    let copy = match cache.get(&key.collection_id) {
+        Some(copy) if copy.version == version => copy,
+        _ => {
+            let rows: Vec<(i64, String, i32, Vec<u8>)> = in_collection()
+                .order(documents::id.asc())
+                .select((
+                    documents::id,
+                    documents::embedder,
+                    documents::dimensions,
+                    documents::embedding,
+                ))
+                .load(conn)?;
+            let mut names: Vec<Arc<str>> = Vec::new();
+            let mut copy = CollectionVectors {
+                version,
+                ids: Vec::new(),
+                made_by: Vec::new(),
+                vectors: Vec::new(),
+            };
+            for (id, embedder, dims, bytes) in rows {
+                let name = match names.iter().find(|n| ***n == *embedder) {
+                    Some(n) => n.clone(),
+                    None => {
+                        names.push(Arc::from(embedder.as_str()));
+                        names[names.len() - 1].clone()
+                    }
+                };
+                copy.ids.push(id);
+                copy.made_by.push((name, dims));
+                copy.vectors.push(decode(&bytes).unwrap_or_default());
+            }
+            let copy = Arc::new(copy);
+            cache.put(&key.collection_id, copy.clone());
+            copy
+        }
+    };
+    let dims = query.vector.len() as i32;
+    let scored = copy
+        .ids
+        .iter()
+        .zip(&copy.made_by)
+        .zip(&copy.vectors)
+        .filter(|((_, (name, d)), _)| *d == dims && **name == *query.embedder)
+        .map(|((id, _), v)| (*id, cosine_distance(&query.vector, v)));
+    let ids: Vec<i64> = top_k(scored, top).into_iter().map(|(id, _)| id).collect();
+    let mut rows: Vec<DocumentRow> = documents::table
+        .filter(documents::id.eq_any(&ids))
+        .select(DocumentRow::as_select())
+        .load(conn)?;
+    rows.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
+    Ok(rows.into_iter().map(Document::from).collect())
 }

@@ -50,3 +50,13 @@ pub fn prepare_connection(conn: &mut Conn) -> Result<(), diesel::result::Error> 
         }
     })
 }
+
+/// The next document revision: one more than the largest stored. Callers hold the write lock
+/// (`write_tx`), so no other writer can draw the same number.
+pub fn next_revision(conn: &mut Conn) -> diesel::QueryResult<i64> {
+    use diesel::RunQueryDsl;
+    diesel::select(sql::<diesel::sql_types::BigInt>(
+        "(SELECT coalesce(max(revision), 0) + 1 FROM documents)",
+    ))
+    .get_result(conn)
+}

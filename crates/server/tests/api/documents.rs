@@ -353,3 +353,59 @@ fn vectors_of_another_embedder_are_not_compared_until_reembedded() {
     ));
     assert_eq!(found[0]["id"], did.as_str());
 }
+
+#[test]
+fn queries_see_documents_written_by_another_process() {
+    let app = TestApp::spawn();
+    let (_, docs) = collection(&app);
+    app.ok(app.post(&docs, json!({ "content": "The user plays chess." })));
+    // Warm this process's copy of the collection's vectors.
+    assert_eq!(
+        app.ok(app.post(&format!("{docs}/query"), json!({ "query": "chess" })))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut other = std::process::Command::new(env!("CARGO_BIN_EXE_honcho"))
+        .current_dir(dir.path())
+        .env("DATABASE_URL", app.database_url())
+        .env("PORT", port.to_string())
+        .env("LOG_LEVEL", "warn")
+        .env_remove("USE_AUTH")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build();
+    let base = format!("http://127.0.0.1:{port}");
+    let up = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(25));
+        agent.get(&format!("{base}/health")).call().is_ok()
+    });
+    assert!(up, "second server did not start");
+    let written: Value = agent
+        .post(&format!("{base}{docs}"))
+        .send_json(json!({ "content": "The user plays chess on Sundays." }))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let found = app.ok(app.post(
+        &format!("{docs}/query"),
+        json!({ "query": "chess sundays", "top_k": 2 }),
+    ));
+    let _ = other.kill();
+    let _ = other.wait();
+    assert_eq!(
+        found[0]["id"], written["id"],
+        "a document another process wrote is found at once"
+    );
+}
