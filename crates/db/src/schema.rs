@@ -90,6 +90,7 @@ diesel::table! {
         user_id -> Text,
         name -> Text,
         metadata -> MetaJson,
+        deleted_revision -> BigInt,
         created_at -> Moment,
     }
 }

@@ -1,8 +1,10 @@
 //! An in-process copy of collections' vectors, so a query does not read every vector of a collection
-//! from the database each time. A copy is used only while the collection's version (document count,
-//! largest internal id, largest revision) is unchanged; ids are never reused and every new vector takes
-//! a new revision, so an unchanged version means unchanged vectors, whichever process wrote them.
-//! Least recently used copies are dropped beyond a memory budget.
+//! from the database each time. A copy is used only while the collection's version is unchanged:
+//! its largest internal document id, its largest document revision, and the revision drawn at its
+//! last document deletion. Ids are never reused, every new vector takes a new revision and every
+//! deletion draws one, so an unchanged version means unchanged vectors, whichever process wrote them;
+//! all three are read through indexes, whatever the collection's size. Least recently used copies
+//! are dropped beyond a memory budget.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex};
 /// The vectors of one collection at one version.
 #[derive(Debug)]
 pub struct CollectionVectors {
-    /// `(documents, largest internal id, largest revision)` when the copy was made.
+    /// `(largest internal id, largest revision, deletion revision)` when the copy was made.
     pub version: (i64, i64, i64),
     /// Internal document ids, in the order of `vectors`.
     pub ids: Vec<i64>,
@@ -29,6 +31,8 @@ impl CollectionVectors {
 pub struct VectorCache {
     budget: usize,
     inner: Mutex<Inner>,
+    /// Held while a copy is read from the database, so concurrent misses load it once.
+    pub loading: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +48,7 @@ impl VectorCache {
         VectorCache {
             budget,
             inner: Mutex::new(Inner::default()),
+            loading: Mutex::new(()),
         }
     }
 

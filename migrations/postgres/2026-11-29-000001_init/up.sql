@@ -78,6 +78,8 @@ CREATE TABLE collections (
     user_id     VARCHAR(21) NOT NULL REFERENCES users (public_id),
     name        TEXT NOT NULL,
     metadata    JSONB NOT NULL DEFAULT '{}'::jsonb,
+    -- Document revision drawn when a document of the collection was last deleted (see documents).
+    deleted_revision BIGINT NOT NULL DEFAULT 0,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT collections_user_name_key UNIQUE (user_id, name)
 );
@@ -96,13 +98,14 @@ CREATE TABLE documents (
     embedding     BYTEA NOT NULL,
     embedder      TEXT NOT NULL,
     dimensions    INTEGER NOT NULL,
-    -- Drawn from one sequence on insert and on every new embedding: with the count and the largest
-    -- id of a collection it tells whether a cached copy of its vectors is current.
+    -- Drawn from one sequence on insert and on every new embedding: with the largest id of a
+    -- collection and its deleted_revision it tells whether a cached copy of its vectors is current.
     revision      BIGINT NOT NULL,
     created_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE SEQUENCE documents_revision_seq;
-CREATE INDEX documents_collection_order ON documents (collection_id, id) INCLUDE (revision);
+CREATE INDEX documents_collection_order ON documents (collection_id, id);
+CREATE INDEX documents_collection_revision ON documents (collection_id, revision);
 CREATE INDEX documents_metadata_gin ON documents USING gin (metadata jsonb_path_ops);
 
 -- Transactional outbox of work for the deriver, written with the messages it refers to.

@@ -71,6 +71,7 @@ CREATE TABLE collections (
     user_id     TEXT NOT NULL REFERENCES users (public_id),
     name        TEXT NOT NULL,
     metadata    TEXT NOT NULL DEFAULT '{}',
+    deleted_revision BIGINT NOT NULL DEFAULT 0,
     created_at  TEXT NOT NULL,
     CONSTRAINT collections_user_name_key UNIQUE (user_id, name)
 );
@@ -91,7 +92,10 @@ CREATE TABLE documents (
     revision      BIGINT NOT NULL,
     created_at    TEXT NOT NULL
 );
-CREATE INDEX documents_collection_order ON documents (collection_id, id, revision);
+CREATE INDEX documents_collection_order ON documents (collection_id, id);
+CREATE INDEX documents_collection_revision ON documents (collection_id, revision);
+-- Serves `max(revision)`, which draws the next revision (SQLite has no sequences).
+CREATE INDEX documents_revision ON documents (revision);
 
 CREATE TABLE deriver_queue (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -60,6 +60,7 @@ macro_rules! collection_of {
             .filter(collections::app_id.eq(&$key.app_id))
     };
 }
+pub(super) use collection_of;
 
 /// The collection, or C404.
 pub(super) fn find_collection(conn: &mut Conn, key: &CollectionKey) -> DbResult<CollectionRow> {
