@@ -409,3 +409,16 @@ fn queries_see_documents_written_by_another_process() {
         "a document another process wrote is found at once"
     );
 }
+
+#[test]
+fn a_deleted_document_leaves_the_query_results_at_once() {
+    let app = TestApp::spawn();
+    let (_, docs) = collection(&app);
+    let gone = id(&app.ok(app.post(&docs, json!({ "content": "The user owns a red bicycle." }))));
+    let kept = id(&app.ok(app.post(&docs, json!({ "content": "The user owns a blue car." }))));
+    let top = || app.ok(app.post(&format!("{docs}/query"), json!({ "query": "red bicycle" })));
+    assert_eq!(top()[0]["id"], gone.as_str());
+    app.ok(app.delete(&format!("{docs}/{gone}")));
+    let after = top();
+    assert_eq!((after.as_array().unwrap().len(), after[0]["id"].clone()), (1, json!(kept)));
+}
