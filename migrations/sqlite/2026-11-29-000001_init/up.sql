@@ -39,7 +39,8 @@ CREATE TABLE messages (
     public_id   TEXT NOT NULL UNIQUE,
     app_id      TEXT NOT NULL,
     user_id     TEXT NOT NULL,
-    session_id  TEXT NOT NULL REFERENCES sessions (public_id),
+    -- No foreign key, as on PostgreSQL: inserts update their session row first.
+    session_id  TEXT NOT NULL,
     is_user     BOOLEAN NOT NULL,
     content     TEXT NOT NULL,
     metadata    TEXT NOT NULL DEFAULT '{}',
