@@ -157,27 +157,18 @@ impl Claims {
 
     /// `GET /v1/apps`: the app from the query, else the key's; a non-admin key must be that app's.
     pub fn resolve_app(&self, query: Option<String>) -> Result<String, AuthError> {
-        let id = query
-            .or_else(|| self.ap.clone())
-            .ok_or(AuthError::AppIdMissing)?;
-        if self.is_admin() || self.ap.as_deref() == Some(id.as_str()) {
-            Ok(id)
-        } else {
-            Err(AuthError::Unauthorized)
-        }
+        self.resolve(query, &self.ap, AuthError::AppIdMissing, &[])
     }
 
     /// `GET .../users`: the user from the query, else the key's; a non-admin key must be that user's
     /// or the app's.
     pub fn resolve_user(&self, app_id: &str, query: Option<String>) -> Result<String, AuthError> {
-        let id = query
-            .or_else(|| self.us.clone())
-            .ok_or(AuthError::UserIdMissing)?;
-        if self.is_admin() || same(&self.us, Some(&id)) || same(&self.ap, Some(app_id)) {
-            Ok(id)
-        } else {
-            Err(AuthError::Unauthorized)
-        }
+        self.resolve(
+            query,
+            &self.us,
+            AuthError::UserIdMissing,
+            &[(&self.ap, app_id)],
+        )
     }
 
     /// `GET .../sessions`: the session from the query, else the key's; a non-admin key must be that
@@ -188,22 +179,14 @@ impl Claims {
         user_id: &str,
         query: Option<String>,
     ) -> Result<String, AuthError> {
-        let id = query
-            .or_else(|| self.se.clone())
-            .ok_or(AuthError::SessionIdMissing)?;
-        if self.is_admin()
-            || same(&self.se, Some(&id))
-            || same(&self.us, Some(user_id))
-            || same(&self.ap, Some(app_id))
-        {
-            Ok(id)
-        } else {
-            Err(AuthError::Unauthorized)
-        }
+        self.resolve(
+            query,
+            &self.se,
+            AuthError::SessionIdMissing,
+            &[(&self.us, user_id), (&self.ap, app_id)],
+        )
     }
-}
 
-impl Claims {
     /// `GET .../collections`: the collection from the query, else the key's; a non-admin key must be
     /// that collection's, the user's or the app's.
     pub fn resolve_collection(
@@ -212,14 +195,28 @@ impl Claims {
         user_id: &str,
         query: Option<String>,
     ) -> Result<String, AuthError> {
-        let id = query
-            .or_else(|| self.co.clone())
-            .ok_or(AuthError::CollectionIdMissing)?;
-        if self.is_admin()
-            || same(&self.co, Some(&id))
-            || same(&self.us, Some(user_id))
-            || same(&self.ap, Some(app_id))
-        {
+        self.resolve(
+            query,
+            &self.co,
+            AuthError::CollectionIdMissing,
+            &[(&self.us, user_id), (&self.ap, app_id)],
+        )
+    }
+
+    /// The id a token route reads: from the query, else from the key's `claim` of that level. A
+    /// non-admin key must name that id, or one of the `ancestors` in the path.
+    fn resolve(
+        &self,
+        query: Option<String>,
+        claim: &Option<String>,
+        missing: AuthError,
+        ancestors: &[(&Option<String>, &str)],
+    ) -> Result<String, AuthError> {
+        let id = query.or_else(|| claim.clone()).ok_or(missing)?;
+        let allowed = self.is_admin()
+            || same(claim, Some(&id))
+            || ancestors.iter().any(|(c, path_id)| same(c, Some(path_id)));
+        if allowed {
             Ok(id)
         } else {
             Err(AuthError::Unauthorized)

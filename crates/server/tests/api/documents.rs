@@ -420,5 +420,8 @@ fn a_deleted_document_leaves_the_query_results_at_once() {
     assert_eq!(top()[0]["id"], gone.as_str());
     app.ok(app.delete(&format!("{docs}/{gone}")));
     let after = top();
-    assert_eq!((after.as_array().unwrap().len(), after[0]["id"].clone()), (1, json!(kept)));
+    assert_eq!(
+        (after.as_array().unwrap().len(), after[0]["id"].clone()),
+        (1, json!(kept))
+    );
 }
