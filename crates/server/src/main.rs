@@ -52,13 +52,14 @@ enum KeysCommand {
     Admin,
     /// Mint a key scoped to an app, user, session and/or collection
     Create {
-        #[arg(long)]
+        // Ids may start with `-` (their alphabet includes it).
+        #[arg(long, allow_hyphen_values = true)]
         app_id: Option<String>,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         user_id: Option<String>,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         session_id: Option<String>,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         collection_id: Option<String>,
         /// When the key stops working (ISO 8601, UTC when no offset is given)
         #[arg(long)]

@@ -69,7 +69,7 @@ pub fn get_app(conn: &mut Conn, id: &str) -> DbResult<App> {
     apps::table
         .filter(apps::public_id.eq(id))
         .select(AppRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(App::from)
         .ok_or_else(|| Error::app_not_found(id).into())
@@ -79,7 +79,7 @@ fn find_by_name(conn: &mut Conn, name: &str) -> QueryResult<Option<App>> {
     apps::table
         .filter(apps::name.eq(name))
         .select(AppRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
         .map(|r| r.map(App::from))
 }

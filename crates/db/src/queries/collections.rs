@@ -66,7 +66,7 @@ pub(super) use collection_of;
 pub(super) fn find_collection(conn: &mut Conn, key: &CollectionKey) -> DbResult<CollectionRow> {
     collection_of!(key)
         .select(CollectionRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .ok_or_else(|| Error::collection_not_found().into())
 }
@@ -84,7 +84,7 @@ pub fn create_collection(
             .filter(users::public_id.eq(user_id))
             .filter(users::app_id.eq(app_id))
             .select(users::id)
-            .first(conn)
+            .get_result(conn)
             .optional()?;
         if user_exists.is_none() {
             return Err(Error::user_not_found(user_id).into());
@@ -131,7 +131,7 @@ pub fn get_collection_by_name(
         .filter(collections::user_id.eq(user_id))
         .filter(collections::app_id.eq(app_id))
         .select(CollectionRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(Collection::from)
         .ok_or_else(|| Error::collection_name_not_found(name).into())

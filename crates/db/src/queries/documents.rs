@@ -124,7 +124,7 @@ pub fn create_document(
 pub fn get_document(conn: &mut Conn, key: &CollectionKey, id: &str) -> DbResult<Document> {
     document_of!(key, id)
         .select(DocumentRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(Document::from)
         .ok_or_else(|| Error::document_not_found(id).into())
@@ -384,7 +384,7 @@ pub fn query_documents_cached(
 ) -> DbResult<Vec<Document>> {
     let deleted_revision: Option<i64> = collection_of!(key)
         .select(collections::deleted_revision)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some(deleted_revision) = deleted_revision else {
         return Ok(Vec::new());
@@ -393,10 +393,10 @@ pub fn query_documents_cached(
     let mut version = || -> QueryResult<(i64, i64, i64)> {
         let max_id: Option<i64> = in_collection()
             .select(diesel::dsl::max(documents::id))
-            .first(conn)?;
+            .get_result(conn)?;
         let max_revision: Option<i64> = in_collection()
             .select(diesel::dsl::max(documents::revision))
-            .first(conn)?;
+            .get_result(conn)?;
         Ok((
             max_id.unwrap_or(0),
             max_revision.unwrap_or(0),

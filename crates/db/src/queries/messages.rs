@@ -142,7 +142,7 @@ macro_rules! message_of {
 pub fn get_message(conn: &mut Conn, key: &SessionKey, id: &str) -> DbResult<Message> {
     message_of!(key, id)
         .select(MessageRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(Message::from)
         .ok_or_else(|| Error::message_not_found(id).into())
@@ -173,7 +173,7 @@ pub fn list_messages(
 ) -> DbResult<Page<Message>> {
     let count: Option<i64> = session_of!(key)
         .select(sessions::message_count)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some(count) = count else {
         return Ok(Page::new(Vec::new(), 0, req));

@@ -181,7 +181,7 @@ pub fn get_metamessage(
 ) -> DbResult<Metamessage> {
     metamessage_of!(app_id, user_id, id)
         .select(MetamessageRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(Metamessage::from)
         .ok_or_else(|| Error::metamessage_not_found(id).into())
@@ -199,7 +199,7 @@ pub fn update_metamessage(
     dialect::write_tx(conn, |conn| {
         let stored: MetamessageRow = metamessage_of!(app_id, user_id, id)
             .select(MetamessageRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()?
             .ok_or_else(|| Error::metamessage_not_found(id))?;
         let (mut session_change, mut message_change) = (None, None);

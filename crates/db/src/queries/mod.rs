@@ -1,6 +1,9 @@
 // Queries shared by both backends. This file and its submodules are compiled once inside `pg` and once
 // inside `sqlite`; `super::{schema, dialect, Conn}` resolve to that backend's versions.
 
+// Lookups by a unique key use `get_result`, not `first`: `first` adds `LIMIT ?`, and SQLite prepares a
+// statement again whenever a bound LIMIT changes or is bound anew, which is on every execution.
+
 use super::{dialect, schema, Conn};
 use crate::{DbError, DbResult};
 use honcho_domain::{Page, PageRequest};

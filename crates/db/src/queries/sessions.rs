@@ -111,7 +111,7 @@ pub fn create_session(
 pub fn get_session(conn: &mut Conn, key: &SessionKey) -> DbResult<Session> {
     session_of!(key)
         .select(SessionRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(Session::from)
         .ok_or_else(|| Error::session_not_found().into())
@@ -219,7 +219,7 @@ pub fn clone_session(
     dialect::write_tx(conn, |conn| {
         let source: SessionRow = session_of!(key)
             .select(SessionRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()?
             .ok_or_else(Error::clone_source_not_found)?;
         let mut to_copy = messages::table
@@ -231,7 +231,7 @@ pub fn clone_session(
                 .filter(messages::public_id.eq(message_id))
                 .filter(messages::session_id.eq(&source.public_id))
                 .select(messages::id)
-                .first(conn)
+                .get_result(conn)
                 .optional()?
                 .ok_or_else(Error::clone_source_not_found)?;
             to_copy = to_copy.filter(messages::id.le(last));

@@ -86,7 +86,7 @@ pub fn get_user(conn: &mut Conn, app_id: &str, user_id: &str) -> DbResult<User> 
         .filter(users::public_id.eq(user_id))
         .filter(users::app_id.eq(app_id))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(User::from)
         .ok_or_else(|| Error::user_not_found(user_id).into())
@@ -97,7 +97,7 @@ fn find_by_name(conn: &mut Conn, app_id: &str, name: &str) -> QueryResult<Option
         .filter(users::app_id.eq(app_id))
         .filter(users::name.eq(name))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
         .map(|r| r.map(User::from))
 }

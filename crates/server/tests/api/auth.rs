@@ -715,6 +715,16 @@ fn the_command_line_prints_and_mints_keys() {
     let app = TestApp::spawn_with_auth(SECRET);
     let out = honcho(&["keys", "admin"], &[("AUTH_JWT_SECRET", SECRET)]);
     assert!(out.status.success());
+    // Ids may start with '-': the command line must take them as values.
+    let dashed = honcho(
+        &["keys", "create", "--app-id", "-starts-with-a-dash"],
+        &[("AUTH_JWT_SECRET", SECRET)],
+    );
+    assert!(
+        dashed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dashed.stderr)
+    );
     let admin = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let f = Fixture::seed(&app, &admin);
 
@@ -723,13 +733,18 @@ fn the_command_line_prints_and_mints_keys() {
         &[("AUTH_JWT_SECRET", SECRET)],
     );
     let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let (status, _) = app.send_as(
+    let (status, body) = app.send_as(
         Some(&key),
         "POST",
         &format!("/v1/apps/{}/users/list", f.app),
         None,
     );
-    assert_eq!(status, 200);
+    assert_eq!(
+        status,
+        200,
+        "{body} with key {key:?}, stderr {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = honcho(
         &[
