@@ -131,6 +131,10 @@ async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    // Nothing is formatted or allocated for the line when it would not be written.
+    if !tracing::enabled!(target: "honcho::http", tracing::Level::INFO) {
+        return next.call(req).await;
+    }
     let start = Instant::now();
     let request_id = req
         .headers()

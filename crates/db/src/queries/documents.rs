@@ -248,12 +248,7 @@ pub fn query_documents(
         .collect::<QueryResult<Vec<_>>>()?;
     let winners = top_k(scored, top);
     let ids: Vec<i64> = winners.iter().map(|(id, _)| *id).collect();
-    let mut rows: Vec<DocumentRow> = documents::table
-        .filter(documents::id.eq_any(&ids))
-        .select(DocumentRow::as_select())
-        .load(conn)?;
-    rows.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
-    Ok(rows.into_iter().map(Document::from).collect())
+    documents_in_order(conn, &ids)
 }
 
 /// How many documents each embedder (and dimension) produced.
@@ -304,6 +299,16 @@ pub fn set_embedding(conn: &mut Conn, internal_id: i64, embedding: &Embedding) -
             .execute(conn)?;
         Ok::<_, DbError>(())
     })
+}
+
+/// The documents of internal ids `ids`, in that order (the winners of a query, nearest first).
+fn documents_in_order(conn: &mut Conn, ids: &[i64]) -> DbResult<Vec<Document>> {
+    let mut rows: Vec<DocumentRow> = documents::table
+        .filter(documents::id.eq_any(ids))
+        .select(DocumentRow::as_select())
+        .load(conn)?;
+    rows.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
+    Ok(rows.into_iter().map(Document::from).collect())
 }
 
 /// Every vector of a collection, unit length, in id order.
@@ -433,10 +438,5 @@ pub fn query_documents_cached(
         .filter(|((_, (name, d)), _)| *d == dims && **name == *query.embedder)
         .map(|((id, _), v)| (*id, 1.0 - dot(&q, v)));
     let ids: Vec<i64> = top_k(scored, top).into_iter().map(|(id, _)| id).collect();
-    let mut rows: Vec<DocumentRow> = documents::table
-        .filter(documents::id.eq_any(&ids))
-        .select(DocumentRow::as_select())
-        .load(conn)?;
-    rows.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
-    Ok(rows.into_iter().map(Document::from).collect())
+    documents_in_order(conn, &ids)
 }

@@ -42,16 +42,16 @@ impl From<MetamessageRow> for Metamessage {
 
 #[derive(Insertable)]
 #[diesel(table_name = metamessages)]
-struct NewMetamessageRow<'a> {
-    public_id: &'a str,
-    app_id: &'a str,
-    user_id: &'a str,
-    session_id: Option<&'a str>,
-    message_id: Option<&'a str>,
-    label: &'a str,
-    content: &'a str,
-    metadata: &'a Value,
-    created_at: DateTime<Utc>,
+pub(super) struct NewMetamessageRow<'a> {
+    pub public_id: &'a str,
+    pub app_id: &'a str,
+    pub user_id: &'a str,
+    pub session_id: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub label: &'a str,
+    pub content: &'a str,
+    pub metadata: &'a Value,
+    pub created_at: DateTime<Utc>,
 }
 
 /// `session_id` and `message_id` are written together, so that concurrent updates cannot leave a

@@ -1,4 +1,5 @@
 use super::messages::NewMessageRow;
+use super::metamessages::NewMetamessageRow;
 use super::schema::{messages, metamessages, sessions};
 use super::{dialect, into_map, page_of, Conn};
 use crate::{DbError, DbResult};
@@ -193,20 +194,6 @@ struct MetamessageCopy {
     metadata: Value,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = metamessages)]
-struct NewMetamessageRow<'a> {
-    public_id: String,
-    app_id: &'a str,
-    user_id: &'a str,
-    session_id: Option<&'a str>,
-    message_id: Option<String>,
-    label: String,
-    content: String,
-    metadata: Value,
-    created_at: DateTime<Utc>,
-}
-
 /// Copies a session and its messages up to and including `cut_off` (all when `None`) into a new active
 /// session, in one transaction. With `deep_copy`, the session's metamessages that point at no message
 /// or at a copied one are copied too, re-pointed at the copies.
@@ -288,24 +275,29 @@ pub fn clone_session(
                     metamessages::metadata,
                 ))
                 .load(conn)?;
-            let rows: Vec<NewMetamessageRow> = metas
-                .into_iter()
+            // Copies of metamessages that point at no message or at a copied one, re-pointed.
+            let copies: Vec<(String, Option<&str>, &MetamessageCopy)> = metas
+                .iter()
                 .filter_map(|mm| {
-                    let message_id = match mm.message_id {
+                    let message_id = match &mm.message_id {
                         None => None,
-                        Some(old) => Some(new_ids.get(&old)?.clone()),
+                        Some(old) => Some(new_ids.get(old)?.as_str()),
                     };
-                    Some(NewMetamessageRow {
-                        public_id: new_id(),
-                        app_id: &key.app_id,
-                        user_id: &key.user_id,
-                        session_id: Some(&clone.id),
-                        message_id,
-                        label: mm.label,
-                        content: mm.content,
-                        metadata: mm.metadata,
-                        created_at,
-                    })
+                    Some((new_id(), message_id, mm))
+                })
+                .collect();
+            let rows: Vec<NewMetamessageRow> = copies
+                .iter()
+                .map(|(id, message_id, mm)| NewMetamessageRow {
+                    public_id: id,
+                    app_id: &key.app_id,
+                    user_id: &key.user_id,
+                    session_id: Some(&clone.id),
+                    message_id: *message_id,
+                    label: &mm.label,
+                    content: &mm.content,
+                    metadata: &mm.metadata,
+                    created_at,
                 })
                 .collect();
             for chunk in rows.chunks(COPY_CHUNK) {
