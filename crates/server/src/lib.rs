@@ -26,19 +26,6 @@ pub struct Server {
     pub port: u16,
 }
 
-/// Refuses to serve a route that has no auth scope.
-pub fn check_routes() -> Result<(), String> {
-    let problems = honcho_web::auth::unscoped_routes(&honcho_web::api_doc());
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "routes without an auth scope: {}",
-            problems.join("; ")
-        ))
-    }
-}
-
 /// Binds `listener` and prepares the HTTP server for `state`. The server runs when awaited.
 pub fn build_server(
     state: AppState,

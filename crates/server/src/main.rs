@@ -191,7 +191,6 @@ fn run(command: Command) -> Result<(), String> {
 }
 
 fn serve(config: Config) -> Result<(), String> {
-    honcho_server::check_routes()?;
     let keys = config.keys();
     let embedder = honcho_insights::embedder_from_env()?;
     let db = honcho_server::open_database(&config)?;

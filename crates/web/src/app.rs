@@ -2,9 +2,11 @@
 
 use crate::dto::Health;
 use crate::error::ApiError;
+use crate::path::Spelling;
 use crate::routes::{self, Features};
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse, Url};
+use actix_web::http::uri::{PathAndQuery, Uri};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::web::{self, Data, Json};
@@ -63,9 +65,12 @@ pub fn build_app(
         App::new()
             .into_utoipa_app()
             .openapi(crate::openapi::base())
-            .app_data(Data::new(state.db))
+            .app_data(Data::new(crate::auth::Gate::new(
+                state.db.clone(),
+                state.auth,
+            )))
+            .app_data(Data::new(Probe(state.db)))
             .app_data(Data::new(features))
-            .app_data(Data::new(state.auth))
             .app_data(Data::from(state.embedder))
             .app_data(web::PayloadConfig::new(crate::BODY_LIMIT)),
     )
@@ -73,10 +78,13 @@ pub fn build_app(
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", crate::openapi::finish(api)))
         .route("/docs", web::get().to(docs_redirect))
         .default_service(web::to(not_found))
-        .wrap(from_fn(crate::auth::authenticate))
-        .wrap(from_fn(refuse_nul_in_path))
+        .wrap(from_fn(canonical_path))
         .wrap(from_fn(log_request))
 }
+
+/// What `/health` may do with the store: ping it. (`/v1` handlers reach the store only through
+/// `auth::Access`.)
+struct Probe(Db);
 
 /// Whether the server and its database answer.
 #[utoipa::path(
@@ -87,9 +95,9 @@ pub fn build_app(
     )
 )]
 #[get("/health")]
-async fn health(db: Data<Db>) -> Result<Json<Health>, ApiError> {
-    let db = db.clone();
-    match web::block(move || db.ping()).await {
+async fn health(probe: Data<Probe>) -> Result<Json<Health>, ApiError> {
+    let probe = probe.clone();
+    match web::block(move || probe.0.ping()).await {
         Ok(Ok(())) => Ok(Json(Health {
             status: "ok".into(),
         })),
@@ -111,17 +119,39 @@ async fn not_found(_req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("Not Found"))
 }
 
-/// A NUL character cannot be part of any stored id or name, and PostgreSQL refuses it in a query:
-/// such paths match nothing.
-async fn refuse_nul_in_path(
-    req: ServiceRequest,
+/// Routes every request by its one spelling (see `crate::path`): equivalent spellings of a path reach
+/// the same handler, whose `Access` then authorises the ids the router captured.
+async fn canonical_path(
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    if req.path().contains("%00") || req.path().contains('\0') {
-        let res = actix_web::ResponseError::error_response(&ApiError::not_found("Not Found"));
-        return Ok(req.into_response(res));
+    match crate::path::normalize(req.path()) {
+        Spelling::Canonical => {}
+        Spelling::NotFound => return Ok(not_found_response(req)),
+        Spelling::Rewrite(path) => {
+            let mut parts = req.head().uri.clone().into_parts();
+            let path_and_query = match parts.path_and_query.as_ref().and_then(|pq| pq.query()) {
+                Some(query) => format!("{path}?{query}"),
+                None => path,
+            };
+            let uri = PathAndQuery::try_from(path_and_query).ok().and_then(|pq| {
+                parts.path_and_query = Some(pq);
+                Uri::from_parts(parts).ok()
+            });
+            let Some(uri) = uri else {
+                return Ok(not_found_response(req));
+            };
+            req.match_info_mut().set(Url::new(uri.clone()));
+            req.head_mut().uri = uri;
+        }
     }
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+fn not_found_response(req: ServiceRequest) -> ServiceResponse<actix_web::body::BoxBody> {
+    req.into_response(actix_web::ResponseError::error_response(
+        &ApiError::not_found("Not Found"),
+    ))
 }
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);

@@ -1,19 +1,22 @@
-//! Authentication: HS256 API keys, the scope of every route, and the middleware that checks them.
+//! Authentication: HS256 API keys and the [`Access`] extractor that authorises a request for the route
+//! the router matched.
 //!
-//! Every `/v1` route has exactly one entry in [`ROUTES`]; a test checks that the table and the OpenAPI
-//! document (built from the registered routes) name the same operations, and the server refuses to start
-//! otherwise, so a route cannot be added without choosing its scope.
+//! A route's scope is part of its handler's signature (`Access<scope::Session>`, ...). The extractor
+//! verifies the key and checks the scope against the ids the router captured, decoded exactly as the
+//! handler's own `Path` sees them. It is also the only way a handler reaches the store or the key
+//! signer: the database pool is registered under a type only this module can name. So a `/v1` handler
+//! that skips the check cannot do anything, and an unmatched path never gets this far (404).
 
 use crate::error::ApiError;
-use actix_web::body::MessageBody;
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
-use actix_web::middleware::Next;
+use actix_web::dev::Payload;
 use actix_web::web::Data;
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use actix_web::{FromRequest, HttpRequest};
+use honcho_db::Db;
 use honcho_domain::auth::{AuthError, Claims, PathIds, Scope};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::Deserialize;
 use std::future::{ready, Ready};
+use std::marker::PhantomData;
 
 /// The signing secret of API keys.
 #[derive(Clone)]
@@ -67,231 +70,144 @@ pub struct AuthConfig {
     pub keys: Option<Keys>,
 }
 
-/// The scope of every `/v1` operation: method, route template, scope.
-pub const ROUTES: &[(Method, &str, Scope)] = &[
-    (Method::GET, "/v1/apps", Scope::Token),
-    (Method::POST, "/v1/apps", Scope::Admin),
-    (Method::POST, "/v1/apps/list", Scope::Admin),
-    (Method::GET, "/v1/apps/name/{name}", Scope::Admin),
-    (Method::GET, "/v1/apps/get_or_create/{name}", Scope::Admin),
-    (Method::PUT, "/v1/apps/{app_id}", Scope::App),
-    (Method::POST, "/v1/apps/{app_id}/users", Scope::App),
-    (Method::GET, "/v1/apps/{app_id}/users", Scope::Token),
-    (Method::POST, "/v1/apps/{app_id}/users/list", Scope::App),
-    (
-        Method::GET,
-        "/v1/apps/{app_id}/users/name/{name}",
-        Scope::App,
-    ),
-    (
-        Method::GET,
-        "/v1/apps/{app_id}/users/get_or_create/{name}",
-        Scope::App,
-    ),
-    (
-        Method::PUT,
-        "/v1/apps/{app_id}/users/{user_id}",
-        Scope::AppUser,
-    ),
-    (
-        Method::GET,
-        "/v1/apps/{app_id}/users/{user_id}/sessions",
-        Scope::Token,
-    ),
-    (
-        Method::POST,
-        "/v1/apps/{app_id}/users/{user_id}/sessions",
-        Scope::AppUser,
-    ),
-    (
-        Method::POST,
-        "/v1/apps/{app_id}/users/{user_id}/sessions/list",
-        Scope::AppUser,
-    ),
-    (
-        Method::PUT,
-        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}",
-        Scope::Session,
-    ),
-    (
-        Method::DELETE,
-        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}",
-        Scope::Session,
-    ),
-    (
-        Method::GET,
-        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/clone",
-        Scope::Session,
-    ),
-    (
-        Method::POST,
-        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/messages",
-        Scope::Session,
-    ),
-    (
-        Method::POST,
-        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/messages/batch",
-        Scope::Session,
-    ),
-    (
-        Method::POST,
-        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/messages/list",
-        Scope::Session,
-    ),
-    (
-        Method::GET,
-        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/messages/{message_id}",
-        Scope::Session,
-    ),
-    (
-        Method::PUT,
-        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/messages/{message_id}",
-        Scope::Session,
-    ),
-    (
-        Method::POST,
-        "/v1/apps/{app_id}/users/{user_id}/metamessages",
-        Scope::AppUser,
-    ),
-    (
-        Method::POST,
-        "/v1/apps/{app_id}/users/{user_id}/metamessages/list",
-        Scope::AppUser,
-    ),
-    (
-        Method::GET,
-        "/v1/apps/{app_id}/users/{user_id}/metamessages/{metamessage_id}",
-        Scope::AppUser,
-    ),
-    (
-        Method::PUT,
-        "/v1/apps/{app_id}/users/{user_id}/metamessages/{metamessage_id}",
-        Scope::AppUser,
-    ),
-    (
-        Method::GET,
-        "/v1/apps/{app_id}/users/{user_id}/collections",
-        Scope::Token,
-    ),
-    (
-        Method::POST,
-        "/v1/apps/{app_id}/users/{user_id}/collections",
-        Scope::AppUser,
-    ),
-    (
-        Method::POST,
-        "/v1/apps/{app_id}/users/{user_id}/collections/list",
-        Scope::AppUser,
-    ),
-    (
-        Method::GET,
-        "/v1/apps/{app_id}/users/{user_id}/collections/name/{name}",
-        Scope::AppUser,
-    ),
-    (
-        Method::PUT,
-        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}",
-        Scope::Collection,
-    ),
-    (
-        Method::DELETE,
-        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}",
-        Scope::Collection,
-    ),
-    (
-        Method::POST,
-        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}/documents/list",
-        Scope::Collection,
-    ),
-    (
-        Method::GET,
-        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}/documents/{document_id}",
-        Scope::Collection,
-    ),
-    (
-        Method::PUT,
-        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}/documents/{document_id}",
-        Scope::Collection,
-    ),
-    (
-        Method::DELETE,
-        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}/documents/{document_id}",
-        Scope::Collection,
-    ),
-    (
-        Method::POST,
-        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}/documents/query",
-        Scope::Collection,
-    ),
-    (
-        Method::POST,
-        "/v1/apps/{app_id}/users/{user_id}/collections/{collection_id}/documents",
-        Scope::Collection,
-    ),
-    (Method::POST, "/v1/keys", Scope::Admin),
-];
+/// The scopes a handler can ask for, as types: `Access<scope::App>` is a request the app's key (or
+/// the admin key) may make. The rules behind each are `honcho_domain::auth::Claims::permits`.
+pub mod scope {
+    use honcho_domain::auth::Scope;
 
-/// The scope of the route `method path` matches, with the ids its path names. Literal segments
-/// must match exactly; `{name}` segments capture.
-pub fn route_scope<'p>(method: &Method, path: &'p str) -> Option<(Scope, PathIds<'p>)> {
-    let segments: Vec<&str> = path.split('/').collect();
-    ROUTES
-        .iter()
-        .filter(|(m, _, _)| m == method)
-        .find_map(|(_, template, scope)| {
-            let mut ids = PathIds::default();
-            let mut parts = template.split('/');
-            let mut n = 0;
-            for (i, part) in parts.by_ref().enumerate() {
-                let seg = *segments.get(i)?;
-                match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                    Some(name) => match name {
-                        "app_id" => ids.app_id = Some(seg),
-                        "user_id" => ids.user_id = Some(seg),
-                        "session_id" => ids.session_id = Some(seg),
-                        "collection_id" => ids.collection_id = Some(seg),
-                        _ => {}
-                    },
-                    None if part == seg => {}
-                    None => return None,
-                }
-                n = i + 1;
+    /// A route's scope, named by a type in a handler's signature.
+    pub trait RouteScope: 'static {
+        const SCOPE: Scope;
+    }
+
+    macro_rules! scopes {
+        ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
+            $(#[$doc])*
+            pub struct $name;
+            impl RouteScope for $name {
+                const SCOPE: Scope = Scope::$name;
             }
-            (n == segments.len()).then_some((*scope, ids))
-        })
+        )*};
+    }
+
+    scopes! {
+        /// Only the admin key.
+        Admin,
+        /// The app's key.
+        App,
+        /// The app's or the user's key.
+        AppUser,
+        /// The app's, the user's or the session's key.
+        Session,
+        /// The app's, the user's or the collection's key.
+        Collection,
+        /// Any valid key; the handler resolves the resource from the query or the key's claims.
+        Token,
+    }
 }
 
-/// The documented operations that have no scope, and the scoped routes that are not documented.
-pub fn unscoped_routes(api: &utoipa::openapi::OpenApi) -> Vec<String> {
-    let mut documented = Vec::new();
-    for (path, item) in &api.paths.paths {
-        let ops = [
-            (Method::GET, &item.get),
-            (Method::POST, &item.post),
-            (Method::PUT, &item.put),
-            (Method::DELETE, &item.delete),
-        ];
-        for (method, op) in ops {
-            if op.is_some() && path.starts_with("/v1/") {
-                documented.push((method, path.clone()));
-            }
+/// What the [`Access`] extractor needs, registered by `build_app`. Private to this module: handlers
+/// get the store from an `Access` and nowhere else.
+pub(crate) struct Gate {
+    db: Db,
+    keys: Option<Keys>,
+}
+
+impl Gate {
+    pub(crate) fn new(db: Db, auth: AuthConfig) -> Gate {
+        Gate {
+            db,
+            keys: auth.keys,
         }
     }
-    let mut problems: Vec<String> = documented
-        .iter()
-        .filter(|(m, p)| !ROUTES.iter().any(|(rm, rp, _)| rm == m && rp == p))
-        .map(|(m, p)| format!("{m} {p} has no scope in auth::ROUTES"))
-        .collect();
-    problems.extend(
-        ROUTES
-            .iter()
-            .filter(|(m, p, _)| !documented.iter().any(|(dm, dp)| dm == m && dp == p))
-            .map(|(m, p, _)| format!("{m} {p} is in auth::ROUTES but not served")),
-    );
-    problems
 }
 
-fn bearer(req: &ServiceRequest) -> Option<&str> {
+/// The ids of a matched route that scopes are checked against. Deserialised from the router's
+/// captures by the same deserialiser as every handler's `Path`, so they are the ids the handler uses.
+#[derive(Deserialize)]
+struct ScopeIds {
+    app_id: Option<String>,
+    user_id: Option<String>,
+    session_id: Option<String>,
+    collection_id: Option<String>,
+}
+
+/// A request that passed its route's scope check (`S`), with the key's claims and the store.
+/// Take it as a handler's first argument: extractors run in order, so a refused key is answered
+/// before the body is read.
+pub struct Access<S> {
+    claims: Claims,
+    db: Db,
+    keys: Option<Keys>,
+    scope: PhantomData<S>,
+}
+
+impl<S> Access<S> {
+    /// The key's claims (admin when authentication is off).
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
+    /// The store.
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+impl Access<scope::Admin> {
+    /// The key signer; `None` when authentication is off.
+    pub(crate) fn signer(&self) -> Option<&Keys> {
+        self.keys.as_ref()
+    }
+}
+
+impl<S: scope::RouteScope> FromRequest for Access<S> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authorize(req, S::SCOPE).map(|(claims, gate)| Access {
+            claims,
+            db: gate.db.clone(),
+            keys: gate.keys.clone(),
+            scope: PhantomData,
+        }))
+    }
+}
+
+/// Checks the request's key against `scope` for the ids of the matched route, in the order the
+/// contract gives: no key, bad key, expired key, admin, admin-only route, matching claim.
+fn authorize(req: &HttpRequest, scope: Scope) -> Result<(Claims, &Gate), ApiError> {
+    let gate = req
+        .app_data::<Data<Gate>>()
+        .ok_or_else(|| ApiError::Internal("the auth gate is not registered".into()))?;
+    let Some(keys) = &gate.keys else {
+        return Ok((Claims::admin(), gate));
+    };
+    // A handler without a matched route cannot exist; refuse rather than guess.
+    if req.match_pattern().is_none() {
+        return Err(ApiError::not_found("Not Found"));
+    }
+    let ids: ScopeIds = req
+        .match_info()
+        .load()
+        .map_err(|_| ApiError::not_found("Not Found"))?;
+    let token = bearer(req).ok_or(AuthError::NoToken)?;
+    let claims = keys.verify(token)?;
+    claims.check_expiry(chrono::Utc::now())?;
+    claims.permits(
+        scope,
+        &PathIds {
+            app_id: ids.app_id.as_deref(),
+            user_id: ids.user_id.as_deref(),
+            session_id: ids.session_id.as_deref(),
+            collection_id: ids.collection_id.as_deref(),
+        },
+    )?;
+    Ok((claims, gate))
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)?
@@ -304,61 +220,6 @@ fn bearer(req: &ServiceRequest) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Checks the key of every `/v1` request against its route's scope, in the order the contract gives:
-/// no key, bad key, expired key, admin, admin-only route, matching claim. The accepted claims are left
-/// in the request for the handlers of token routes. With authentication off every request is admin.
-pub async fn authenticate(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let keys = req
-        .app_data::<Data<AuthConfig>>()
-        .and_then(|c| c.keys.clone());
-    let claims = match keys {
-        None => Ok(Claims::admin()),
-        Some(keys) => match route_scope(req.method(), req.path()) {
-            None => Ok(Claims::default()),
-            Some((scope, ids)) => bearer(&req).ok_or(AuthError::NoToken).and_then(|token| {
-                let claims = keys.verify(token)?;
-                claims.check_expiry(chrono::Utc::now())?;
-                claims.permits(scope, &ids)?;
-                Ok(claims)
-            }),
-        },
-    };
-    match claims {
-        Ok(claims) => {
-            req.extensions_mut().insert(claims);
-            Ok(next.call(req).await?.map_into_boxed_body())
-        }
-        Err(e) => {
-            let res =
-                actix_web::ResponseError::error_response(&ApiError::unauthorized(e.to_string()));
-            Ok(req.into_response(res))
-        }
-    }
-}
-
-/// The claims of the request's key (admin when authentication is off).
-pub struct Principal(pub Claims);
-
-impl FromRequest for Principal {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            req.extensions()
-                .get::<Claims>()
-                .cloned()
-                .map(Principal)
-                .ok_or_else(|| {
-                    ApiError::Internal("request reached a handler without authentication".into())
-                }),
-        )
-    }
-}
-
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         ApiError::unauthorized(e.to_string())
@@ -368,31 +229,95 @@ impl From<AuthError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::{test, web, App, HttpResponse};
 
-    #[test]
-    fn every_served_route_has_a_scope_and_every_scope_a_route() {
-        let problems = unscoped_routes(&crate::api_doc());
-        assert!(problems.is_empty(), "{problems:#?}");
+    const SECRET: &str = "unit-test-secret";
+
+    async fn list_users(access: Access<scope::App>) -> HttpResponse {
+        HttpResponse::Ok().body(access.claims().ap.clone().unwrap_or_default())
     }
 
-    #[test]
-    fn paths_match_their_templates_only() {
-        let (scope, ids) =
-            route_scope(&Method::POST, "/v1/apps/A/users/U/sessions/S/messages/list").unwrap();
-        assert_eq!(scope, Scope::Session);
+    async fn admin_only(_: Access<scope::Admin>) -> HttpResponse {
+        HttpResponse::Ok().finish()
+    }
+
+    fn key(app: &str) -> String {
+        Keys::new(SECRET).mint(&Claims {
+            ap: Some(app.into()),
+            ..Claims::default()
+        })
+    }
+
+    async fn call(path: &str, token: Option<&str>) -> (u16, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let url =
+            honcho_db::DatabaseUrl::parse(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let gate = Gate::new(
+            Db::connect(&url, 1).unwrap(),
+            AuthConfig {
+                keys: Some(Keys::new(SECRET)),
+            },
+        );
+        let app = test::init_service(
+            App::new()
+                .app_data(Data::new(gate))
+                .route("/v1/apps/{app_id}/users/list", web::post().to(list_users))
+                .route("/v1/apps/list", web::post().to(admin_only)),
+        )
+        .await;
+        let mut req = test::TestRequest::post().uri(path);
+        if let Some(token) = token {
+            req = req.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        let res = test::call_service(&app, req.to_request()).await;
+        let status = res.status().as_u16();
+        let body = test::read_body(res).await;
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[actix_web::test]
+    async fn scopes_are_checked_against_the_decoded_ids_of_the_matched_route() {
         assert_eq!(
-            (ids.app_id, ids.user_id, ids.session_id),
-            (Some("A"), Some("U"), Some("S"))
+            call("/v1/apps/Ab/users/list", Some(&key("Ab"))).await,
+            (200, "Ab".into())
+        );
+        // The router decodes `%62`; so does authorisation: the key of "Ab" is the key for this path.
+        assert_eq!(
+            call("/v1/apps/A%62/users/list", Some(&key("Ab"))).await,
+            (200, "Ab".into())
+        );
+        let refused = (
+            401,
+            r#"{"detail":"JWT not permissioned for this resource"}"#.into(),
         );
         assert_eq!(
-            route_scope(&Method::POST, "/v1/apps/list").unwrap().0,
-            Scope::Admin
+            call("/v1/apps/A%62/users/list", Some(&key("A%62"))).await,
+            refused
         );
         assert_eq!(
-            route_scope(&Method::PUT, "/v1/apps/list").unwrap().0,
-            Scope::App
+            call("/v1/app%73/Ab/users/lis%74", Some(&key("Other"))).await,
+            refused
         );
-        assert!(route_scope(&Method::GET, "/v1/apps/A/users/U/sessions/S/messages").is_none());
-        assert!(route_scope(&Method::GET, "/v1/apps/A/extra").is_none());
+    }
+
+    #[actix_web::test]
+    async fn every_spelling_of_an_admin_route_needs_the_admin_key() {
+        for path in ["/v1/apps/list", "/v1/app%73/list", "/v1/%61pps/lis%74"] {
+            assert_eq!(
+                call(path, None).await,
+                (401, r#"{"detail":"No access token provided"}"#.into()),
+                "{path}"
+            );
+            assert_eq!(
+                call(path, Some(&key("A"))).await,
+                (
+                    401,
+                    r#"{"detail":"Resource requires admin privileges"}"#.into()
+                ),
+                "{path}"
+            );
+            let admin = Keys::new(SECRET).admin_key();
+            assert_eq!(call(path, Some(&admin)).await.0, 200, "{path}");
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod dto;
 mod error;
 mod extract;
 mod openapi;
+mod path;
 mod routes;
 
 pub use app::{build_app, AppState};

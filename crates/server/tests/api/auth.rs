@@ -1,35 +1,34 @@
 //! API keys: every route checks its scope; keys are minted by the API and the command line.
 
 use crate::helpers::{id, TestApp};
-use actix_web::http::Method;
 use honcho_domain::auth::Claims;
-use honcho_web::auth::{Keys, ROUTES};
+use honcho_web::auth::Keys;
 use serde_json::{json, Value};
 use std::cell::Cell;
 
-const SECRET: &str = "test-secret-of-sufficient-length";
+pub const SECRET: &str = "test-secret-of-sufficient-length";
 
 /// Resources the matrix runs against: an app with a user, a sibling user, their sessions and a
 /// message, and a sibling app with its own user and session.
-struct Fixture {
-    app: String,
-    app_name: String,
-    user: String,
-    user_name: String,
-    session: String,
-    message: String,
-    metamessage: String,
-    collection: String,
-    document: String,
-    sibling_collection: String,
-    sibling_app: String,
-    sibling_app_user: String,
-    sibling_user: String,
-    sibling_session: String,
+pub struct Fixture {
+    pub app: String,
+    pub app_name: String,
+    pub user: String,
+    pub user_name: String,
+    pub session: String,
+    pub message: String,
+    pub metamessage: String,
+    pub collection: String,
+    pub document: String,
+    pub sibling_collection: String,
+    pub sibling_app: String,
+    pub sibling_app_user: String,
+    pub sibling_user: String,
+    pub sibling_session: String,
 }
 
 impl Fixture {
-    fn seed(app: &TestApp, admin: &str) -> Fixture {
+    pub fn seed(app: &TestApp, admin: &str) -> Fixture {
         let ok = |method: &str, path: &str, body: Value| -> Value {
             let (status, v) = app.send_as(Some(admin), method, path, Some(&body.to_string()));
             assert_eq!(status, 200, "{method} {path}: {v}");
@@ -106,31 +105,30 @@ impl Fixture {
     }
 
     /// Makes what a destructive request is about exist again, with the same id where a key names it.
-    fn prepare(&mut self, app: &TestApp, admin: &str, method: &str, template: &str) {
+    pub fn prepare(&mut self, app: &TestApp, admin: &str, method: &str, template: &str) {
         if method != "DELETE" {
             return;
         }
         let collections = format!("/v1/apps/{}/users/{}/collections", self.app, self.user);
+        let path = format!("{collections}?collection_id={}", self.collection);
+        if app.send_as(Some(admin), "GET", &path, None).0 == 404 {
+            let sql = format!(
+                "INSERT INTO collections (public_id, app_id, user_id, name, metadata, created_at) \
+                 VALUES ('{}', '{}', '{}', 'facts', '{{}}', '2026-01-01 00:00:00+00:00')",
+                self.collection, self.app, self.user
+            );
+            app.execute_sql(&sql, &sql);
+        }
         if template.ends_with("/documents/{document_id}") {
             let body = r#"{"content": "to be deleted"}"#;
             let path = format!("{collections}/{}/documents", self.collection);
             self.document = id(&app.send_as(Some(admin), "POST", &path, Some(body)).1);
-        } else if template.ends_with("/collections/{collection_id}") {
-            let path = format!("{collections}?collection_id={}", self.collection);
-            if app.send_as(Some(admin), "GET", &path, None).0 == 404 {
-                let sql = format!(
-                    "INSERT INTO collections (public_id, app_id, user_id, name, metadata, created_at) \
-                     VALUES ('{}', '{}', '{}', 'facts', '{{}}', '2026-01-01 00:00:00+00:00')",
-                    self.collection, self.app, self.user
-                );
-                app.execute_sql(&sql, &sql);
-            }
         }
     }
 
     /// A concrete request for a route template: path (with the query token routes need) and a body
     /// that makes the request succeed when it is allowed.
-    fn request(&self, template: &str, method: &str, n: usize) -> (String, Option<String>) {
+    pub fn request(&self, template: &str, method: &str, n: usize) -> (String, Option<String>) {
         let path = template
             .replace("{app_id}", &self.app)
             .replace("{user_id}", &self.user)
@@ -186,7 +184,7 @@ impl Fixture {
 }
 
 /// The keys the matrix tries, by name.
-fn keys(f: &Fixture) -> Vec<(&'static str, Option<String>)> {
+pub fn keys(f: &Fixture) -> Vec<(&'static str, Option<String>)> {
     let keys = Keys::new(SECRET);
     let scoped = |ap: Option<&str>, us: Option<&str>, se: Option<&str>| {
         Some(keys.mint(&Claims {
@@ -424,7 +422,7 @@ const TOKEN_ROUTES: &[&str] = &[
 ];
 
 /// What the contract says a key gets on a route: `None` for success (200), else the 401 detail.
-fn expected(method: &str, template: &str, key: &str) -> Option<&'static str> {
+pub fn expected(method: &str, template: &str, key: &str) -> Option<&'static str> {
     match key {
         "none" => return Some("No access token provided"),
         "garbage" | "other secret" | "alg none" => return Some("Invalid JWT"),
@@ -459,17 +457,15 @@ fn every_route_checks_its_scope() {
     let n = Cell::new(0);
     let mut failures = Vec::new();
     // Deleting the collection comes last: it takes the documents with it.
-    let mut routes: Vec<_> = ROUTES.iter().collect();
-    routes.sort_by_key(|(m, t, _)| {
-        *m == Method::DELETE && t.ends_with("/collections/{collection_id}")
-    });
-    for (method, template, _) in routes {
+    let mut routes = app.operations();
+    routes.sort_by_key(|(m, t)| m == "DELETE" && t.ends_with("/collections/{collection_id}"));
+    for (method, template) in &routes {
+        let method = method.as_str();
         for (name, token) in &keys {
             n.set(n.get() + 1);
-            fixture.prepare(&app, &admin, method.as_str(), template);
-            let (path, body) = fixture.request(template, method.as_str(), n.get());
-            let (status, answer) =
-                app.send_as(token.as_deref(), method.as_str(), &path, body.as_deref());
+            fixture.prepare(&app, &admin, method, template);
+            let (path, body) = fixture.request(template, method, n.get());
+            let (status, answer) = app.send_as(token.as_deref(), method, &path, body.as_deref());
             let got = match status {
                 200 => None,
                 401 => answer["detail"]
@@ -478,7 +474,7 @@ fn every_route_checks_its_scope() {
                     .map(|d| d.leak() as &str),
                 other => Some(format!("unexpected {other}: {answer}").leak() as &str),
             };
-            let want = expected(method.as_str(), template, name);
+            let want = expected(method, template, name);
             if got != want {
                 failures.push(format!(
                     "{method} {template} with {name} key: expected {want:?}, got {got:?}"
@@ -494,7 +490,7 @@ fn every_route_checks_its_scope() {
     );
     assert_eq!(
         SPEC.len(),
-        ROUTES.len(),
+        routes.len(),
         "every route of the contract is served"
     );
 }

@@ -9,6 +9,7 @@ mod helpers;
 mod messages;
 mod metamessages;
 mod openapi;
+mod routing;
 mod sessions;
 mod users;
 mod validation;

@@ -1,15 +1,14 @@
 use super::{parse_filter, parse_metadata, parse_name, parse_path_name, run};
-use crate::auth::Principal;
+use crate::auth::{scope, Access};
 use crate::dto::{App, AppCreate, AppGet, AppUpdate, Page};
 use crate::error::ApiError;
 use crate::extract::{Body, ListParams, OptionalBody, Query};
-use actix_web::web::{Data, Json, Path};
+use actix_web::web::{Json, Path};
 use actix_web::{get, post, put, HttpRequest};
-use honcho_db::Db;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
-use utoipa_actix_web::{scope, service_config::ServiceConfig};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_app)
@@ -18,7 +17,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_app_by_name)
         .service(get_or_create_app)
         .service(update_app)
-        .service(scope("/{app_id}/users").configure(super::users::configure));
+        .service(utoipa_actix_web::scope("/{app_id}/users").configure(super::users::configure));
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -37,9 +36,11 @@ struct GetAppQuery {
     responses((status = 200, description = "The app", body = App))
 )]
 #[get("")]
-async fn get_app(req: HttpRequest, db: Data<Db>, key: Principal) -> Result<Json<App>, ApiError> {
-    let app_id = key.0.resolve_app(Query::of(&req)?.string("app_id")?)?;
-    let app = run(&db, move |db| db.get_app(&app_id)).await?;
+async fn get_app(access: Access<scope::Token>, req: HttpRequest) -> Result<Json<App>, ApiError> {
+    let app_id = access
+        .claims()
+        .resolve_app(Query::of(&req)?.string("app_id")?)?;
+    let app = run(access.db(), move |db| db.get_app(&app_id)).await?;
     Ok(Json(app.into()))
 }
 
@@ -51,11 +52,14 @@ async fn get_app(req: HttpRequest, db: Data<Db>, key: Principal) -> Result<Json<
     responses((status = 200, description = "The new app", body = App))
 )]
 #[post("")]
-async fn create_app(db: Data<Db>, body: Body<AppCreate>) -> Result<Json<App>, ApiError> {
+async fn create_app(
+    access: Access<scope::Admin>,
+    body: Body<AppCreate>,
+) -> Result<Json<App>, ApiError> {
     let Body(AppCreate { name, metadata }) = body;
     let name = parse_name(name, &[json!("name")])?;
     let metadata = parse_metadata(metadata, &[json!("metadata")])?;
-    let app = run(&db, move |db| db.create_app(name, metadata)).await?;
+    let app = run(access.db(), move |db| db.create_app(name, metadata)).await?;
     Ok(Json(app.into()))
 }
 
@@ -69,13 +73,13 @@ async fn create_app(db: Data<Db>, body: Body<AppCreate>) -> Result<Json<App>, Ap
 )]
 #[post("/list")]
 async fn list_apps(
+    access: Access<scope::Admin>,
     req: HttpRequest,
-    db: Data<Db>,
     body: OptionalBody<AppGet>,
 ) -> Result<Json<Page<App>>, ApiError> {
     let page = ListParams::parse(&req)?;
     let filter = parse_filter(body.0.and_then(|b| b.filter))?;
-    let apps = run(&db, move |db| db.list_apps(filter.as_ref(), page)).await?;
+    let apps = run(access.db(), move |db| db.list_apps(filter.as_ref(), page)).await?;
     Ok(Json(Page::from_domain(apps, App::from)))
 }
 
@@ -87,9 +91,12 @@ async fn list_apps(
     responses((status = 200, description = "The app", body = App))
 )]
 #[get("/name/{name}")]
-async fn get_app_by_name(db: Data<Db>, name: Path<String>) -> Result<Json<App>, ApiError> {
+async fn get_app_by_name(
+    access: Access<scope::Admin>,
+    name: Path<String>,
+) -> Result<Json<App>, ApiError> {
     let name = name.into_inner();
-    let app = run(&db, move |db| db.get_app_by_name(&name)).await?;
+    let app = run(access.db(), move |db| db.get_app_by_name(&name)).await?;
     Ok(Json(app.into()))
 }
 
@@ -101,10 +108,13 @@ async fn get_app_by_name(db: Data<Db>, name: Path<String>) -> Result<Json<App>, 
     responses((status = 200, description = "The app", body = App))
 )]
 #[get("/get_or_create/{name}")]
-async fn get_or_create_app(db: Data<Db>, name: Path<String>) -> Result<Json<App>, ApiError> {
+async fn get_or_create_app(
+    access: Access<scope::Admin>,
+    name: Path<String>,
+) -> Result<Json<App>, ApiError> {
     let name = name.into_inner();
     let name = parse_path_name(name)?;
-    let app = run(&db, move |db| db.get_or_create_app(name)).await?;
+    let app = run(access.db(), move |db| db.get_or_create_app(name)).await?;
     Ok(Json(app.into()))
 }
 
@@ -118,7 +128,7 @@ async fn get_or_create_app(db: Data<Db>, name: Path<String>) -> Result<Json<App>
 )]
 #[put("/{app_id}")]
 async fn update_app(
-    db: Data<Db>,
+    access: Access<scope::App>,
     app_id: Path<String>,
     body: Body<AppUpdate>,
 ) -> Result<Json<App>, ApiError> {
@@ -128,6 +138,9 @@ async fn update_app(
         .map(|m| parse_metadata(m, &[json!("metadata")]))
         .transpose()?;
     let app_id = app_id.into_inner();
-    let app = run(&db, move |db| db.update_app(&app_id, name, metadata)).await?;
+    let app = run(access.db(), move |db| {
+        db.update_app(&app_id, name, metadata)
+    })
+    .await?;
     Ok(Json(app.into()))
 }

@@ -1,18 +1,17 @@
 use super::{parse_filter, parse_metadata, run, CollectionPath, UserPath};
-use crate::auth::Principal;
+use crate::auth::{scope, Access};
 use crate::dto::{Collection, CollectionCreate, CollectionGet, CollectionUpdate, Deleted, Page};
 use crate::error::{ApiError, ValidationIssue};
 use crate::extract::{Body, ListParams, OptionalBody, Query};
 use actix_web::http::StatusCode;
-use actix_web::web::{Data, Json, Path};
+use actix_web::web::{Json, Path};
 use actix_web::{delete, get, post, put, HttpRequest};
-use honcho_db::Db;
 use honcho_domain::values::collection_name;
 use honcho_domain::{CollectionKey, Name};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
-use utoipa_actix_web::{scope, service_config::ServiceConfig};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_collection)
@@ -21,7 +20,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_collection_by_name)
         .service(update_collection)
         .service(delete_collection)
-        .service(scope("/{collection_id}/documents").configure(super::documents::configure));
+        .service(
+            utoipa_actix_web::scope("/{collection_id}/documents")
+                .configure(super::documents::configure),
+        );
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -59,21 +61,22 @@ fn parse_collection_name(name: String) -> Result<Name, ApiError> {
 )]
 #[get("")]
 async fn get_collection(
+    access: Access<scope::Token>,
     req: HttpRequest,
-    db: Data<Db>,
     path: Path<UserPath>,
-    key: Principal,
 ) -> Result<Json<Collection>, ApiError> {
     let UserPath { app_id, user_id } = path.into_inner();
-    let collection_id =
-        key.0
-            .resolve_collection(&app_id, &user_id, Query::of(&req)?.string("collection_id")?)?;
+    let collection_id = access.claims().resolve_collection(
+        &app_id,
+        &user_id,
+        Query::of(&req)?.string("collection_id")?,
+    )?;
     let key = CollectionKey {
         app_id,
         user_id,
         collection_id,
     };
-    let collection = run(&db, move |db| db.get_collection(&key)).await?;
+    let collection = run(access.db(), move |db| db.get_collection(&key)).await?;
     Ok(Json(collection.into()))
 }
 
@@ -87,7 +90,7 @@ async fn get_collection(
 )]
 #[post("")]
 async fn create_collection(
-    db: Data<Db>,
+    access: Access<scope::AppUser>,
     path: Path<UserPath>,
     body: Body<CollectionCreate>,
 ) -> Result<Json<Collection>, ApiError> {
@@ -95,7 +98,7 @@ async fn create_collection(
     let name = parse_collection_name(name)?;
     let metadata = parse_metadata(metadata, &[json!("metadata")])?;
     let UserPath { app_id, user_id } = path.into_inner();
-    let collection = run(&db, move |db| {
+    let collection = run(access.db(), move |db| {
         db.create_collection(&app_id, &user_id, name, metadata)
     })
     .await?;
@@ -112,15 +115,15 @@ async fn create_collection(
 )]
 #[post("/list")]
 async fn list_collections(
+    access: Access<scope::AppUser>,
     req: HttpRequest,
-    db: Data<Db>,
     path: Path<UserPath>,
     body: OptionalBody<CollectionGet>,
 ) -> Result<Json<Page<Collection>>, ApiError> {
     let page = ListParams::parse(&req)?;
     let filter = parse_filter(body.0.and_then(|b| b.filter))?;
     let UserPath { app_id, user_id } = path.into_inner();
-    let collections = run(&db, move |db| {
+    let collections = run(access.db(), move |db| {
         db.list_collections(&app_id, &user_id, filter.as_ref(), page)
     })
     .await?;
@@ -136,7 +139,7 @@ async fn list_collections(
 )]
 #[get("/name/{name}")]
 async fn get_collection_by_name(
-    db: Data<Db>,
+    access: Access<scope::AppUser>,
     path: Path<UserNamePath>,
 ) -> Result<Json<Collection>, ApiError> {
     let UserNamePath {
@@ -144,7 +147,7 @@ async fn get_collection_by_name(
         user_id,
         name,
     } = path.into_inner();
-    let collection = run(&db, move |db| {
+    let collection = run(access.db(), move |db| {
         db.get_collection_by_name(&app_id, &user_id, &name)
     })
     .await?;
@@ -161,7 +164,7 @@ async fn get_collection_by_name(
 )]
 #[put("/{collection_id}")]
 async fn update_collection(
-    db: Data<Db>,
+    access: Access<scope::Collection>,
     path: Path<CollectionPath>,
     body: Body<CollectionUpdate>,
 ) -> Result<Json<Collection>, ApiError> {
@@ -177,7 +180,10 @@ async fn update_collection(
         .map(|m| parse_metadata(m, &[json!("metadata")]))
         .transpose()?;
     let key = path.into_inner().key();
-    let collection = run(&db, move |db| db.update_collection(&key, name, metadata)).await?;
+    let collection = run(access.db(), move |db| {
+        db.update_collection(&key, name, metadata)
+    })
+    .await?;
     Ok(Json(collection.into()))
 }
 
@@ -190,11 +196,11 @@ async fn update_collection(
 )]
 #[delete("/{collection_id}")]
 async fn delete_collection(
-    db: Data<Db>,
+    access: Access<scope::Collection>,
     path: Path<CollectionPath>,
 ) -> Result<Json<Deleted>, ApiError> {
     let key = path.into_inner().key();
-    run(&db, move |db| db.delete_collection(&key)).await?;
+    run(access.db(), move |db| db.delete_collection(&key)).await?;
     Ok(Json(Deleted {
         message: "Collection deleted successfully".into(),
     }))

@@ -1,4 +1,5 @@
 use super::{embed, parse_filter, parse_metadata, parse_text, run, CollectionPath};
+use crate::auth::{scope, Access};
 use crate::dto::{
     Deleted, Document, DocumentCreate, DocumentGet, DocumentQuery, DocumentUpdate, Page,
 };
@@ -7,7 +8,6 @@ use crate::extract::{Body, ListParams, OptionalBody};
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Json, Path};
 use actix_web::{delete, get, post, put, HttpRequest};
-use honcho_db::Db;
 use honcho_domain::embed::Embedder;
 use honcho_domain::Text;
 use serde::Deserialize;
@@ -63,15 +63,15 @@ impl DocumentPath {
 )]
 #[post("/list")]
 async fn list_documents(
+    access: Access<scope::Collection>,
     req: HttpRequest,
-    db: Data<Db>,
     path: Path<CollectionPath>,
     body: OptionalBody<DocumentGet>,
 ) -> Result<Json<Page<Document>>, ApiError> {
     let page = ListParams::parse(&req)?;
     let filter = parse_filter(body.0.and_then(|b| b.filter))?;
     let key = path.into_inner().key();
-    let documents = run(&db, move |db| {
+    let documents = run(access.db(), move |db| {
         db.list_documents(&key, filter.as_ref(), page)
     })
     .await?;
@@ -86,9 +86,12 @@ async fn list_documents(
     responses((status = 200, description = "The document", body = Document))
 )]
 #[get("/{document_id}")]
-async fn get_document(db: Data<Db>, path: Path<DocumentPath>) -> Result<Json<Document>, ApiError> {
+async fn get_document(
+    access: Access<scope::Collection>,
+    path: Path<DocumentPath>,
+) -> Result<Json<Document>, ApiError> {
     let (key, id) = path.into_inner().split();
-    let document = run(&db, move |db| db.get_document(&key, &id)).await?;
+    let document = run(access.db(), move |db| db.get_document(&key, &id)).await?;
     Ok(Json(document.into()))
 }
 
@@ -102,7 +105,7 @@ async fn get_document(db: Data<Db>, path: Path<DocumentPath>) -> Result<Json<Doc
 )]
 #[put("/{document_id}")]
 async fn update_document(
-    db: Data<Db>,
+    access: Access<scope::Collection>,
     embedder: Data<dyn Embedder>,
     path: Path<DocumentPath>,
     body: Body<DocumentUpdate>,
@@ -136,13 +139,13 @@ async fn update_document(
         Some(text) => {
             // An unknown document is answered before the model is called.
             let (k, i) = (key.clone(), id.clone());
-            run(&db, move |db| db.get_document(&k, &i)).await?;
+            run(access.db(), move |db| db.get_document(&k, &i)).await?;
             let embedding = embed(&embedder, text.as_str().to_string()).await?;
             Some((text, embedding))
         }
         None => None,
     };
-    let document = run(&db, move |db| {
+    let document = run(access.db(), move |db| {
         db.update_document(&key, &id, content, metadata)
     })
     .await?;
@@ -158,11 +161,11 @@ async fn update_document(
 )]
 #[delete("/{document_id}")]
 async fn delete_document(
-    db: Data<Db>,
+    access: Access<scope::Collection>,
     path: Path<DocumentPath>,
 ) -> Result<Json<Deleted>, ApiError> {
     let (key, id) = path.into_inner().split();
-    run(&db, move |db| db.delete_document(&key, &id)).await?;
+    run(access.db(), move |db| db.delete_document(&key, &id)).await?;
     Ok(Json(Deleted {
         message: "Document deleted successfully".into(),
     }))
@@ -178,7 +181,7 @@ async fn delete_document(
 )]
 #[post("/query")]
 async fn query_documents(
-    db: Data<Db>,
+    access: Access<scope::Collection>,
     embedder: Data<dyn Embedder>,
     path: Path<CollectionPath>,
     body: Body<DocumentQuery>,
@@ -211,7 +214,7 @@ async fn query_documents(
     let filter = parse_filter(filter)?;
     let key = path.into_inner().key();
     let embedding = embed(&embedder, query.into_inner()).await?;
-    let documents = run(&db, move |db| {
+    let documents = run(access.db(), move |db| {
         db.query_documents(&key, &embedding, top_k as usize, filter.as_ref())
     })
     .await?;
@@ -228,7 +231,7 @@ async fn query_documents(
 )]
 #[post("")]
 async fn create_document(
-    db: Data<Db>,
+    access: Access<scope::Collection>,
     embedder: Data<dyn Embedder>,
     path: Path<CollectionPath>,
     body: Body<DocumentCreate>,
@@ -238,9 +241,9 @@ async fn create_document(
     let metadata = parse_metadata(metadata, &[json!("metadata")])?;
     let key = path.into_inner().key();
     let k = key.clone();
-    run(&db, move |db| db.check_collection(&k)).await?;
+    run(access.db(), move |db| db.check_collection(&k)).await?;
     let embedding = embed(&embedder, content.as_str().to_string()).await?;
-    let document = run(&db, move |db| {
+    let document = run(access.db(), move |db| {
         db.create_document(&key, content, metadata, embedding)
     })
     .await?;

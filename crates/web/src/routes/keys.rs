@@ -1,8 +1,8 @@
-use crate::auth::{AuthConfig, Principal};
+use crate::auth::{scope, Access};
 use crate::error::{ApiError, ValidationIssue};
 use crate::extract::Query;
 use actix_web::http::StatusCode;
-use actix_web::web::{Data, Json};
+use actix_web::web::Json;
 use actix_web::{post, HttpRequest};
 use honcho_domain::auth::{parse_instant, Claims};
 use serde::{Deserialize, Serialize};
@@ -41,11 +41,10 @@ pub struct Key {
 )]
 #[post("/keys")]
 pub async fn create_key(
+    admin: Access<scope::Admin>,
     req: HttpRequest,
-    auth: Data<AuthConfig>,
-    _admin: Principal,
 ) -> Result<Json<Key>, ApiError> {
-    let Some(keys) = auth.keys.as_ref() else {
+    let Some(keys) = admin.signer() else {
         return Err(ApiError::Status(
             StatusCode::METHOD_NOT_ALLOWED,
             "Feature is disabled".into(),

@@ -1,10 +1,10 @@
 use super::{parse_content, parse_filter, parse_metadata, run, Features, SessionPath};
+use crate::auth::{scope, Access};
 use crate::dto::{Message, MessageBatchCreate, MessageCreate, MessageGet, MessageUpdate, Page};
 use crate::error::ApiError;
 use crate::extract::{Body, ListParams, OptionalBody};
 use actix_web::web::{Data, Json, Path};
 use actix_web::{get, post, put, HttpRequest};
-use honcho_db::Db;
 use honcho_domain::values::BATCH_MAX;
 use honcho_domain::{Invalid, NewMessage};
 use serde::Deserialize;
@@ -70,7 +70,7 @@ fn new_message(m: MessageCreate, path: &[Value]) -> Result<NewMessage, ApiError>
 )]
 #[post("")]
 async fn create_message(
-    db: Data<Db>,
+    access: Access<scope::Session>,
     features: Data<Features>,
     path: Path<SessionPath>,
     body: Body<MessageCreate>,
@@ -78,7 +78,7 @@ async fn create_message(
     let message = new_message(body.0, &[])?;
     let key = path.into_inner().key();
     let enqueue = features.enqueue_for_deriver;
-    let mut stored = run(&db, move |db| {
+    let mut stored = run(access.db(), move |db| {
         db.create_messages(&key, vec![message], enqueue)
     })
     .await?;
@@ -98,7 +98,7 @@ async fn create_message(
 )]
 #[post("/batch")]
 async fn create_messages(
-    db: Data<Db>,
+    access: Access<scope::Session>,
     features: Data<Features>,
     path: Path<SessionPath>,
     body: Body<MessageBatchCreate>,
@@ -121,7 +121,10 @@ async fn create_messages(
         .collect::<Result<Vec<_>, _>>()?;
     let key = path.into_inner().key();
     let enqueue = features.enqueue_for_deriver;
-    let stored = run(&db, move |db| db.create_messages(&key, batch, enqueue)).await?;
+    let stored = run(access.db(), move |db| {
+        db.create_messages(&key, batch, enqueue)
+    })
+    .await?;
     Ok(Json(stored.into_iter().map(Message::from).collect()))
 }
 
@@ -135,15 +138,18 @@ async fn create_messages(
 )]
 #[post("/list")]
 async fn list_messages(
+    access: Access<scope::Session>,
     req: HttpRequest,
-    db: Data<Db>,
     path: Path<SessionPath>,
     body: OptionalBody<MessageGet>,
 ) -> Result<Json<Page<Message>>, ApiError> {
     let page = ListParams::parse(&req)?;
     let filter = parse_filter(body.0.and_then(|b| b.filter))?;
     let key = path.into_inner().key();
-    let messages = run(&db, move |db| db.list_messages(&key, filter.as_ref(), page)).await?;
+    let messages = run(access.db(), move |db| {
+        db.list_messages(&key, filter.as_ref(), page)
+    })
+    .await?;
     Ok(Json(Page::from_domain(messages, Message::from)))
 }
 
@@ -155,9 +161,12 @@ async fn list_messages(
     responses((status = 200, description = "The message", body = Message))
 )]
 #[get("/{message_id}")]
-async fn get_message(db: Data<Db>, path: Path<MessagePath>) -> Result<Json<Message>, ApiError> {
+async fn get_message(
+    access: Access<scope::Session>,
+    path: Path<MessagePath>,
+) -> Result<Json<Message>, ApiError> {
     let (key, id) = path.into_inner().split();
-    let message = run(&db, move |db| db.get_message(&key, &id)).await?;
+    let message = run(access.db(), move |db| db.get_message(&key, &id)).await?;
     Ok(Json(message.into()))
 }
 
@@ -171,12 +180,15 @@ async fn get_message(db: Data<Db>, path: Path<MessagePath>) -> Result<Json<Messa
 )]
 #[put("/{message_id}")]
 async fn update_message(
-    db: Data<Db>,
+    access: Access<scope::Session>,
     path: Path<MessagePath>,
     body: Body<MessageUpdate>,
 ) -> Result<Json<Message>, ApiError> {
     let metadata = parse_metadata(body.0.metadata, &[json!("metadata")])?;
     let (key, id) = path.into_inner().split();
-    let message = run(&db, move |db| db.update_message(&key, &id, metadata)).await?;
+    let message = run(access.db(), move |db| {
+        db.update_message(&key, &id, metadata)
+    })
+    .await?;
     Ok(Json(message.into()))
 }

@@ -1,10 +1,10 @@
 use super::{parse_content, parse_filter, parse_metadata, run, UserPath};
+use crate::auth::{scope, Access};
 use crate::dto::{Metamessage, MetamessageCreate, MetamessageGet, MetamessageUpdate, Page};
 use crate::error::{ApiError, ValidationIssue};
 use crate::extract::{from_value, Body, ListParams, OptionalBody};
-use actix_web::web::{Data, Json, Path};
+use actix_web::web::{Json, Path};
 use actix_web::{get, post, put, HttpRequest};
-use honcho_db::Db;
 use honcho_domain::values::Label;
 use honcho_domain::{Invalid, MetamessageChanges, MetamessageFilter, NewMetamessage};
 use serde::Deserialize;
@@ -77,7 +77,7 @@ fn no_nul(s: Option<String>, field: &str) -> Result<Option<String>, ApiError> {
 )]
 #[post("")]
 async fn create_metamessage(
-    db: Data<Db>,
+    access: Access<scope::AppUser>,
     path: Path<UserPath>,
     body: Body<Value>,
 ) -> Result<Json<Metamessage>, ApiError> {
@@ -98,7 +98,10 @@ async fn create_metamessage(
         metadata: parse_metadata(create.metadata, &[json!("metadata")])?,
     };
     let UserPath { app_id, user_id } = path.into_inner();
-    let metamessage = run(&db, move |db| db.create_metamessage(&app_id, &user_id, new)).await?;
+    let metamessage = run(access.db(), move |db| {
+        db.create_metamessage(&app_id, &user_id, new)
+    })
+    .await?;
     Ok(Json(metamessage.into()))
 }
 
@@ -112,8 +115,8 @@ async fn create_metamessage(
 )]
 #[post("/list")]
 async fn list_metamessages(
+    access: Access<scope::AppUser>,
     req: HttpRequest,
-    db: Data<Db>,
     path: Path<UserPath>,
     body: OptionalBody<MetamessageGet>,
 ) -> Result<Json<Page<Metamessage>>, ApiError> {
@@ -131,7 +134,7 @@ async fn list_metamessages(
         None => MetamessageFilter::default(),
     };
     let UserPath { app_id, user_id } = path.into_inner();
-    let metamessages = run(&db, move |db| {
+    let metamessages = run(access.db(), move |db| {
         db.list_metamessages(&app_id, &user_id, &filter, page)
     })
     .await?;
@@ -147,7 +150,7 @@ async fn list_metamessages(
 )]
 #[get("/{metamessage_id}")]
 async fn get_metamessage(
-    db: Data<Db>,
+    access: Access<scope::AppUser>,
     path: Path<MetamessagePath>,
 ) -> Result<Json<Metamessage>, ApiError> {
     let MetamessagePath {
@@ -155,7 +158,7 @@ async fn get_metamessage(
         user_id,
         metamessage_id,
     } = path.into_inner();
-    let metamessage = run(&db, move |db| {
+    let metamessage = run(access.db(), move |db| {
         db.get_metamessage(&app_id, &user_id, &metamessage_id)
     })
     .await?;
@@ -172,7 +175,7 @@ async fn get_metamessage(
 )]
 #[put("/{metamessage_id}")]
 async fn update_metamessage(
-    db: Data<Db>,
+    access: Access<scope::AppUser>,
     path: Path<MetamessagePath>,
     body: Body<MetamessageUpdate>,
 ) -> Result<Json<Metamessage>, ApiError> {
@@ -191,7 +194,7 @@ async fn update_metamessage(
         user_id,
         metamessage_id,
     } = path.into_inner();
-    let metamessage = run(&db, move |db| {
+    let metamessage = run(access.db(), move |db| {
         db.update_metamessage(&app_id, &user_id, &metamessage_id, changes)
     })
     .await?;

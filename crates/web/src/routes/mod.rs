@@ -37,8 +37,9 @@ pub struct Features {
     pub enqueue_for_deriver: bool,
 }
 
-/// Runs a blocking store call on actix's blocking pool.
-async fn run<T, F>(db: &Data<Db>, f: F) -> Result<T, ApiError>
+/// Runs a blocking store call on actix's blocking pool. The store comes from an
+/// [`Access`](crate::auth::Access), so only an authorised request reaches it.
+async fn run<T, F>(db: &Db, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Db) -> DbResult<T> + Send + 'static,

@@ -1,16 +1,15 @@
 use super::{parse_filter, parse_metadata, run, SessionPath, UserPath};
-use crate::auth::Principal;
+use crate::auth::{scope, Access};
 use crate::dto::{Deleted, Page, Session, SessionCreate, SessionGet, SessionUpdate};
 use crate::error::ApiError;
 use crate::extract::{Body, ListParams, OptionalBody, Query};
-use actix_web::web::{Data, Json, Path};
+use actix_web::web::{Json, Path};
 use actix_web::{delete, get, post, put, HttpRequest};
-use honcho_db::Db;
 use honcho_domain::SessionKey;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
-use utoipa_actix_web::{scope, service_config::ServiceConfig};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_session)
@@ -19,7 +18,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(update_session)
         .service(delete_session)
         .service(clone_session)
-        .service(scope("/{session_id}/messages").configure(super::messages::configure));
+        .service(
+            utoipa_actix_web::scope("/{session_id}/messages").configure(super::messages::configure),
+        );
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -51,21 +52,22 @@ struct CloneQuery {
 )]
 #[get("")]
 async fn get_session(
+    access: Access<scope::Token>,
     req: HttpRequest,
-    db: Data<Db>,
     path: Path<UserPath>,
-    key: Principal,
 ) -> Result<Json<Session>, ApiError> {
     let UserPath { app_id, user_id } = path.into_inner();
-    let session_id =
-        key.0
-            .resolve_session(&app_id, &user_id, Query::of(&req)?.string("session_id")?)?;
+    let session_id = access.claims().resolve_session(
+        &app_id,
+        &user_id,
+        Query::of(&req)?.string("session_id")?,
+    )?;
     let key = SessionKey {
         app_id,
         user_id,
         session_id,
     };
-    let session = run(&db, move |db| db.get_session(&key)).await?;
+    let session = run(access.db(), move |db| db.get_session(&key)).await?;
     Ok(Json(session.into()))
 }
 
@@ -79,13 +81,13 @@ async fn get_session(
 )]
 #[post("")]
 async fn create_session(
-    db: Data<Db>,
+    access: Access<scope::AppUser>,
     path: Path<UserPath>,
     body: Body<SessionCreate>,
 ) -> Result<Json<Session>, ApiError> {
     let metadata = parse_metadata(body.0.metadata, &[json!("metadata")])?;
     let UserPath { app_id, user_id } = path.into_inner();
-    let session = run(&db, move |db| {
+    let session = run(access.db(), move |db| {
         db.create_session(&app_id, &user_id, metadata)
     })
     .await?;
@@ -102,8 +104,8 @@ async fn create_session(
 )]
 #[post("/list")]
 async fn list_sessions(
+    access: Access<scope::AppUser>,
     req: HttpRequest,
-    db: Data<Db>,
     path: Path<UserPath>,
     body: OptionalBody<SessionGet>,
 ) -> Result<Json<Page<Session>>, ApiError> {
@@ -113,7 +115,7 @@ async fn list_sessions(
         None => (None, false),
     };
     let UserPath { app_id, user_id } = path.into_inner();
-    let sessions = run(&db, move |db| {
+    let sessions = run(access.db(), move |db| {
         db.list_sessions(&app_id, &user_id, filter.as_ref(), only_active, page)
     })
     .await?;
@@ -130,13 +132,13 @@ async fn list_sessions(
 )]
 #[put("/{session_id}")]
 async fn update_session(
-    db: Data<Db>,
+    access: Access<scope::Session>,
     path: Path<SessionPath>,
     body: Body<SessionUpdate>,
 ) -> Result<Json<Session>, ApiError> {
     let metadata = parse_metadata(body.0.metadata, &[json!("metadata")])?;
     let key = path.into_inner().key();
-    let session = run(&db, move |db| db.update_session(&key, metadata)).await?;
+    let session = run(access.db(), move |db| db.update_session(&key, metadata)).await?;
     Ok(Json(session.into()))
 }
 
@@ -148,9 +150,12 @@ async fn update_session(
     responses((status = 200, description = "The session is inactive", body = Deleted))
 )]
 #[delete("/{session_id}")]
-async fn delete_session(db: Data<Db>, path: Path<SessionPath>) -> Result<Json<Deleted>, ApiError> {
+async fn delete_session(
+    access: Access<scope::Session>,
+    path: Path<SessionPath>,
+) -> Result<Json<Deleted>, ApiError> {
     let key = path.into_inner().key();
-    run(&db, move |db| db.delete_session(&key)).await?;
+    run(access.db(), move |db| db.delete_session(&key)).await?;
     Ok(Json(Deleted {
         message: "Session deleted successfully".into(),
     }))
@@ -165,15 +170,15 @@ async fn delete_session(db: Data<Db>, path: Path<SessionPath>) -> Result<Json<De
 )]
 #[get("/{session_id}/clone")]
 async fn clone_session(
+    access: Access<scope::Session>,
     req: HttpRequest,
-    db: Data<Db>,
     path: Path<SessionPath>,
 ) -> Result<Json<Session>, ApiError> {
     let q = Query::of(&req)?;
     let cut_off = q.string("message_id")?;
     let deep_copy = q.boolean("deep_copy", false)?;
     let key = path.into_inner().key();
-    let session = run(&db, move |db| {
+    let session = run(access.db(), move |db| {
         db.clone_session(&key, cut_off.as_deref(), deep_copy)
     })
     .await?;

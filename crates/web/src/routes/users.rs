@@ -1,15 +1,14 @@
 use super::{parse_filter, parse_metadata, parse_name, parse_path_name, run, AppPath, UserPath};
-use crate::auth::Principal;
+use crate::auth::{scope, Access};
 use crate::dto::{Page, User, UserCreate, UserGet, UserUpdate};
 use crate::error::ApiError;
 use crate::extract::{Body, ListParams, OptionalBody, Query};
-use actix_web::web::{Data, Json, Path};
+use actix_web::web::{Json, Path};
 use actix_web::{get, post, put, HttpRequest};
-use honcho_db::Db;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
-use utoipa_actix_web::{scope, service_config::ServiceConfig};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_user)
@@ -18,9 +17,17 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_user_by_name)
         .service(get_or_create_user)
         .service(update_user)
-        .service(scope("/{user_id}/sessions").configure(super::sessions::configure))
-        .service(scope("/{user_id}/metamessages").configure(super::metamessages::configure))
-        .service(scope("/{user_id}/collections").configure(super::collections::configure));
+        .service(
+            utoipa_actix_web::scope("/{user_id}/sessions").configure(super::sessions::configure),
+        )
+        .service(
+            utoipa_actix_web::scope("/{user_id}/metamessages")
+                .configure(super::metamessages::configure),
+        )
+        .service(
+            utoipa_actix_web::scope("/{user_id}/collections")
+                .configure(super::collections::configure),
+        );
 }
 
 #[derive(Deserialize)]
@@ -47,7 +54,7 @@ struct GetUserQuery {
 )]
 #[post("")]
 async fn create_user(
-    db: Data<Db>,
+    access: Access<scope::App>,
     path: Path<AppPath>,
     body: Body<UserCreate>,
 ) -> Result<Json<User>, ApiError> {
@@ -55,7 +62,10 @@ async fn create_user(
     let name = parse_name(name, &[json!("name")])?;
     let metadata = parse_metadata(metadata, &[json!("metadata")])?;
     let app_id = path.into_inner().app_id;
-    let user = run(&db, move |db| db.create_user(&app_id, name, metadata)).await?;
+    let user = run(access.db(), move |db| {
+        db.create_user(&app_id, name, metadata)
+    })
+    .await?;
     Ok(Json(user.into()))
 }
 
@@ -68,16 +78,15 @@ async fn create_user(
 )]
 #[get("")]
 async fn get_user(
+    access: Access<scope::Token>,
     req: HttpRequest,
-    db: Data<Db>,
     path: Path<AppPath>,
-    key: Principal,
 ) -> Result<Json<User>, ApiError> {
     let app_id = path.into_inner().app_id;
-    let user_id = key
-        .0
+    let user_id = access
+        .claims()
         .resolve_user(&app_id, Query::of(&req)?.string("user_id")?)?;
-    let user = run(&db, move |db| db.get_user(&app_id, &user_id)).await?;
+    let user = run(access.db(), move |db| db.get_user(&app_id, &user_id)).await?;
     Ok(Json(user.into()))
 }
 
@@ -91,15 +100,18 @@ async fn get_user(
 )]
 #[post("/list")]
 async fn list_users(
+    access: Access<scope::App>,
     req: HttpRequest,
-    db: Data<Db>,
     path: Path<AppPath>,
     body: OptionalBody<UserGet>,
 ) -> Result<Json<Page<User>>, ApiError> {
     let page = ListParams::parse(&req)?;
     let filter = parse_filter(body.0.and_then(|b| b.filter))?;
     let app_id = path.into_inner().app_id;
-    let users = run(&db, move |db| db.list_users(&app_id, filter.as_ref(), page)).await?;
+    let users = run(access.db(), move |db| {
+        db.list_users(&app_id, filter.as_ref(), page)
+    })
+    .await?;
     Ok(Json(Page::from_domain(users, User::from)))
 }
 
@@ -111,9 +123,12 @@ async fn list_users(
     responses((status = 200, description = "The user", body = User))
 )]
 #[get("/name/{name}")]
-async fn get_user_by_name(db: Data<Db>, path: Path<AppNamePath>) -> Result<Json<User>, ApiError> {
+async fn get_user_by_name(
+    access: Access<scope::App>,
+    path: Path<AppNamePath>,
+) -> Result<Json<User>, ApiError> {
     let AppNamePath { app_id, name } = path.into_inner();
-    let user = run(&db, move |db| db.get_user_by_name(&app_id, &name)).await?;
+    let user = run(access.db(), move |db| db.get_user_by_name(&app_id, &name)).await?;
     Ok(Json(user.into()))
 }
 
@@ -125,10 +140,13 @@ async fn get_user_by_name(db: Data<Db>, path: Path<AppNamePath>) -> Result<Json<
     responses((status = 200, description = "The user", body = User))
 )]
 #[get("/get_or_create/{name}")]
-async fn get_or_create_user(db: Data<Db>, path: Path<AppNamePath>) -> Result<Json<User>, ApiError> {
+async fn get_or_create_user(
+    access: Access<scope::App>,
+    path: Path<AppNamePath>,
+) -> Result<Json<User>, ApiError> {
     let AppNamePath { app_id, name } = path.into_inner();
     let name = parse_path_name(name)?;
-    let user = run(&db, move |db| db.get_or_create_user(&app_id, name)).await?;
+    let user = run(access.db(), move |db| db.get_or_create_user(&app_id, name)).await?;
     Ok(Json(user.into()))
 }
 
@@ -142,7 +160,7 @@ async fn get_or_create_user(db: Data<Db>, path: Path<AppNamePath>) -> Result<Jso
 )]
 #[put("/{user_id}")]
 async fn update_user(
-    db: Data<Db>,
+    access: Access<scope::AppUser>,
     path: Path<UserPath>,
     body: Body<UserUpdate>,
 ) -> Result<Json<User>, ApiError> {
@@ -152,7 +170,7 @@ async fn update_user(
         .map(|m| parse_metadata(m, &[json!("metadata")]))
         .transpose()?;
     let UserPath { app_id, user_id } = path.into_inner();
-    let user = run(&db, move |db| {
+    let user = run(access.db(), move |db| {
         db.update_user(&app_id, &user_id, name, metadata)
     })
     .await?;
