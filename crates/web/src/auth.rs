@@ -81,8 +81,8 @@ pub mod scope {
     }
 
     macro_rules! scopes {
-        ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
-            $(#[$doc])*
+        ($($name:ident),*) => {$(
+            #[doc = concat!("`Scope::", stringify!($name), "` as a type.")]
             pub struct $name;
             impl RouteScope for $name {
                 const SCOPE: Scope = Scope::$name;
@@ -90,20 +90,7 @@ pub mod scope {
         )*};
     }
 
-    scopes! {
-        /// Only the admin key.
-        Admin,
-        /// The app's key.
-        App,
-        /// The app's or the user's key.
-        AppUser,
-        /// The app's, the user's or the session's key.
-        Session,
-        /// The app's, the user's or the collection's key.
-        Collection,
-        /// Any valid key; the handler resolves the resource from the query or the key's claims.
-        Token,
-    }
+    scopes!(Admin, App, AppUser, Session, Collection, Token);
 }
 
 /// What the [`Access`] extractor needs, registered by `build_app`. Private to this module: handlers
