@@ -8,13 +8,14 @@
 
 mod error;
 mod pg;
+mod pool;
 mod sqlite;
 mod store;
 mod url;
 pub mod vectors;
 
-pub use error::DbError;
-pub use store::Db;
+pub use error::{DbError, Outage};
+pub use store::{Db, DbOptions, SqliteSync};
 pub use url::{DatabaseUrl, UrlError};
 
 /// Result of a store operation.

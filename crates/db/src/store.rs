@@ -1,10 +1,11 @@
 //! `Db`: the connection pool of one backend, and every store operation dispatched to that backend's
 //! queries. Calls are blocking (diesel is synchronous): the web layer runs them off the async workers.
 
+use crate::pool::{Liveness, PgManager};
 use crate::vectors::VectorCache;
 use crate::{pg, sqlite, DatabaseUrl, DbError, DbResult};
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use honcho_domain::{
@@ -24,14 +25,99 @@ const MIGRATION_LOCK: i64 = 0x686f_6e63_686f;
 #[derive(Clone)]
 pub struct Db {
     pool: Backend,
+    liveness: Arc<Liveness>,
     vectors: Arc<VectorCache>,
 }
 
 /// The pool of the engine the URL named.
 #[derive(Clone)]
 enum Backend {
-    Postgres(Pool<ConnectionManager<PgConnection>>),
-    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
+    Postgres(Pool<PgManager>),
+    Sqlite(Pool<ConnectionManager<SqliteConnection>>, Arc<WalBound>),
+}
+
+/// How SQLite makes a commit durable (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SqliteSync {
+    /// An acknowledged write survives a power loss (`FULL`): the default.
+    #[default]
+    Full,
+    /// An acknowledged write survives a crash of the process, not of the machine (`NORMAL`).
+    Normal,
+}
+
+/// Settings of a store.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Connections at most.
+    pub max_size: u32,
+    /// SQLite only: durability of commits.
+    pub sqlite_sync: SqliteSync,
+    /// SQLite only: the write-ahead log is checkpointed and truncated when it grows past this.
+    pub sqlite_wal_limit: u64,
+}
+
+impl DbOptions {
+    /// Defaults (durable commits, a 64 MiB log) with `max_size` connections.
+    pub fn with_max_size(max_size: u32) -> DbOptions {
+        DbOptions {
+            max_size,
+            sqlite_sync: SqliteSync::Full,
+            sqlite_wal_limit: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Keeps SQLite's write-ahead log bounded. SQLite's own (passive) checkpoints cannot reset the log
+/// while readers and writers keep it in use, so after every store call the log's size is read (one
+/// `stat`) and, past the limit, a truncating checkpoint runs: it waits for the current writer and
+/// readers, copies the log into the database and empties it.
+#[derive(Debug)]
+struct WalBound {
+    wal: std::path::PathBuf,
+    limit: u64,
+}
+
+/// Attempts at a truncating checkpoint before leaving it to a later call.
+const CHECKPOINT_TRIES: usize = 100;
+
+/// Runs a truncating checkpoint; `false` when another checkpoint was running (busy).
+fn checkpoint_truncate(conn: &mut SqliteConnection) -> diesel::QueryResult<bool> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Checkpoint {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        busy: i32,
+    }
+    let done =
+        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result::<Checkpoint>(conn)?;
+    Ok(done.busy == 0)
+}
+
+impl WalBound {
+    fn after_call(&self, conn: &mut SqliteConnection) {
+        let size = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
+        if size <= self.limit {
+            return;
+        }
+        // Writers' own (passive) checkpoints hold the checkpoint lock briefly and make ours give up
+        // at once (busy); try again for a while. Once it has the lock, ours waits for the current
+        // writer and readers through the busy timeout.
+        for _ in 0..CHECKPOINT_TRIES {
+            match checkpoint_truncate(conn) {
+                Ok(true) => return,
+                Ok(false) => std::thread::sleep(Duration::from_millis(2)),
+                Err(e) => {
+                    tracing::warn!(error = %e, wal_bytes = size, "checkpoint of the write-ahead log failed");
+                    return;
+                }
+            }
+        }
+        tracing::warn!(
+            wal_bytes = size,
+            "the write-ahead log could not be checkpointed; trying again later"
+        );
+    }
 }
 
 /// Bytes of vectors kept in memory per process (`VECTOR_CACHE_MB` overrides).
@@ -44,23 +130,18 @@ impl std::fmt::Debug for Db {
 }
 
 #[derive(Debug)]
-struct SqliteSetup;
+struct SqliteSetup(DbOptions);
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSetup {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        sqlite::dialect::prepare_connection(conn).map_err(diesel::r2d2::Error::QueryError)
+        sqlite::dialect::prepare_connection(conn, &self.0).map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
-fn pool_builder<C: diesel::r2d2::R2D2Connection + 'static>(
-    max_size: u32,
-) -> diesel::r2d2::Builder<ConnectionManager<C>> {
+fn pool_builder<M: ManageConnection>(max_size: u32) -> diesel::r2d2::Builder<M> {
     Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
-        // A broken connection surfaces as a query error (and r2d2 drops it); testing each checkout
-        // would cost a round trip per request.
-        .test_on_check_out(false)
         .connection_timeout(Duration::from_secs(10))
 }
 
@@ -69,27 +150,43 @@ macro_rules! dispatch {
     ($db:expr, $f:ident($($arg:expr),* $(,)?)) => {
         match &$db.pool {
             Backend::Postgres(pool) => {
-                let mut conn = pool.get()?;
-                pg::queries::$f(&mut conn, $($arg),*)
+                let mut conn = $db.liveness.checkout(pool)?;
+                let result = pg::queries::$f(&mut conn, $($arg),*);
+                if let Err(e) = &result {
+                    conn.note(e);
+                    $db.liveness.note(e);
+                }
+                result
             }
-            Backend::Sqlite(pool) => {
-                let mut conn = pool.get()?;
-                sqlite::queries::$f(&mut conn, $($arg),*)
+            Backend::Sqlite(pool, wal) => {
+                let mut conn = $db.liveness.checkout(pool)?;
+                let result = sqlite::queries::$f(&mut conn, $($arg),*);
+                wal.after_call(&mut conn);
+                result
             }
         }
     };
 }
 
 impl Db {
-    /// Opens a pool of at most `max_size` connections. Fails (never falls back to another engine)
-    /// when the database cannot be reached.
+    /// Opens a pool of at most `max_size` connections with the default settings. Fails (never
+    /// falls back to another engine) when the database cannot be reached.
     pub fn connect(url: &DatabaseUrl, max_size: u32) -> DbResult<Db> {
+        Db::open(url, DbOptions::with_max_size(max_size))
+    }
+
+    /// Opens a pool with `options`.
+    pub fn open(url: &DatabaseUrl, options: DbOptions) -> DbResult<Db> {
+        let max_size = options.max_size;
         match url {
             DatabaseUrl::Postgres(u) => {
                 // A direct connection first: its error says why (pool errors only say "timed out").
                 PgConnection::establish(u).map_err(|e| DbError::Connect(e.to_string()))?;
+                // Connections idle for a while are checked before use (see `pool`); a check on
+                // every checkout would cost a round trip per request.
                 let pool = pool_builder(max_size)
-                    .build(ConnectionManager::new(u.clone()))
+                    .test_on_check_out(true)
+                    .build(PgManager::new(u.clone()))
                     .map_err(|e| DbError::Connect(e.to_string()))?;
                 Ok(Db::new(Backend::Postgres(pool)))
             }
@@ -97,13 +194,19 @@ impl Db {
                 let u = path.to_string_lossy().into_owned();
                 let mut conn =
                     SqliteConnection::establish(&u).map_err(|e| DbError::Connect(e.to_string()))?;
-                sqlite::dialect::prepare_connection(&mut conn)
+                sqlite::dialect::prepare_connection(&mut conn, &options)
                     .map_err(|e| DbError::Connect(e.to_string()))?;
+                let wal = Arc::new(WalBound {
+                    wal: std::path::PathBuf::from(format!("{u}-wal")),
+                    limit: options.sqlite_wal_limit,
+                });
+                // A file has no connection to lose: no check on checkout.
                 let pool = pool_builder(max_size)
-                    .connection_customizer(Box::new(SqliteSetup))
+                    .test_on_check_out(false)
+                    .connection_customizer(Box::new(SqliteSetup(options)))
                     .build(ConnectionManager::new(u))
                     .map_err(|e| DbError::Connect(e.to_string()))?;
-                Ok(Db::new(Backend::Sqlite(pool)))
+                Ok(Db::new(Backend::Sqlite(pool, wal)))
             }
         }
     }
@@ -115,6 +218,7 @@ impl Db {
             .map_or(VECTOR_CACHE_BYTES, |mb| mb * 1024 * 1024);
         Db {
             pool,
+            liveness: Arc::default(),
             vectors: Arc::new(VectorCache::new(budget)),
         }
     }
@@ -123,7 +227,7 @@ impl Db {
     pub fn backend(&self) -> &'static str {
         match self.pool {
             Backend::Postgres(_) => "postgres",
-            Backend::Sqlite(_) => "sqlite",
+            Backend::Sqlite(..) => "sqlite",
         }
     }
 
@@ -141,7 +245,7 @@ impl Db {
                 conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
                 ran
             }
-            Backend::Sqlite(pool) => {
+            Backend::Sqlite(pool, _) => {
                 let mut conn = pool.get()?;
                 conn.run_pending_migrations(SQLITE_MIGRATIONS)
                     .map(|v| v.len())

@@ -1,7 +1,7 @@
 //! Configuration from the environment (and a `.env` file), with command-line overrides. A bad value
 //! stops start-up with one line naming the variable; nothing falls back silently.
 
-use honcho_db::DatabaseUrl;
+use honcho_db::{DatabaseUrl, DbOptions, SqliteSync};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -14,6 +14,14 @@ pub struct Config {
     pub workers: Option<usize>,
     /// The key-signing secret when `USE_AUTH` is on; `None` when it is off.
     pub auth_secret: Option<String>,
+    /// SQLite: `full` (default, survives power loss) or `normal` (survives a process crash).
+    pub sqlite_sync: SqliteSync,
+    /// SQLite: write-ahead log size (MiB) past which it is checkpointed and truncated.
+    pub sqlite_wal_limit_mb: u64,
+    /// Seconds a client has to send a request's headers, and then its body.
+    pub request_timeout_secs: u64,
+    /// Open connections per HTTP worker at most; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 /// Where the SQLite database lives when nothing is configured.
@@ -31,6 +39,14 @@ fn parse_var<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
             .parse()
             .map(Some)
             .map_err(|_| format!("{name}: cannot parse '{v}'")),
+    }
+}
+
+/// A number above zero, or nothing.
+fn positive<T: std::str::FromStr + PartialOrd + Default>(name: &str) -> Result<Option<T>, String> {
+    match parse_var::<T>(name)? {
+        Some(n) if n <= T::default() => Err(format!("{name}: must be above 0")),
+        n => Ok(n),
     }
 }
 
@@ -57,7 +73,29 @@ impl Config {
             pool_size: parse_var("DATABASE_POOL_SIZE")?,
             workers: parse_var("HTTP_WORKERS")?,
             auth_secret,
+            sqlite_sync: match var("SQLITE_SYNCHRONOUS").map(|v| v.trim().to_ascii_lowercase()) {
+                None => SqliteSync::Full,
+                Some(v) if v == "full" => SqliteSync::Full,
+                Some(v) if v == "normal" => SqliteSync::Normal,
+                Some(v) => {
+                    return Err(format!(
+                        "SQLITE_SYNCHRONOUS: '{v}' is neither 'full' nor 'normal'"
+                    ))
+                }
+            },
+            sqlite_wal_limit_mb: positive("SQLITE_WAL_LIMIT_MB")?.unwrap_or(64),
+            request_timeout_secs: positive("REQUEST_TIMEOUT")?.unwrap_or(30),
+            max_connections: positive("MAX_CONNECTIONS")?.unwrap_or(10_000),
         })
+    }
+
+    /// The store's settings.
+    pub fn db_options(&self) -> DbOptions {
+        DbOptions {
+            sqlite_sync: self.sqlite_sync,
+            sqlite_wal_limit: self.sqlite_wal_limit_mb * 1024 * 1024,
+            ..DbOptions::with_max_size(self.pool_size())
+        }
     }
 
     /// The key-signing keys, when authentication is on.

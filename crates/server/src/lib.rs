@@ -9,7 +9,7 @@ use std::net::TcpListener;
 
 /// Opens the database named by the configuration and applies pending migrations.
 pub fn open_database(config: &Config) -> Result<Db, String> {
-    let db = Db::connect(&config.database, config.pool_size())
+    let db = Db::open(&config.database, config.db_options())
         .map_err(|e| format!("DATABASE_URL {}: {e}", config.database.redacted()))?;
     let ran = db
         .migrate()
@@ -26,15 +26,29 @@ pub struct Server {
     pub port: u16,
 }
 
+/// How the HTTP server treats connections.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    /// Worker threads.
+    pub workers: usize,
+    /// Open connections per worker at most.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (and, separately, its body: `AppState`).
+    pub request_timeout: std::time::Duration,
+}
+
 /// Binds `listener` and prepares the HTTP server for `state`. The server runs when awaited.
 pub fn build_server(
     state: AppState,
     listener: TcpListener,
-    workers: usize,
+    http: HttpSettings,
 ) -> std::io::Result<Server> {
     let port = listener.local_addr()?.port();
     let server = actix_web::HttpServer::new(move || build_app(state.clone()))
-        .workers(workers)
+        .workers(http.workers)
+        .max_connections(http.max_connections)
+        .client_request_timeout(http.request_timeout)
+        .client_disconnect_timeout(std::time::Duration::from_secs(1))
         .listen(listener)?
         .run();
     Ok(Server { server, port })

@@ -215,10 +215,16 @@ fn serve(config: Config) -> Result<(), String> {
         auth: honcho_web::auth::AuthConfig { keys },
         enqueue_for_deriver: false,
         embedder,
+        body_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
+    };
+    let http = honcho_server::HttpSettings {
+        workers: config.workers(),
+        max_connections: config.max_connections,
+        request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
     };
     actix_web::rt::System::new().block_on(async move {
-        let server = honcho_server::build_server(state, listener, config.workers())
-            .map_err(|e| e.to_string())?;
+        let server =
+            honcho_server::build_server(state, listener, http).map_err(|e| e.to_string())?;
         server.server.await.map_err(|e| e.to_string())
     })
 }

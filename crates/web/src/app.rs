@@ -28,6 +28,8 @@ pub struct AppState {
     pub enqueue_for_deriver: bool,
     /// The model that embeds documents and queries.
     pub embedder: std::sync::Arc<dyn honcho_domain::embed::Embedder>,
+    /// How long a client has to send a request's body.
+    pub body_timeout: std::time::Duration,
 }
 
 /// Every documented route. Both the served app and the OpenAPI document are built from this.
@@ -71,6 +73,7 @@ pub fn build_app(
             )))
             .app_data(Data::new(Probe(state.db)))
             .app_data(Data::new(features))
+            .app_data(Data::new(crate::extract::BodyTimeout(state.body_timeout)))
             .app_data(Data::from(state.embedder))
             .app_data(web::PayloadConfig::new(crate::BODY_LIMIT)),
     )

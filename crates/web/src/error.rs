@@ -1,6 +1,7 @@
 //! `ApiError`: the one mapping from every failure to an HTTP answer. Client errors carry their detail;
 //! internal ones are logged with their cause and answered with a fixed text.
 
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use honcho_db::DbError;
@@ -58,6 +59,9 @@ impl ValidationIssue {
     }
 }
 
+/// Seconds a client is asked to wait after a 503.
+const RETRY_AFTER_SECS: u32 = 1;
+
 /// Every error body: `{"detail": ...}`, fields in FastAPI's order.
 #[derive(Serialize)]
 struct Detail<T: Serialize> {
@@ -72,8 +76,9 @@ pub enum ApiError {
     Validation(Vec<ValidationIssue>),
     /// A fault of ours or of the database; the cause is logged, never sent.
     Internal(String),
-    /// The database cannot be reached or has no free connection.
-    Unavailable(String),
+    /// An outage of the database (unreachable, connection lost, disk full, read-only): a 503 whose
+    /// detail names the condition, with `Retry-After`. The cause is logged, never sent.
+    Unavailable { detail: String, cause: String },
 }
 
 impl ApiError {
@@ -94,7 +99,7 @@ impl fmt::Display for ApiError {
             ApiError::Status(code, detail) => write!(f, "{code}: {detail}"),
             ApiError::Validation(issues) => write!(f, "422: {} validation issue(s)", issues.len()),
             ApiError::Internal(cause) => write!(f, "internal error: {cause}"),
-            ApiError::Unavailable(cause) => write!(f, "database unavailable: {cause}"),
+            ApiError::Unavailable { detail, cause } => write!(f, "{detail}: {cause}"),
         }
     }
 }
@@ -120,7 +125,10 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Domain(d) => d.into(),
-            DbError::Pool(p) => ApiError::Unavailable(p.to_string()),
+            DbError::Unavailable { outage, cause } => ApiError::Unavailable {
+                detail: format!("Database unavailable: {outage}"),
+                cause,
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -153,7 +161,7 @@ impl ResponseError for ApiError {
             ApiError::Status(code, _) => *code,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -168,11 +176,10 @@ impl ResponseError for ApiError {
                     detail: "An unexpected error occurred",
                 })
             }
-            ApiError::Unavailable(cause) => {
-                tracing::error!(cause = %cause, "database unavailable");
-                res.json(Detail {
-                    detail: "Database unavailable, try again later",
-                })
+            ApiError::Unavailable { detail, cause } => {
+                tracing::error!(cause = %cause, "{detail}");
+                res.insert_header((RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
+                    .json(Detail { detail })
             }
         }
     }

@@ -22,27 +22,38 @@ pub struct Body<T>(pub T);
 /// An optional JSON body: absent, empty or `null` is `None`.
 pub struct OptionalBody<T>(pub Option<T>);
 
+/// How long a client has to send a request's body once its headers arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
 async fn read_body(req: HttpRequest, mut payload: Payload) -> Result<web::Bytes, ApiError> {
-    web::Bytes::from_request(&req, &mut payload)
-        .await
-        .map_err(|e| {
-            let too_large = matches!(
-                e.as_error::<PayloadError>(),
-                Some(PayloadError::Overflow) | Some(PayloadError::UnknownLength)
-            ) || e.as_response_error().status_code()
-                == StatusCode::PAYLOAD_TOO_LARGE;
-            if too_large {
-                ApiError::Status(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "Request body too large".into(),
-                )
-            } else {
-                ApiError::Status(
-                    StatusCode::BAD_REQUEST,
-                    format!("Could not read the request body: {e}"),
-                )
-            }
-        })
+    let limit = req
+        .app_data::<web::Data<BodyTimeout>>()
+        .map_or(std::time::Duration::from_secs(30), |t| t.0);
+    let read = web::Bytes::from_request(&req, &mut payload);
+    let Ok(bytes) = actix_web::rt::time::timeout(limit, read).await else {
+        return Err(ApiError::Status(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("Request body not received within {} s", limit.as_secs_f64()),
+        ));
+    };
+    bytes.map_err(|e| {
+        let too_large = matches!(
+            e.as_error::<PayloadError>(),
+            Some(PayloadError::Overflow) | Some(PayloadError::UnknownLength)
+        ) || e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE;
+        if too_large {
+            ApiError::Status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request body too large".into(),
+            )
+        } else {
+            ApiError::Status(
+                StatusCode::BAD_REQUEST,
+                format!("Could not read the request body: {e}"),
+            )
+        }
+    })
 }
 
 /// Parses bytes as JSON, then as `T`, reporting the first problem with its location.

@@ -1,4 +1,4 @@
-use super::{dialect, into_map, on_unique, page_of, schema::apps, Conn};
+use super::{dialect, into_map, on_unique, page_of, schema::apps, updated_row, Conn};
 use crate::DbResult;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -121,11 +121,12 @@ pub fn update_app(
     if changes.name.is_none() && changes.metadata.is_none() {
         return get_app(conn, id);
     }
-    let r = diesel::update(apps::table.filter(apps::public_id.eq(id)))
-        .set(&changes)
-        .returning(AppRow::as_returning())
-        .get_result(conn)
-        .optional();
+    let r = updated_row(
+        diesel::update(apps::table.filter(apps::public_id.eq(id)))
+            .set(&changes)
+            .returning(AppRow::as_returning()),
+        conn,
+    );
     on_unique(r, Error::app_update_conflict)?
         .map(App::from)
         .ok_or_else(|| Error::app_not_found(id).into())

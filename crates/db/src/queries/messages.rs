@@ -1,6 +1,6 @@
 use super::schema::{deriver_queue, messages, sessions};
 use super::sessions::session_of;
-use super::{dialect, into_map, page_of, Conn};
+use super::{dialect, into_map, page_of, updated_row, Conn};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -154,13 +154,14 @@ pub fn update_message(
     id: &str,
     metadata: Metadata,
 ) -> DbResult<Message> {
-    diesel::update(message_of!(key, id))
-        .set(messages::metadata.eq(Value::Object(metadata.into_inner())))
-        .returning(MessageRow::as_returning())
-        .get_result(conn)
-        .optional()?
-        .map(Message::from)
-        .ok_or_else(|| Error::message_not_found_for_update().into())
+    updated_row(
+        diesel::update(message_of!(key, id))
+            .set(messages::metadata.eq(Value::Object(metadata.into_inner())))
+            .returning(MessageRow::as_returning()),
+        conn,
+    )?
+    .map(Message::from)
+    .ok_or_else(|| Error::message_not_found_for_update().into())
 }
 
 /// A page of the session's messages. Without a filter the total is the session's stored count, so a

@@ -64,6 +64,16 @@ fn on_unique<T>(
     })
 }
 
+/// The row an `UPDATE ... RETURNING` changed, if any. The statement is run to its end (`load`):
+/// SQLite commits an autocommit statement when it finishes, and only a statement run to completion
+/// reports a commit that failed (a full disk); `get_result` stops at the first row and loses that error.
+fn updated_row<'q, Q, U>(query: Q, conn: &mut Conn) -> diesel::QueryResult<Option<U>>
+where
+    Q: diesel::RunQueryDsl<Conn> + diesel::query_dsl::LoadQuery<'q, Conn, U>,
+{
+    Ok(query.load(conn)?.into_iter().next())
+}
+
 /// Answers `SELECT 1`, to tell that the database is reachable.
 pub fn ping(conn: &mut Conn) -> DbResult<()> {
     use diesel::RunQueryDsl;

@@ -1,7 +1,7 @@
 use super::messages::NewMessageRow;
 use super::metamessages::NewMetamessageRow;
 use super::schema::{messages, metamessages, sessions};
-use super::{dialect, into_map, page_of, Conn};
+use super::{dialect, into_map, page_of, updated_row, Conn};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -155,13 +155,14 @@ pub fn list_sessions(
 }
 
 pub fn update_session(conn: &mut Conn, key: &SessionKey, metadata: Metadata) -> DbResult<Session> {
-    diesel::update(session_of!(key))
-        .set(sessions::metadata.eq(Value::Object(metadata.into_inner())))
-        .returning(SessionRow::as_returning())
-        .get_result(conn)
-        .optional()?
-        .map(Session::from)
-        .ok_or_else(|| Error::session_not_found().into())
+    updated_row(
+        diesel::update(session_of!(key))
+            .set(sessions::metadata.eq(Value::Object(metadata.into_inner())))
+            .returning(SessionRow::as_returning()),
+        conn,
+    )?
+    .map(Session::from)
+    .ok_or_else(|| Error::session_not_found().into())
 }
 
 /// Soft delete: the session becomes inactive; its messages stay.

@@ -1,4 +1,4 @@
-use super::{dialect, into_map, on_unique, page_of, schema::users, Conn};
+use super::{dialect, into_map, on_unique, page_of, schema::users, updated_row, Conn};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -142,15 +142,16 @@ pub fn update_user(
     if changes.name.is_none() && changes.metadata.is_none() {
         return get_user(conn, app_id, user_id);
     }
-    let r = diesel::update(
-        users::table
-            .filter(users::public_id.eq(user_id))
-            .filter(users::app_id.eq(app_id)),
-    )
-    .set(&changes)
-    .returning(UserRow::as_returning())
-    .get_result(conn)
-    .optional();
+    let r = updated_row(
+        diesel::update(
+            users::table
+                .filter(users::public_id.eq(user_id))
+                .filter(users::app_id.eq(app_id)),
+        )
+        .set(&changes)
+        .returning(UserRow::as_returning()),
+        conn,
+    );
     on_unique(r, Error::user_update_conflict)?
         .map(User::from)
         .ok_or_else(|| Error::user_not_found(user_id).into())

@@ -34,12 +34,21 @@ where
     conn.immediate_transaction(f)
 }
 
-/// Per-connection set-up: WAL, foreign keys, a busy timeout, and the containment function.
-pub fn prepare_connection(conn: &mut Conn) -> Result<(), diesel::result::Error> {
-    conn.batch_execute(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA busy_timeout = 10000;",
-    )?;
+/// Per-connection set-up: WAL with the configured durability and log size, foreign keys, a busy
+/// timeout, and the containment function.
+pub fn prepare_connection(
+    conn: &mut Conn,
+    options: &crate::store::DbOptions,
+) -> Result<(), diesel::result::Error> {
+    let synchronous = match options.sqlite_sync {
+        crate::store::SqliteSync::Full => "FULL",
+        crate::store::SqliteSync::Normal => "NORMAL",
+    };
+    conn.batch_execute(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
+         PRAGMA journal_size_limit = {}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+        options.sqlite_wal_limit
+    ))?;
     honcho_json_contains_utils::register_impl(conn, |doc: String, filter: String| {
         match (
             serde_json::from_str::<Value>(&doc),
@@ -59,4 +68,36 @@ pub fn next_revision(conn: &mut Conn) -> diesel::QueryResult<i64> {
         "(SELECT coalesce(max(revision), 0) + 1 FROM documents)",
     ))
     .get_result(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DbOptions, SqliteSync};
+    use diesel::{Connection, RunQueryDsl};
+
+    #[derive(diesel::QueryableByName)]
+    struct Synchronous {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        synchronous: i32,
+    }
+
+    fn synchronous(options: &DbOptions) -> i32 {
+        let mut conn = Conn::establish(":memory:").unwrap();
+        prepare_connection(&mut conn, options).unwrap();
+        diesel::sql_query("PRAGMA synchronous")
+            .get_result::<Synchronous>(&mut conn)
+            .unwrap()
+            .synchronous
+    }
+
+    #[test]
+    fn commits_are_durable_unless_configured_otherwise() {
+        assert_eq!(synchronous(&DbOptions::with_max_size(1)), 2, "FULL");
+        let normal = DbOptions {
+            sqlite_sync: SqliteSync::Normal,
+            ..DbOptions::with_max_size(1)
+        };
+        assert_eq!(synchronous(&normal), 1, "NORMAL");
+    }
 }

@@ -1,12 +1,13 @@
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
-use honcho_db::{DatabaseUrl, Db};
+use honcho_db::{DatabaseUrl, Db, DbOptions};
 use honcho_insights::{Embedder, LocalEmbedder};
 use honcho_web::auth::{AuthConfig, Keys};
 use serde_json::{json, Value};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A running server over its own database.
 pub struct TestApp {
@@ -19,29 +20,45 @@ pub struct TestApp {
     db_url: String,
 }
 
-impl TestApp {
-    /// A server with authentication off and the local embedder.
-    pub fn spawn() -> TestApp {
-        Self::spawn_with(AuthConfig::default(), Arc::new(LocalEmbedder::new()))
-    }
+/// How a test's server is set up; `Default` is authentication off, the local embedder, a fresh
+/// database.
+pub struct Options {
+    pub auth: AuthConfig,
+    pub embedder: Arc<dyn Embedder>,
+    /// SQLite only: the database file (a fresh temporary one when `None`).
+    pub sqlite_path: Option<std::path::PathBuf>,
+    pub db: DbOptions,
+    pub body_timeout: Duration,
+    /// PostgreSQL only: reach the database at this `host:port` instead of the URL's (a proxy).
+    pub pg_address: Option<String>,
+}
 
-    /// A server with authentication on, signing keys with `secret`.
-    pub fn spawn_with_auth(secret: &str) -> TestApp {
-        Self::spawn_with(
-            AuthConfig {
-                keys: Some(Keys::new(secret)),
-            },
-            Arc::new(LocalEmbedder::new()),
-        )
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            auth: AuthConfig::default(),
+            embedder: Arc::new(LocalEmbedder::new()),
+            sqlite_path: None,
+            db: DbOptions::with_max_size(4),
+            body_timeout: Duration::from_secs(30),
+            pg_address: None,
+        }
     }
+}
 
-    /// A server with authentication off and the given embedder.
-    pub fn spawn_with_embedder(embedder: Arc<dyn Embedder>) -> TestApp {
-        Self::spawn_with(AuthConfig::default(), embedder)
-    }
+/// A database of its own for one test: a temporary SQLite file (or the given path), or, when
+/// `TEST_DATABASE_URL` is set, a new PostgreSQL schema that the URL selects (and names the
+/// connections after, as `application_name`). The schema is dropped by `TestApp`'s `Drop`, or by
+/// this one's when it is used alone.
+pub struct FreshDatabase {
+    pub url: String,
+    dir: Option<tempfile::TempDir>,
+    pg_schema: Option<(String, String)>,
+}
 
-    fn spawn_with(auth: AuthConfig, embedder: Arc<dyn Embedder>) -> TestApp {
-        let (url, dir, pg_schema) = match std::env::var("TEST_DATABASE_URL")
+impl FreshDatabase {
+    pub fn new(sqlite_path: Option<std::path::PathBuf>) -> FreshDatabase {
+        match std::env::var("TEST_DATABASE_URL")
             .ok()
             .filter(|u| !u.is_empty())
         {
@@ -55,21 +72,100 @@ impl TestApp {
                 conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
                     .expect("create test schema");
                 let sep = if base.contains('?') { '&' } else { '?' };
-                let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
-                (url, None, Some((base, schema)))
+                let url = format!(
+                    "{base}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
+                );
+                FreshDatabase {
+                    url,
+                    dir: None,
+                    pg_schema: Some((base, schema)),
+                }
             }
-            None => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let path = dir.path().join("honcho.db");
-                (path.to_string_lossy().into_owned(), Some(dir), None)
+            None => match sqlite_path {
+                Some(path) => FreshDatabase {
+                    url: path.to_string_lossy().into_owned(),
+                    dir: None,
+                    pg_schema: None,
+                },
+                None => {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let path = dir.path().join("honcho.db");
+                    FreshDatabase {
+                        url: path.to_string_lossy().into_owned(),
+                        dir: Some(dir),
+                        pg_schema: None,
+                    }
+                }
+            },
+        }
+    }
+}
+
+impl Drop for FreshDatabase {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = self.pg_schema.take() {
+            if let Ok(mut conn) = PgConnection::establish(&base) {
+                let _ = conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
             }
+        }
+    }
+}
+
+/// `url` with its `host:port` replaced by `address`.
+fn with_address(url: &str, address: &str) -> String {
+    let start = url
+        .find('@')
+        .or_else(|| url.find("://").map(|i| i + 2))
+        .unwrap()
+        + 1;
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    format!("{}{address}{}", &url[..start], &url[end..])
+}
+
+/// Whether the tests run on PostgreSQL (`TEST_DATABASE_URL` set).
+pub fn on_postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty())
+}
+
+impl TestApp {
+    /// A server with authentication off and the local embedder.
+    pub fn spawn() -> TestApp {
+        Self::spawn_with(Options::default())
+    }
+
+    /// A server with authentication on, signing keys with `secret`.
+    pub fn spawn_with_auth(secret: &str) -> TestApp {
+        Self::spawn_with(Options {
+            auth: AuthConfig {
+                keys: Some(Keys::new(secret)),
+            },
+            ..Options::default()
+        })
+    }
+
+    /// A server with authentication off and the given embedder.
+    pub fn spawn_with_embedder(embedder: Arc<dyn Embedder>) -> TestApp {
+        Self::spawn_with(Options {
+            embedder,
+            ..Options::default()
+        })
+    }
+
+    pub fn spawn_with(options: Options) -> TestApp {
+        let mut fresh = FreshDatabase::new(options.sqlite_path.clone());
+        let url = match &options.pg_address {
+            Some(address) => with_address(&fresh.url, address),
+            None => fresh.url.clone(),
         };
+        // The TestApp owns the database from here on (its `Drop` drops the schema).
+        let (dir, pg_schema) = (fresh.dir.take(), fresh.pg_schema.take());
         let db_url = url.clone();
-        let db = Db::connect(&DatabaseUrl::parse(&url).unwrap(), 4).expect("connect");
+        let db = Db::open(&DatabaseUrl::parse(&url).unwrap(), options.db).expect("connect");
         db.migrate().expect("migrate");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = mpsc::channel();
+        let (auth, embedder, body_timeout) = (options.auth, options.embedder, options.body_timeout);
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let state = honcho_web::AppState {
@@ -77,8 +173,14 @@ impl TestApp {
                     auth,
                     enqueue_for_deriver: false,
                     embedder,
+                    body_timeout,
                 };
-                let server = honcho_server::build_server(state, listener, 2).expect("server");
+                let http = honcho_server::HttpSettings {
+                    workers: 2,
+                    max_connections: 1000,
+                    request_timeout: body_timeout,
+                };
+                let server = honcho_server::build_server(state, listener, http).expect("server");
                 tx.send(server.server.handle()).unwrap();
                 let _ = server.server.await;
             })
@@ -109,6 +211,20 @@ impl TestApp {
             let mut conn = diesel::SqliteConnection::establish(&self.db_url).unwrap();
             conn.batch_execute(sqlite).unwrap();
         }
+    }
+
+    /// PostgreSQL only: terminates every connection of this test's server (found by
+    /// `application_name`); returns how many there were.
+    pub fn terminate_connections(&self) -> i64 {
+        use diesel::RunQueryDsl;
+        let (base, schema) = self.pg_schema.as_ref().expect("PostgreSQL only");
+        let mut conn = PgConnection::establish(base).unwrap();
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "(SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = '{schema}' AND pid <> pg_backend_pid())"
+        )))
+        .get_result(&mut conn)
+        .unwrap()
     }
 
     fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {

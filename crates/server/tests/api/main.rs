@@ -5,6 +5,7 @@ mod apps;
 mod auth;
 mod collections;
 mod documents;
+mod faults;
 mod helpers;
 mod messages;
 mod metamessages;

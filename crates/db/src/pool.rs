@@ -1,0 +1,126 @@
+//! Connection pools that notice outages: PostgreSQL connections idle for a while are checked before
+//! use (so a restart or a terminated backend costs no request), and once a checkout has failed the
+//! next ones wait only briefly, so requests fail fast while the database is down and recover by
+//! themselves when it returns.
+
+use crate::{DbError, DbResult, Outage};
+use diesel::r2d2::{ConnectionManager, ManageConnection, Pool, PooledConnection};
+use diesel::PgConnection;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// A connection idle for longer than this is pinged before use. Connections in steady use are not:
+/// a broken one then surfaces as a 503 for the request that finds it.
+pub(crate) const IDLE_CHECK: Duration = Duration::from_secs(2);
+
+/// How long a checkout waits while the database is known to be down.
+const FAIL_FAST: Duration = Duration::from_millis(250);
+
+/// PostgreSQL connections that remember since when they have been idle.
+#[derive(Debug)]
+pub(crate) struct PgManager(ConnectionManager<PgConnection>);
+
+impl PgManager {
+    pub(crate) fn new(url: String) -> PgManager {
+        PgManager(ConnectionManager::new(url))
+    }
+}
+
+/// A pooled PostgreSQL connection, when it was last given back, and whether a query found it broken.
+pub(crate) struct PgConn {
+    conn: PgConnection,
+    idle_since: Instant,
+    lost: bool,
+}
+
+impl PgConn {
+    /// Takes note of a failed call: a connection found lost is not given back to the pool.
+    pub(crate) fn note(&mut self, e: &DbError) {
+        if e.outage() == Some(Outage::ConnectionLost) {
+            self.lost = true;
+        }
+    }
+}
+
+impl Deref for PgConn {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for PgConn {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
+
+impl ManageConnection for PgManager {
+    type Connection = PgConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<PgConn, Self::Error> {
+        Ok(PgConn {
+            conn: self.0.connect()?,
+            idle_since: Instant::now(),
+            lost: false,
+        })
+    }
+
+    /// Called on checkout: only a connection idle for longer than [`IDLE_CHECK`] costs a round trip.
+    fn is_valid(&self, conn: &mut PgConn) -> Result<(), Self::Error> {
+        if conn.idle_since.elapsed() < IDLE_CHECK {
+            return Ok(());
+        }
+        self.0.is_valid(&mut conn.conn)
+    }
+
+    /// Called when a connection is given back.
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        conn.idle_since = Instant::now();
+        conn.lost || self.0.has_broken(&mut conn.conn)
+    }
+}
+
+/// Whether the last checkout failed: the database is then taken to be down.
+#[derive(Debug, Default)]
+pub(crate) struct Liveness {
+    down: AtomicBool,
+}
+
+impl Liveness {
+    /// Takes note of a failed call: a lost connection may mean the database is gone, so the next
+    /// checkout waits only briefly (a healthy pool still answers it at once).
+    pub(crate) fn note(&self, e: &DbError) {
+        if matches!(
+            e.outage(),
+            Some(Outage::ConnectionLost | Outage::Unreachable)
+        ) {
+            self.down.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection from `pool`: waiting the pool's full timeout while the database is believed up,
+    /// and only [`FAIL_FAST`] once a checkout has failed, until one succeeds again.
+    pub(crate) fn checkout<M: ManageConnection>(
+        &self,
+        pool: &Pool<M>,
+    ) -> DbResult<PooledConnection<M>> {
+        let wait = if self.down.load(Ordering::Relaxed) {
+            FAIL_FAST
+        } else {
+            pool.connection_timeout()
+        };
+        match pool.get_timeout(wait) {
+            Ok(conn) => {
+                self.down.store(false, Ordering::Relaxed);
+                Ok(conn)
+            }
+            Err(e) => {
+                self.down.store(true, Ordering::Relaxed);
+                Err(DbError::from(e))
+            }
+        }
+    }
+}
