@@ -33,14 +33,114 @@ fn contains_nested(doc: &Value, filter: &Value) -> bool {
 
 fn scalar_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(i), Some(j)) => i == j,
-            _ => match (x.as_u64(), y.as_u64()) {
-                (Some(i), Some(j)) => i == j,
-                _ => x.as_f64() == y.as_f64(),
-            },
-        },
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.to_string(), y.to_string());
+            match (Decimal::parse(&x), Decimal::parse(&y)) {
+                (Some(x), Some(y)) => x.same_value(&y),
+                _ => x == y,
+            }
+        }
         _ => a == b,
+    }
+}
+
+/// The most characters a number in metadata may have once written out as PostgreSQL keeps it.
+pub const NUMBER_MAX_CHARS: usize = 1000;
+
+/// A JSON number literal, exactly: `digits` (no leading zeros; empty for zero) times 10^-`scale`.
+#[derive(Debug, PartialEq)]
+struct Decimal {
+    negative: bool,
+    digits: String,
+    scale: i64,
+}
+
+impl Decimal {
+    fn parse(literal: &str) -> Option<Decimal> {
+        let (negative, rest) = match literal.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, literal),
+        };
+        let (mantissa, exponent) = match rest.find(['e', 'E']) {
+            Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().ok()?),
+            None => (rest, 0),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        if int.is_empty() || !(int.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let digits = format!("{int}{frac}").trim_start_matches('0').to_string();
+        let scale = i64::try_from(frac.len()).ok()?.checked_sub(exponent)?;
+        Some(Decimal {
+            negative,
+            digits,
+            scale,
+        })
+    }
+
+    /// Equal as numbers: `1`, `1.0` and `1e0` are; so are `0` and `-0.0`.
+    fn same_value(&self, other: &Decimal) -> bool {
+        fn normal(d: &Decimal) -> (bool, &str, i64) {
+            if d.digits.is_empty() {
+                return (false, "", 0);
+            }
+            let trimmed = d.digits.trim_end_matches('0');
+            let dropped = (d.digits.len() - trimmed.len()) as i64;
+            (d.negative, trimmed, d.scale - dropped)
+        }
+        normal(self) == normal(other)
+    }
+
+    /// Written out as PostgreSQL's `numeric` writes it: no exponent, the literal's scale.
+    fn written(&self) -> Option<String> {
+        let zero = self.digits.is_empty();
+        let sign = if self.negative && !zero { "-" } else { "" };
+        let digits = if zero { "0" } else { self.digits.as_str() };
+        let out = if self.scale <= 0 {
+            let zeros = usize::try_from(-self.scale).ok()?;
+            if digits.len().saturating_add(zeros) > NUMBER_MAX_CHARS {
+                return None;
+            }
+            let zeros = if zero { 0 } else { zeros };
+            format!("{sign}{digits}{}", "0".repeat(zeros))
+        } else {
+            let scale = usize::try_from(self.scale).ok()?;
+            if scale.saturating_add(digits.len()).saturating_add(2) > NUMBER_MAX_CHARS {
+                return None;
+            }
+            let padded = format!(
+                "{}{digits}",
+                "0".repeat((scale + 1).saturating_sub(digits.len()))
+            );
+            let (int, frac) = padded.split_at(padded.len() - scale);
+            format!("{sign}{int}.{frac}")
+        };
+        Some(out)
+    }
+}
+
+/// Writes every number inside `v` as PostgreSQL's `jsonb` keeps it (exact, without exponent:
+/// `1e3` becomes `1000`, `1.50` stays `1.50`), so both engines store and return the same text.
+/// `Err` names a number too long to keep.
+pub fn canonical_numbers(v: &mut Value) -> Result<(), String> {
+    match v {
+        Value::Number(n) => {
+            let literal = n.to_string();
+            let written = Decimal::parse(&literal)
+                .and_then(|d| d.written())
+                .ok_or_else(|| {
+                    format!("Number has more than {NUMBER_MAX_CHARS} digits when written out")
+                })?;
+            if written != literal {
+                *n = written
+                    .parse()
+                    .map_err(|_| format!("Invalid number {literal}"))?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(canonical_numbers),
+        Value::Object(map) => map.values_mut().try_for_each(canonical_numbers),
+        _ => Ok(()),
     }
 }
 
@@ -56,8 +156,51 @@ pub fn contains_nul(v: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::contains;
-    use serde_json::json;
+    use super::{canonical_numbers, contains};
+    use serde_json::{json, Value};
+
+    fn canonical(literal: &str) -> Result<String, String> {
+        let mut v: Value = serde_json::from_str(literal).unwrap();
+        canonical_numbers(&mut v).map(|()| v.to_string())
+    }
+
+    #[test]
+    fn numbers_are_kept_exactly_as_postgres_writes_them() {
+        for (literal, written) in [
+            (
+                "1267650600228229401496703205376",
+                "1267650600228229401496703205376",
+            ),
+            ("-9223372036854775809", "-9223372036854775809"),
+            ("0.1", "0.1"),
+            ("1.50", "1.50"),
+            ("1e3", "1000"),
+            ("1.5E+1", "15"),
+            ("1.50e1", "15.0"),
+            ("25e-3", "0.025"),
+            ("-0", "0"),
+            ("-0.0", "0.0"),
+            ("0e5", "0"),
+            ("123.456e-1", "12.3456"),
+        ] {
+            assert_eq!(canonical(literal), Ok(written.to_string()), "{literal}");
+        }
+        assert!(canonical("1e100000").is_err());
+        assert!(canonical("1e-100000").is_err());
+        assert!(canonical("[1e99999999999999999999]").is_err());
+    }
+
+    #[test]
+    fn numbers_compare_by_value() {
+        let big = json!({"n": 1267650600228229401496703205376_u128});
+        assert!(contains(&big, &big));
+        let other: Value =
+            serde_json::from_str(r#"{"n": 1267650600228229401496703205377}"#).unwrap();
+        assert!(!contains(&big, &other));
+        let a: Value = serde_json::from_str(r#"{"x": 1.50, "y": 0}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"x": 15e-1, "y": -0.0}"#).unwrap();
+        assert!(contains(&a, &b));
+    }
 
     #[test]
     fn follows_postgres_containment() {

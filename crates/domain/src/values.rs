@@ -128,10 +128,15 @@ impl Text {
 pub struct Metadata(Map<String, Value>);
 
 impl Metadata {
+    /// Refuses NUL characters; writes numbers as both engines (and PostgreSQL's `jsonb`) keep them.
     pub fn parse(map: Map<String, Value>) -> Result<Self, Invalid> {
         if map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)) {
             return Err(Invalid::ContainsNul);
         }
+        let mut map = map;
+        map.values_mut()
+            .try_for_each(crate::json::canonical_numbers)
+            .map_err(Invalid::Rule)?;
         Ok(Metadata(map))
     }
     pub fn as_map(&self) -> &Map<String, Value> {

@@ -102,9 +102,10 @@ pub fn api_json() -> String {
         .expect("the OpenAPI document serialises")
 }
 
-/// The document as YAML (the committed `openapi.yaml`).
+/// The document as YAML (the committed `openapi.yaml`). It goes through JSON text: serde_json keeps
+/// numbers exactly (`arbitrary_precision`), which only its own serialiser understands, and JSON is
+/// YAML, so the YAML library reads the numbers (and the order of every map) back as written.
 pub fn api_yaml() -> String {
-    api_doc()
-        .to_yaml()
-        .expect("the OpenAPI document serialises")
+    let json: serde_norway::Value = serde_norway::from_str(&api_json()).expect("JSON text is YAML");
+    serde_norway::to_string(&json).expect("the OpenAPI document serialises")
 }

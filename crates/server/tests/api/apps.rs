@@ -8,7 +8,7 @@ fn create_then_fetch_by_id_and_name() {
         "/v1/apps",
         json!({ "name": "demo", "metadata": { "tier": "gold" } }),
     ));
-    insta::assert_json_snapshot!(redact(&created));
+    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&created)));
     let app_id = id(&created);
     assert_eq!(
         app.ok(app.get(&format!("/v1/apps?app_id={app_id}"))),
@@ -160,7 +160,7 @@ fn list_pages_filters_and_reverses() {
         ));
     }
     let page = app.ok(app.post("/v1/apps/list?size=2&page=2", json!({})));
-    insta::assert_json_snapshot!(redact(&page));
+    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&page)));
 
     let names = |v: &serde_json::Value| -> Vec<String> {
         v["items"]
@@ -192,4 +192,40 @@ fn list_pages_filters_and_reverses() {
         (none["total"].clone(), none["pages"].clone()),
         (json!(0), json!(0))
     );
+}
+
+#[test]
+fn metadata_numbers_round_trip_exactly_and_filter_by_value() {
+    let app = TestApp::spawn();
+    let sent = r#"{"name": "numbers", "metadata": {"big": 1267650600228229401496703205376,
+        "neg": -9223372036854775809, "f": 0.1, "e": 1e3, "s": 1.50, "tiny": 25e-3}}"#;
+    let (status, created) = app.post_raw("/v1/apps", sent);
+    assert_eq!(status, 200, "{created}");
+    // As PostgreSQL's jsonb keeps them: exact digits, no exponent, the literal's scale.
+    let want: serde_json::Value = serde_json::from_str(
+        r#"{"big": 1267650600228229401496703205376, "neg": -9223372036854775809, "f": 0.1,
+            "e": 1000, "s": 1.50, "tiny": 0.025}"#,
+    )
+    .unwrap();
+    assert_eq!(created["metadata"], want);
+    let fetched = app.ok(app.get(&format!("/v1/apps?app_id={}", id(&created))));
+    assert_eq!(fetched["metadata"].to_string(), want.to_string());
+    let count = |filter: &str| {
+        let body = format!(r#"{{"filter": {filter}}}"#);
+        app.ok(app.post_raw("/v1/apps/list", &body))["total"].clone()
+    };
+    assert_eq!(
+        count(r#"{"big": 1267650600228229401496703205376}"#),
+        json!(1)
+    );
+    assert_eq!(
+        count(r#"{"big": 1267650600228229401496703205377}"#),
+        json!(0)
+    );
+    assert_eq!(count(r#"{"e": 1000.0, "s": 15e-1}"#), json!(1));
+    let (status, body) = app.post_raw(
+        "/v1/apps",
+        r#"{"name": "huge", "metadata": {"n": 1e100000}}"#,
+    );
+    assert_eq!(status, 422, "{body}");
 }

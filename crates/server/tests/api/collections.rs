@@ -11,7 +11,7 @@ fn create_get_list_update_delete() {
         &s.collections(),
         json!({ "name": "notes", "metadata": { "kind": "misc" } }),
     ));
-    insta::assert_json_snapshot!(redact(&created));
+    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&created)));
     let cid = id(&created);
     assert_eq!(
         app.ok(app.get(&format!("{}?collection_id={cid}", s.collections()))),
@@ -72,7 +72,7 @@ fn the_reserved_name_is_refused_in_any_case() {
     let s = app.session_path();
     let (status, body) = app.post(&s.collections(), json!({ "name": "HoNcHo" }));
     assert_eq!(status, 422);
-    insta::assert_json_snapshot!(body);
+    insta::assert_json_snapshot!(crate::helpers::plain(&body));
     let cid = id(&app.ok(app.post(&s.collections(), json!({ "name": "mine" }))));
     let (status, body) = app.put(
         &format!("{}/{cid}", s.collections()),

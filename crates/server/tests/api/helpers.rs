@@ -478,3 +478,26 @@ fn chrono_like(s: &str) {
         && (s.len() == 20 || (s.as_bytes()[19] == b'.' && s.len() == 27));
     assert!(ok, "not an RFC 3339 UTC timestamp with microseconds: {s}");
 }
+
+/// A JSON value for insta: serde_json keeps numbers exactly (`arbitrary_precision`), which only its own
+/// serialiser understands, so numbers are handed to insta as plain integers and floats.
+pub struct Plain(Value);
+
+pub fn plain(v: &Value) -> Plain {
+    Plain(v.clone())
+}
+
+impl serde::Serialize for Plain {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => s.serialize_u64(u),
+                (_, Some(i)) => s.serialize_i64(i),
+                _ => s.serialize_f64(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::Array(items) => s.collect_seq(items.iter().map(plain)),
+            Value::Object(map) => s.collect_map(map.iter().map(|(k, v)| (k, plain(v)))),
+            other => other.serialize(s),
+        }
+    }
+}

@@ -16,7 +16,7 @@ fn create_get_update() {
         &s.messages(),
         json!({ "content": "hello", "is_user": true, "metadata": { "mood": "good" } }),
     ));
-    insta::assert_json_snapshot!(redact(&msg));
+    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&msg)));
     assert_eq!(
         (
             msg["session_id"].clone(),
@@ -88,7 +88,7 @@ fn batch_keeps_order_and_returns_every_message() {
     let ids: Vec<String> = page1["items"].as_array().unwrap().iter().map(id).collect();
     let sent: Vec<String> = stored.iter().map(id).collect();
     assert_eq!(ids, sent);
-    insta::assert_json_snapshot!(redact(&stored[..2].to_vec().into()));
+    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&stored[..2].to_vec().into())));
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn batch_over_100_is_422_and_stores_nothing() {
     let s = app.session_path();
     let (status, body) = app.post(&format!("{}/batch", s.messages()), batch_of(101));
     assert_eq!(status, 422);
-    insta::assert_json_snapshot!(body);
+    insta::assert_json_snapshot!(crate::helpers::plain(&body));
     let page = app.ok(app.post_empty(&format!("{}/list", s.messages())));
     assert_eq!(page["total"], 0);
 }
@@ -205,7 +205,7 @@ fn content_limits() {
         json!({ "content": "x".repeat(50_001), "is_user": true }),
     );
     assert_eq!(status, 422);
-    insta::assert_json_snapshot!(body);
+    insta::assert_json_snapshot!(crate::helpers::plain(&body));
 }
 
 #[test]

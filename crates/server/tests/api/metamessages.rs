@@ -40,7 +40,7 @@ fn create_get_with_and_without_session_and_message() {
         &metamessages(&s),
         json!({ "metamessage_type": "note", "content": "about the user", "metadata": { "k": 1 } }),
     ));
-    insta::assert_json_snapshot!("bare", redact(&bare));
+    insta::assert_json_snapshot!("bare", crate::helpers::plain(&redact(&bare)));
     assert_eq!(
         (
             bare["user_id"].clone(),
@@ -88,7 +88,7 @@ fn create_get_with_and_without_session_and_message() {
             "message_id": mid,
         }),
     ));
-    insta::assert_json_snapshot!("on_message", redact(&on_message));
+    insta::assert_json_snapshot!("on_message", crate::helpers::plain(&redact(&on_message)));
     assert_eq!(
         (
             on_message["label"].clone(),
@@ -197,13 +197,13 @@ fn create_validates_label_content_and_nul() {
 
     let (status, body) = app.post(&metamessages(&s), json!({ "content": "x" }));
     assert_eq!(status, 422);
-    insta::assert_json_snapshot!("label_missing", body);
+    insta::assert_json_snapshot!("label_missing", crate::helpers::plain(&body));
     let (status, body) = app.post(
         &metamessages(&s),
         json!({ "metamessage_type": "t".repeat(51), "content": "x" }),
     );
     assert_eq!(status, 422);
-    insta::assert_json_snapshot!("metamessage_type_too_long", body);
+    insta::assert_json_snapshot!("metamessage_type_too_long", crate::helpers::plain(&body));
 
     let issue = |body: Value| -> (u16, Value, Value) {
         let (status, answer) = app.post(&metamessages(&s), body);
@@ -380,7 +380,10 @@ fn list_filters_pages_and_reverses() {
     let rev = list("?reverse=true&size=2", json!({ "label": "a" }));
     assert_eq!(contents(&rev), [json!("3"), json!("2")]);
     assert_eq!(rev["total"], 3);
-    insta::assert_json_snapshot!("page", redact(&list("?size=1", json!({ "label": "b" }))));
+    insta::assert_json_snapshot!(
+        "page",
+        crate::helpers::plain(&redact(&list("?size=1", json!({ "label": "b" }))))
+    );
 
     let (status, body) = app.post(&format!("{}/list?size=101", metamessages(&s)), json!({}));
     assert_eq!(
@@ -590,7 +593,7 @@ fn update_changes_label_metadata_session_and_message() {
         (moved["session_id"].clone(), moved["message_id"].clone()),
         (json!(s2), json!(n1))
     );
-    insta::assert_json_snapshot!("moved", redact(&moved));
+    insta::assert_json_snapshot!("moved", crate::helpers::plain(&redact(&moved)));
     assert_eq!(app.ok(app.get(&path)), moved);
     let listed = app.ok(app.post(
         &format!("{}/list", metamessages(&s)),

@@ -8,7 +8,7 @@ fn malformed_json_is_json_invalid() {
     let app = TestApp::spawn();
     let (status, body) = app.post_raw("/v1/apps", "{\"name\": ");
     assert_eq!(status, 422);
-    insta::assert_json_snapshot!(body);
+    insta::assert_json_snapshot!(crate::helpers::plain(&body));
 }
 
 #[test]
@@ -16,15 +16,15 @@ fn wrong_types_and_missing_fields() {
     let app = TestApp::spawn();
     let (status, body) = app.post("/v1/apps", json!({ "name": 5 }));
     assert_eq!(status, 422);
-    insta::assert_json_snapshot!("name_not_a_string", body);
+    insta::assert_json_snapshot!("name_not_a_string", crate::helpers::plain(&body));
     let (_, body) = app.post("/v1/apps", json!({ "metadata": {} }));
-    insta::assert_json_snapshot!("name_missing", body);
+    insta::assert_json_snapshot!("name_missing", crate::helpers::plain(&body));
     let (_, body) = app.post("/v1/apps", json!({ "name": "a", "metadata": [1] }));
-    insta::assert_json_snapshot!("metadata_not_an_object", body);
+    insta::assert_json_snapshot!("metadata_not_an_object", crate::helpers::plain(&body));
     let (_, body) = app.post("/v1/apps", json!(["not", "an", "object"]));
-    insta::assert_json_snapshot!("body_not_an_object", body);
+    insta::assert_json_snapshot!("body_not_an_object", crate::helpers::plain(&body));
     let (_, body) = app.post_empty("/v1/apps");
-    insta::assert_json_snapshot!("body_missing", body);
+    insta::assert_json_snapshot!("body_missing", crate::helpers::plain(&body));
 }
 
 #[test]
@@ -32,7 +32,7 @@ fn names_outside_limits() {
     let app = TestApp::spawn();
     let (status, body) = app.post("/v1/apps", json!({ "name": "" }));
     assert_eq!(status, 422);
-    insta::assert_json_snapshot!("name_empty", body);
+    insta::assert_json_snapshot!("name_empty", crate::helpers::plain(&body));
     let (status, body) = app.post("/v1/apps", json!({ "name": "n".repeat(101) }));
     assert_eq!(status, 422);
     assert_eq!(body["detail"][0]["type"], "string_too_long");
@@ -91,7 +91,7 @@ fn pagination_limits() {
         assert_eq!(body["detail"][0]["type"], kind, "{query}");
     }
     let (_, body) = app.post_empty("/v1/apps/list?size=101");
-    insta::assert_json_snapshot!("size_over_100", body);
+    insta::assert_json_snapshot!("size_over_100", crate::helpers::plain(&body));
     let huge = app.ok(app.post_empty("/v1/apps/list?page=9223372036854775807&size=100"));
     assert_eq!(huge["items"], json!([]));
     let huger = app.ok(app.post_empty("/v1/apps/list?page=99999999999999999999999"));
