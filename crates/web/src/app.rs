@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::path::Spelling;
 use crate::routes::{self, Features};
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse, Url};
+use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceResponse, Url};
 use actix_web::http::uri::{PathAndQuery, Uri};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, Next};
@@ -78,9 +78,11 @@ pub fn build_app(
             .app_data(web::PayloadConfig::new(crate::BODY_LIMIT)),
     )
     .split_for_parts();
-    app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", crate::openapi::finish(api)))
+    let api = crate::openapi::finish(api);
+    app.app_data(Data::new(KnownPaths::of(&api)))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .route("/docs", web::get().to(docs_redirect))
-        .default_service(web::to(not_found))
+        .default_service(web::to(unrouted))
         .wrap(from_fn(canonical_path))
         .wrap(from_fn(log_request))
 }
@@ -117,9 +119,54 @@ async fn docs_redirect() -> HttpResponse {
         .finish()
 }
 
-/// Unknown routes answer as FastAPI does.
-async fn not_found(_req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("Not Found"))
+/// The documented paths and their methods, to tell an unknown path (404) from a known path asked
+/// with a method it does not serve (405). Only that choice is made here: routing and authorisation
+/// belong to the router and `auth::Access`.
+struct KnownPaths(Vec<(ResourceDef, Vec<&'static str>)>);
+
+impl KnownPaths {
+    fn of(api: &OpenApi) -> KnownPaths {
+        let paths = api.paths.paths.iter().map(|(path, item)| {
+            let methods = [
+                ("DELETE", item.delete.is_some()),
+                ("GET", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
+            ];
+            let served = methods.iter().filter(|(_, on)| *on).map(|(m, _)| *m);
+            (ResourceDef::new(path.as_str()), served.collect())
+        });
+        KnownPaths(paths.collect())
+    }
+
+    /// Every method some documented path matching `path` serves, sorted.
+    fn allowed(&self, path: &str) -> Vec<&'static str> {
+        let mut methods: Vec<&'static str> = (self.0.iter())
+            .filter(|(def, _)| def.is_match(path))
+            .flat_map(|(_, methods)| methods.iter().copied())
+            .collect();
+        methods.sort_unstable();
+        methods.dedup();
+        methods
+    }
+}
+
+/// A request no route took: 405 with `Allow` when its path is known, else 404, as FastAPI answers.
+async fn unrouted(req: HttpRequest, known: Data<KnownPaths>) -> HttpResponse {
+    let allowed = known.allowed(req.match_info().as_str());
+    if allowed.is_empty() {
+        return actix_web::ResponseError::error_response(&ApiError::not_found("Not Found"));
+    }
+    let mut res = actix_web::ResponseError::error_response(&ApiError::Status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method Not Allowed".into(),
+    ));
+    res.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_str(&allowed.join(", "))
+            .expect("method names are header-safe"),
+    );
+    res
 }
 
 /// Routes every request by its one spelling (see `crate::path`): equivalent spellings of a path reach

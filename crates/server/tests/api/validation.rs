@@ -138,3 +138,32 @@ fn unknown_routes_answer_like_fastapi() {
         (404, json!({ "detail": "Not Found" }))
     );
 }
+
+#[test]
+fn a_known_path_with_another_method_is_405_with_allow() {
+    let app = TestApp::spawn();
+    for (method, path, allow) in [
+        ("DELETE", "/v1/apps/list", "POST, PUT"),
+        ("GET", "/v1/keys", "POST"),
+        ("PATCH", "/v1/apps", "GET, POST"),
+        (
+            "DELETE",
+            "/v1/apps/A/users/U/sessions/S/messages/batch",
+            "GET, POST, PUT",
+        ),
+        ("DELETE", "/v1/apps/A/users/U/metamessages/M", "GET, PUT"),
+    ] {
+        let res = match ureq::request(method, &format!("{}{path}", app.base)).call() {
+            Err(ureq::Error::Status(_, res)) => res,
+            other => panic!("{method} {path}: {other:?}"),
+        };
+        assert_eq!(res.status(), 405, "{method} {path}");
+        assert_eq!(res.header("allow"), Some(allow), "{method} {path}");
+        let body: serde_json::Value = res.into_json().unwrap();
+        assert_eq!(body, json!({ "detail": "Method Not Allowed" }));
+    }
+    assert_eq!(
+        app.delete("/v1/apps/A/users/U/nothing"),
+        (404, json!({ "detail": "Not Found" }))
+    );
+}
