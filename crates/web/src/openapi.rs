@@ -1,10 +1,12 @@
 //! The OpenAPI document: collected from the registered routes (see `app::with_routes`), then given
 //! what every operation shares: the optional bearer scheme and the 422 answer.
 
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
-use utoipa::{OpenApi as _, ToSchema};
+use utoipa::{OpenApi as _, PartialSchema, ToSchema};
 
 /// Name of the bearer scheme, as v1.1.0 declares it.
 const BEARER: &str = "HTTPBearer";
@@ -53,23 +55,76 @@ pub(crate) fn base() -> OpenApi {
     ApiDoc::openapi()
 }
 
-/// Adds the bearer scheme and the 422 answer to every operation.
+/// An error answer other than a validation list: `{"detail": "..."}`.
+#[derive(ToSchema)]
+#[schema(as = HTTPError)]
+#[allow(dead_code)]
+struct HttpError {
+    detail: String,
+}
+
+/// Operations whose creates and renames can collide with an existing name (409).
+const CONFLICTS: &[&str] = &[
+    "create_app_v1_apps_post",
+    "update_app_v1_apps__app_id__put",
+    "create_user_v1_apps__app_id__users_post",
+    "update_user_v1_apps__app_id__users__user_id__put",
+    "create_collection_v1_apps__app_id__users__user_id__collections_post",
+    "update_collection_v1_apps__app_id__users__user_id__collections__collection_id__put",
+];
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("HTTPError")))
+                .build(),
+        )
+        .build()
+}
+
+/// Adds the bearer scheme and every error answer the server really gives to each operation: 401
+/// (authentication), 404, 405, 408/413 (bodies), 409, 422 (a validation list, or a rule's detail),
+/// 502 (embedding provider) and 503 (database outage, with `Retry-After`).
 pub(crate) fn finish(mut api: OpenApi) -> OpenApi {
     let components = api.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         BEARER,
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
+    components
+        .schemas
+        .insert("HTTPError".into(), HttpError::schema());
     let unprocessable = ResponseBuilder::new()
         .description("Validation Error")
         .content(
             "application/json",
             ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("HTTPValidationError")))
+                .schema(Some(
+                    OneOfBuilder::new()
+                        .item(Ref::from_schema_name("HTTPValidationError"))
+                        .item(Ref::from_schema_name("HTTPError")),
+                ))
                 .build(),
         )
         .build();
-    for item in api.paths.paths.values_mut() {
+    let unavailable = {
+        let mut r = error_response(
+            "The database is unavailable (unreachable, connection lost, disk full, read-only); \
+             nothing was stored",
+        );
+        r.headers.insert(
+            "Retry-After".into(),
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some("Seconds to wait before trying again"))
+                .build(),
+        );
+        r
+    };
+    for (path, item) in api.paths.paths.iter_mut() {
         let ops: [&mut Option<Operation>; 4] = [
             &mut item.get,
             &mut item.post,
@@ -81,10 +136,51 @@ pub(crate) fn finish(mut api: OpenApi) -> OpenApi {
                 SecurityRequirement::new(BEARER, Vec::<String>::new()),
                 SecurityRequirement::default(),
             ]);
-            op.responses
-                .responses
-                .entry("422".to_string())
-                .or_insert_with(|| unprocessable.clone().into());
+            let id = op.operation_id.clone().unwrap_or_default();
+            let keys = path == "/v1/keys";
+            let mut add = |status: &str, response: utoipa::openapi::Response| {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| response.into());
+            };
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            add(
+                "401",
+                error_response(
+                    "No key, an invalid or expired key, or a key without this resource's scope \
+                     (when USE_AUTH is on)",
+                ),
+            );
+            let lists = path.ends_with("/list") && !path.ends_with("/documents/list");
+            if !(keys || lists || id == "create_app_v1_apps_post") {
+                add("404", error_response("Not found"));
+            }
+            if keys {
+                add(
+                    "405",
+                    error_response("Authentication is off: keys are disabled"),
+                );
+            }
+            if op.request_body.is_some() {
+                add(
+                    "408",
+                    error_response("The request body did not arrive in time"),
+                );
+                add("413", error_response("The request body is too large"));
+            }
+            if CONFLICTS.contains(&id.as_str()) {
+                add("409", error_response("The name is taken"));
+            }
+            add("422", unprocessable.clone());
+            if path.contains("/documents") && op.request_body.is_some() {
+                add("502", error_response("The embedding provider failed"));
+            }
+            if !keys {
+                add("503", unavailable.clone());
+            }
         }
     }
     api

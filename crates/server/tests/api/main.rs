@@ -10,6 +10,7 @@ mod helpers;
 mod messages;
 mod metamessages;
 mod openapi;
+mod properties;
 mod routing;
 mod sessions;
 mod users;
