@@ -23,7 +23,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     let scalar = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        (-2i64..3).prop_map(|n| Value::from(n)),
+        (-2i64..3).prop_map(Value::from),
         prop_oneof![
             Just("1.0"),
             Just("1.50"),
