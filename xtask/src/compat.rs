@@ -200,8 +200,10 @@ impl fmt::Display for Comparison {
 
 // ------------------------------------------------------------------------------ entry points
 
-/// Compares `ours` with the reference document at `reference_path` and prints the report.
-pub fn run(ours: &Value, reference_path: &str) -> Result<(), String> {
+/// Compares `ours` with the reference document at `reference_path` and prints the report. Fails
+/// when an operation differs in a way that is not additive, or is missing and not named in
+/// `allow_missing` (as `METHOD /path`).
+pub fn run(ours: &Value, reference_path: &str, allow_missing: &[String]) -> Result<(), String> {
     let text = std::fs::read_to_string(reference_path)
         .map_err(|e| format!("compat: cannot read {reference_path}: {e}"))?;
     let reference: Value = serde_json::from_str(&text)
@@ -217,7 +219,24 @@ pub fn run(ours: &Value, reference_path: &str) -> Result<(), String> {
     comparison.sort_by_order(&document_order(&text));
     println!("Compatibility of our OpenAPI document with {reference_path}\n");
     print!("{comparison}");
-    Ok(())
+    let failing: Vec<String> = (comparison.operations.iter())
+        .filter(|r| match r.outcome {
+            Outcome::Missing => !allow_missing
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(&format!("{} {}", r.method, r.path))),
+            Outcome::Compared { .. } => !r.differences().is_empty(),
+        })
+        .map(|r| format!("{} {}", r.method.to_uppercase(), r.path))
+        .collect();
+    if failing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "compat: {} operation(s) differ from the reference or are missing: {}",
+            failing.len(),
+            failing.join(", ")
+        ))
+    }
 }
 
 /// Compares every operation of `reference` with the same operation of `ours`.
@@ -482,6 +501,23 @@ fn compare_response(rdoc: &Value, rop: &Value, odoc: &Value, oop: &Value, out: &
         op.get("responses")
             .and_then(|r| r.get("200"))
             .map(|r| deref(doc, r))
+    }
+    // Every status the reference documents is documented by ours (added statuses are fine).
+    let codes = |op: &Value| -> Vec<String> {
+        (op.get("responses").and_then(Value::as_object))
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let ours_codes = codes(oop);
+    // (A missing 200 is reported below, with what ours answers instead.)
+    for code in codes(rop).into_iter().filter(|c| c != "200") {
+        if !ours_codes.contains(&code) {
+            out.push(
+                Kind::Missing,
+                "response",
+                format!("status {code} is not documented in ours"),
+            );
+        }
     }
     let Some(theirs) = ok_response(rdoc, rop) else {
         return;
@@ -1333,5 +1369,27 @@ mod tests {
         let order = document_order(text);
         let expected = [("post", "/b"), ("get", "/b"), ("delete", "/aA")];
         assert_eq!(order, expected.map(|(m, p)| (m.to_owned(), p.to_owned())));
+    }
+
+    #[test]
+    fn a_status_the_reference_documents_must_stay_documented() {
+        let doc =
+            |responses: Value| json!({"paths": {"/v1/keys": {"post": {"responses": responses}}}});
+        let reference = doc(json!({"200": {"description": "ok"}, "422": {"description": "bad"}}));
+        let ours = doc(json!({"200": {"description": "ok"}, "503": {"description": "down"}}));
+        let comparison = compare(&ours, &reference);
+        let details: Vec<&str> = find(&comparison, "post", "/v1/keys")
+            .differences()
+            .iter()
+            .map(|d| d.detail.as_str())
+            .collect();
+        assert_eq!(details, ["status 422 is not documented in ours"]);
+        let both = doc(
+            json!({"200": {"description": "ok"}, "422": {"description": "bad"},
+            "503": {"description": "down"}}),
+        );
+        assert!(find(&compare(&both, &reference), "post", "/v1/keys")
+            .differences()
+            .is_empty());
     }
 }

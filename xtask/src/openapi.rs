@@ -22,8 +22,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let reference = args
                 .get(1)
                 .ok_or("--compat needs the path of a reference OpenAPI JSON document")?;
-            let ours = serde_json::to_value(honcho_web::api_doc()).map_err(|e| e.to_string())?;
-            crate::compat::run(&ours, reference)
+            let mut allow_missing = Vec::new();
+            let mut rest = args[2..].iter();
+            while let Some(arg) = rest.next() {
+                match arg.as_str() {
+                    "--allow-missing" => allow_missing.push(
+                        rest.next()
+                            .ok_or("--allow-missing needs an operation: \"METHOD /path\"")?
+                            .clone(),
+                    ),
+                    other => return Err(format!("unknown option {other}\n{}", crate::USAGE)),
+                }
+            }
+            let ours = serde_json::from_str(&honcho_web::api_json()).map_err(|e| e.to_string())?;
+            crate::compat::run(&ours, reference, &allow_missing)
         }
         Some(other) => Err(format!("unknown option {other}\n{}", crate::USAGE)),
     }
