@@ -88,7 +88,29 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
             value.clone(),
         )));
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    let first = match serde_path_to_error::deserialize(value) {
+        Ok(t) => return Ok(t),
+        Err(e) => e,
+    };
+    Err(ApiError::Validation(every_issue::<T>(value, first)))
+}
+
+/// Most problems listed for one body.
+const ISSUES_MAX: usize = 32;
+
+/// Every problem of a body that does not deserialise into `T`, in `T`'s field order as FastAPI lists
+/// them. serde stops at the first problem, so each one found is recorded and repaired (a placeholder of
+/// the expected type, `null` for a missing field so that its type shows) and the body tried again.
+/// Problems inside a repaired value are not listed (pydantic reports only the outer one).
+fn every_issue<T: DeserializeOwned>(
+    value: &Value,
+    first: serde_path_to_error::Error<serde_json::Error>,
+) -> Vec<ValidationIssue> {
+    let mut issues = Vec::new();
+    let mut repaired = value.clone();
+    let mut placed: Vec<Vec<Value>> = Vec::new();
+    let mut error = Some(first);
+    while let Some(e) = error.take() {
         let mut loc = vec![json!("body")];
         for seg in e.path().iter() {
             match seg {
@@ -97,9 +119,136 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
                 _ => {}
             }
         }
-        let at = value_at(value, &loc[1..]).cloned().unwrap_or(Value::Null);
-        ApiError::validation(describe(&e.into_inner().to_string(), loc, at))
+        let msg = e.into_inner().to_string();
+        let inside_placed = |loc: &[Value]| placed.iter().any(|p| loc.starts_with(p));
+        let patch = if let Some(field) = msg
+            .strip_prefix("missing field `")
+            .map(|f| f.trim_end_matches('`'))
+        {
+            // pydantic's input for a missing field is the object it is missing from.
+            let input = value_at(value, &loc[1..]).cloned().unwrap_or(Value::Null);
+            loc.push(json!(field));
+            if !inside_placed(&loc) {
+                issues.push(ValidationIssue::new(
+                    "missing",
+                    loc.clone(),
+                    "Field required",
+                    input,
+                ));
+            }
+            Value::Null
+        } else {
+            let input = value_at(&repaired, &loc[1..])
+                .cloned()
+                .unwrap_or(Value::Null);
+            let issue = describe(&msg, loc.clone(), input);
+            let patch = placeholder(&issue.kind);
+            if !inside_placed(&loc) {
+                issues.push(issue);
+            }
+            match patch {
+                Some(p) => p,
+                None => break,
+            }
+        };
+        if issues.len() >= ISSUES_MAX || !set_at(&mut repaired, &loc[1..], patch) {
+            break;
+        }
+        placed.push(loc);
+        error = serde_path_to_error::deserialize::<_, T>(&repaired).err();
+    }
+    let order = field_order::<T>();
+    let rank = |issue: &ValidationIssue| {
+        let field = issue.loc.get(1).and_then(Value::as_str);
+        field
+            .and_then(|f| order.iter().position(|o| *o == f))
+            .unwrap_or(usize::MAX)
+    };
+    issues.sort_by_key(|i| rank(i));
+    issues
+}
+
+/// A value of the type a problem of `kind` expected, to try the body again.
+fn placeholder(kind: &str) -> Option<Value> {
+    Some(match kind {
+        "string_type" => json!(""),
+        "bool_type" | "bool_parsing" => json!(false),
+        "int_type" | "int_parsing" | "int_from_float" => json!(0),
+        "dict_type" | "model_attributes_type" => json!({}),
+        "list_type" => json!([]),
+        _ => return None,
     })
+}
+
+/// Puts `new` at `path` inside `root` (creating an object key); `false` when the path does not exist.
+fn set_at(root: &mut Value, path: &[Value], new: Value) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        *root = new;
+        return true;
+    };
+    let parent = parents.iter().try_fold(root, |v, seg| match seg {
+        Value::String(k) => v.get_mut(k.as_str()),
+        Value::Number(i) => v.get_mut(i.as_u64()? as usize),
+        _ => None,
+    });
+    match (parent, last) {
+        (Some(Value::Object(map)), Value::String(k)) => {
+            map.insert(k.clone(), new);
+            true
+        }
+        (Some(Value::Array(items)), Value::Number(i)) => {
+            match i.as_u64().and_then(|i| items.get_mut(i as usize)) {
+                Some(slot) => {
+                    *slot = new;
+                    true
+                }
+                None => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The fields of struct `T` in declaration order (the list serde hands a deserialiser), or none.
+fn field_order<T: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Deserializer, Visitor};
+    #[derive(Debug)]
+    struct Found(Option<&'static [&'static str]>);
+    impl std::fmt::Display for Found {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field order probe")
+        }
+    }
+    impl std::error::Error for Found {}
+    impl de::Error for Found {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Found(None)
+        }
+    }
+    struct Probe;
+    impl<'de> Deserializer<'de> for Probe {
+        type Error = Found;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Found> {
+            Err(Found(None))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Found> {
+            Err(Found(Some(fields)))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    match T::deserialize(Probe) {
+        Err(Found(Some(fields))) => fields,
+        _ => &[],
+    }
 }
 
 fn json_error_text(e: &serde_json::Error) -> String {

@@ -167,3 +167,59 @@ fn a_known_path_with_another_method_is_405_with_allow() {
         (404, json!({ "detail": "Not Found" }))
     );
 }
+
+/// The `(type, loc)` of every problem a 422 lists.
+fn problems(body: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    body["detail"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a validation list: {body}"))
+        .iter()
+        .map(|i| (i["type"].as_str().unwrap().to_string(), i["loc"].clone()))
+        .collect()
+}
+
+#[test]
+fn every_problem_of_a_body_is_listed_in_field_order() {
+    let app = TestApp::spawn();
+    let (status, body) = app.post("/v1/apps", json!({ "metadata": [1] }));
+    assert_eq!(status, 422);
+    assert_eq!(
+        problems(&body),
+        [
+            ("missing".into(), json!(["body", "name"])),
+            ("dict_type".into(), json!(["body", "metadata"])),
+        ]
+    );
+    assert_eq!(body["detail"][0]["input"], json!({ "metadata": [1] }));
+    let s = app.session_path();
+    let (status, body) = app.post(
+        &format!("{}/batch", s.messages()),
+        json!({ "messages": [
+            { "content": 5, "is_user": "x", "metadata": {} },
+            { "is_user": true },
+            "not a message",
+        ] }),
+    );
+    assert_eq!(status, 422);
+    assert_eq!(
+        problems(&body),
+        [
+            (
+                "string_type".into(),
+                json!(["body", "messages", 0, "content"])
+            ),
+            (
+                "bool_parsing".into(),
+                json!(["body", "messages", 0, "is_user"])
+            ),
+            ("missing".into(), json!(["body", "messages", 1, "content"])),
+            (
+                "model_attributes_type".into(),
+                json!(["body", "messages", 2])
+            ),
+        ]
+    );
+    // Nothing of a refused batch is stored.
+    let page = app.ok(app.post(&format!("{}/list", s.messages()), json!({})));
+    assert_eq!(page["total"], 0);
+}
