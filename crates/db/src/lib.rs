@@ -15,7 +15,7 @@ mod url;
 pub mod vectors;
 
 pub use error::{DbError, Outage};
-pub use store::{Db, DbOptions, SqliteSync};
+pub use store::{Db, DbOptions, PoolState, SqliteSync};
 pub use url::{DatabaseUrl, UrlError};
 
 /// Result of a store operation.

@@ -112,7 +112,10 @@ impl Liveness {
         } else {
             pool.connection_timeout()
         };
-        match pool.get_timeout(wait) {
+        let started = Instant::now();
+        let got = pool.get_timeout(wait);
+        metrics::histogram!("honcho_db_pool_wait_seconds").record(started.elapsed().as_secs_f64());
+        match got {
             Ok(conn) => {
                 self.down.store(false, Ordering::Relaxed);
                 Ok(conn)

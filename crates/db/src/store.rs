@@ -36,6 +36,14 @@ enum Backend {
     Sqlite(Pool<ConnectionManager<SqliteConnection>>, Arc<WalBound>),
 }
 
+/// A pool's connections, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolState {
+    pub connections: u32,
+    pub idle: u32,
+    pub max_size: u32,
+}
+
 /// How SQLite makes a commit durable (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum SqliteSync {
@@ -220,6 +228,19 @@ impl Db {
             pool,
             liveness: Arc::default(),
             vectors: Arc::new(VectorCache::new(budget)),
+        }
+    }
+
+    /// Connections open, idle and allowed, for metrics.
+    pub fn pool_state(&self) -> PoolState {
+        let (state, max_size) = match &self.pool {
+            Backend::Postgres(pool) => (pool.state(), pool.max_size()),
+            Backend::Sqlite(pool, _) => (pool.state(), pool.max_size()),
+        };
+        PoolState {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max_size,
         }
     }
 

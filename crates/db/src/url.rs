@@ -47,14 +47,35 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         match self {
             DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
-            DatabaseUrl::Postgres(u) => match (u.find("://"), u.rfind('@')) {
-                (Some(s), Some(at)) if at > s => {
-                    let creds = &u[s + 3..at];
-                    let user = creds.split(':').next().unwrap_or("");
-                    format!("postgresql://{user}:***@{}", &u[at + 1..])
+            DatabaseUrl::Postgres(u) => {
+                let (base, query) = match u.split_once('?') {
+                    Some((b, q)) => (b, Some(q)),
+                    None => (u.as_str(), None),
+                };
+                let base = match (base.find("://"), base.rfind('@')) {
+                    // `***` stands for a password only where there is one.
+                    (Some(s), Some(at)) if at > s => match base[s + 3..at].split_once(':') {
+                        Some((user, _)) => format!("postgresql://{user}:***@{}", &base[at + 1..]),
+                        None => format!("postgresql://{}", &base[s + 3..]),
+                    },
+                    _ => base.to_string(),
+                };
+                match query {
+                    None => base,
+                    Some(q) => {
+                        let params: Vec<String> = q
+                            .split('&')
+                            .map(|p| match p.split_once('=') {
+                                Some((k, _)) if k.eq_ignore_ascii_case("password") => {
+                                    format!("{k}=***")
+                                }
+                                _ => p.to_string(),
+                            })
+                            .collect();
+                        format!("{base}?{}", params.join("&"))
+                    }
                 }
-                _ => u.clone(),
-            },
+            }
         }
     }
 }
@@ -62,6 +83,21 @@ impl DatabaseUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redaction_hides_only_passwords_that_exist() {
+        let shown = |u: &str| DatabaseUrl::parse(u).unwrap().redacted();
+        assert_eq!(
+            shown("postgres://u:secret@h:5432/db"),
+            "postgresql://u:***@h:5432/db"
+        );
+        assert_eq!(shown("postgres://nobody@h/db"), "postgresql://nobody@h/db");
+        assert_eq!(shown("postgres://h/db"), "postgresql://h/db");
+        assert_eq!(
+            shown("postgres://u@h/db?sslmode=require&password=secret"),
+            "postgresql://u@h/db?sslmode=require&password=***"
+        );
+    }
 
     #[test]
     fn picks_the_engine_from_the_url() {

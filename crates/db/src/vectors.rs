@@ -89,5 +89,6 @@ impl VectorCache {
                 inner.bytes -= gone.bytes();
             }
         }
+        metrics::gauge!("honcho_vector_cache_bytes").set(inner.bytes as f64);
     }
 }

@@ -22,6 +22,10 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// Open connections per HTTP worker at most; more wait to be accepted.
     pub max_connections: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout_secs: u64,
+    /// Origins browsers may call from; `None` for v1.1.0's list.
+    pub cors_origins: Option<Vec<String>>,
 }
 
 /// Where the SQLite database lives when nothing is configured.
@@ -39,6 +43,59 @@ fn parse_var<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
             .parse()
             .map(Some)
             .map_err(|_| format!("{name}: cannot parse '{v}'")),
+    }
+}
+
+/// A true/false setting: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, in any case; anything else
+/// is an error naming the variable.
+pub fn flag(name: &str) -> Result<Option<bool>, String> {
+    let Some(v) = var(name) else { return Ok(None) };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(Some(true)),
+        "false" | "0" | "no" | "off" => Ok(Some(false)),
+        _ => Err(format!(
+            "{name}: '{v}' is neither true nor false (true/false, 1/0, yes/no, on/off)"
+        )),
+    }
+}
+
+/// How logs are written, from `RUST_LOG` (a tracing filter) or `LOG_LEVEL` (v1.1.0's level names),
+/// and `LOG_FORMAT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// A `tracing` filter directive.
+    pub filter: String,
+    /// One JSON object per line instead of text.
+    pub json: bool,
+}
+
+impl LogSettings {
+    pub fn from_env() -> Result<LogSettings, String> {
+        let filter = match (var("RUST_LOG"), var("LOG_LEVEL")) {
+            (Some(filter), _) => filter,
+            (None, Some(level)) => match level.trim().to_ascii_lowercase().as_str() {
+                "trace" => "trace".into(),
+                "debug" => "debug".into(),
+                "info" => "info".into(),
+                "warn" | "warning" => "warn".into(),
+                "error" | "critical" => "error".into(),
+                "off" => "off".into(),
+                _ => {
+                    return Err(format!(
+                        "LOG_LEVEL: '{level}' is not one of trace, debug, info, warning, error, \
+                         critical, off"
+                    ))
+                }
+            },
+            (None, None) => "info".into(),
+        };
+        let json = match var("LOG_FORMAT").map(|f| f.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(f) if f == "pretty" || f == "text" => false,
+            Some(f) if f == "json" => true,
+            Some(f) => return Err(format!("LOG_FORMAT: '{f}' is neither pretty nor json")),
+        };
+        Ok(LogSettings { filter, json })
     }
 }
 
@@ -60,7 +117,7 @@ impl Config {
             (None, None) => ("DATABASE_URL", DEFAULT_DATABASE.to_string()),
         };
         let database = DatabaseUrl::parse(&raw).map_err(|e| format!("{name}: {e}"))?;
-        let use_auth = var("USE_AUTH").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let use_auth = flag("USE_AUTH")?.unwrap_or(false);
         let auth_secret = match (use_auth, var("AUTH_JWT_SECRET")) {
             (false, _) => None,
             (true, Some(secret)) => Some(secret),
@@ -70,8 +127,8 @@ impl Config {
             database,
             host: var("HOST").unwrap_or_else(|| "127.0.0.1".into()),
             port: parse_var("PORT")?.unwrap_or(8000),
-            pool_size: parse_var("DATABASE_POOL_SIZE")?,
-            workers: parse_var("HTTP_WORKERS")?,
+            pool_size: positive("DATABASE_POOL_SIZE")?,
+            workers: positive("HTTP_WORKERS")?,
             auth_secret,
             sqlite_sync: match var("SQLITE_SYNCHRONOUS").map(|v| v.trim().to_ascii_lowercase()) {
                 None => SqliteSync::Full,
@@ -86,6 +143,13 @@ impl Config {
             sqlite_wal_limit_mb: positive("SQLITE_WAL_LIMIT_MB")?.unwrap_or(64),
             request_timeout_secs: positive("REQUEST_TIMEOUT")?.unwrap_or(30),
             max_connections: positive("MAX_CONNECTIONS")?.unwrap_or(10_000),
+            shutdown_timeout_secs: parse_var("SHUTDOWN_TIMEOUT")?.unwrap_or(30),
+            cors_origins: var("CORS_ORIGINS").map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            }),
         })
     }
 

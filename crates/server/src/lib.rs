@@ -35,6 +35,8 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// Time a client has to send a request's headers (and, separately, its body: `AppState`).
     pub request_timeout: std::time::Duration,
+    /// Time in-flight requests get to finish after SIGTERM/SIGINT before the process exits.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 /// Binds `listener` and prepares the HTTP server for `state`. The server runs when awaited.
@@ -49,6 +51,7 @@ pub fn build_server(
         .max_connections(http.max_connections)
         .client_request_timeout(http.request_timeout)
         .client_disconnect_timeout(std::time::Duration::from_secs(1))
+        .shutdown_timeout(http.shutdown_timeout.as_secs())
         .listen(listener)?
         .run();
     Ok(Server { server, port })

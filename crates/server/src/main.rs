@@ -1,42 +1,81 @@
 //! `honcho`: the command line of the server.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use honcho_server::config::Config;
 use std::net::TcpListener;
 use std::process::ExitCode;
+
+/// Environment variables of `serve`, listed by `--help`.
+const SERVE_ENV: &str = "Environment (also read from ./.env):
+  DATABASE_URL (or CONNECTION_URI), HOST, PORT, DATABASE_POOL_SIZE, HTTP_WORKERS,
+  REQUEST_TIMEOUT, MAX_CONNECTIONS, SHUTDOWN_TIMEOUT, CORS_ORIGINS, USE_AUTH, AUTH_JWT_SECRET,
+  SQLITE_SYNCHRONOUS, SQLITE_WAL_LIMIT_MB, EMBEDDING_PROVIDER, OPENAI_BASE_URL, OPENAI_API_KEY,
+  EMBEDDING_MODEL, EMBEDDING_DIMENSIONS, EMBEDDING_TIMEOUT_SECS, VECTOR_CACHE_MB,
+  LOG_LEVEL (or RUST_LOG), LOG_FORMAT, NO_COLOR";
 
 #[derive(Parser)]
 #[command(
     name = "honcho",
     version,
-    about = "User memory for AI agents: the Honcho v1.1.0 API server"
+    about = "User memory for AI agents: the Honcho v1.1.0 API server",
+    args_conflicts_with_subcommands = true,
+    after_help = SERVE_ENV
 )]
 struct Cli {
-    /// Database: postgres://... or a SQLite path (default ./honcho.db). Overrides DATABASE_URL.
-    #[arg(long, global = true)]
-    database_url: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
+    /// Without a command, `honcho` serves: these are `serve`'s flags.
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// Where the database is.
+#[derive(Args, Clone, Default)]
+struct DatabaseArg {
+    /// Database: postgres://... or a SQLite path [default: ./honcho.db]
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl DatabaseArg {
+    /// Makes the flag's value the one configuration reads.
+    fn apply(&self) {
+        if let Some(url) = &self.database_url {
+            std::env::set_var("DATABASE_URL", url);
+        }
+    }
+}
+
+#[derive(Args, Clone, Default)]
+struct ServeArgs {
+    #[command(flatten)]
+    database: DatabaseArg,
+    /// Listen address [default: 127.0.0.1]
+    #[arg(long, env = "HOST")]
+    host: Option<String>,
+    /// Listen port [default: 8000]
+    #[arg(long, env = "PORT")]
+    port: Option<u16>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API (the default)
-    Serve {
-        /// Listen address (overrides HOST)
-        #[arg(long)]
-        host: Option<String>,
-        /// Listen port (overrides PORT)
-        #[arg(long)]
-        port: Option<u16>,
-    },
+    #[command(after_help = SERVE_ENV)]
+    Serve(ServeArgs),
     /// Apply pending database migrations and exit
-    Migrate,
+    Migrate(DatabaseArg),
     /// Print the OpenAPI document (YAML) and exit
     Openapi,
     /// Re-embed every document whose vector another embedder made (after changing EMBEDDING_PROVIDER
     /// or EMBEDDING_MODEL)
+    #[command(
+        after_help = "Environment: DATABASE_URL, EMBEDDING_PROVIDER, OPENAI_BASE_URL, \
+        OPENAI_API_KEY, EMBEDDING_MODEL, EMBEDDING_DIMENSIONS, EMBEDDING_TIMEOUT_SECS"
+    )]
     Reembed {
+        #[command(flatten)]
+        database: DatabaseArg,
         /// Documents per embedding request
         #[arg(long, default_value_t = 64)]
         batch: usize,
@@ -49,22 +88,95 @@ enum Command {
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Print the admin key
+    #[command(after_help = "Environment: AUTH_JWT_SECRET")]
     Admin,
-    /// Mint a key scoped to an app, user, session and/or collection
+    /// Mint a key scoped to an app, user, session and/or collection. When the database can be
+    /// opened, the ids must exist there.
+    #[command(after_help = "Environment: AUTH_JWT_SECRET, DATABASE_URL")]
     Create {
         // Ids may start with `-` (their alphabet includes it).
+        /// The app the key may use
         #[arg(long, allow_hyphen_values = true)]
         app_id: Option<String>,
+        /// The user the key may use
         #[arg(long, allow_hyphen_values = true)]
         user_id: Option<String>,
+        /// The session the key may use
         #[arg(long, allow_hyphen_values = true)]
         session_id: Option<String>,
+        /// The collection the key may use
         #[arg(long, allow_hyphen_values = true)]
         collection_id: Option<String>,
         /// When the key stops working (ISO 8601, UTC when no offset is given)
         #[arg(long)]
         expires_at: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
+}
+
+/// Refuses ids that the database does not hold, when there is a database to ask; says so when
+/// there is none.
+fn check_ids(
+    app_id: &Option<String>,
+    user_id: &Option<String>,
+    session_id: &Option<String>,
+    collection_id: &Option<String>,
+) -> Result<(), String> {
+    let config = Config::from_env()?;
+    let reachable = match &config.database {
+        honcho_db::DatabaseUrl::Sqlite(path) => path.exists(),
+        honcho_db::DatabaseUrl::Postgres(_) => true,
+    };
+    let db = match reachable
+        .then(|| honcho_db::Db::connect(&config.database, 1))
+        .transpose()
+    {
+        Ok(Some(db)) => db,
+        Ok(None) | Err(_) => {
+            eprintln!(
+                "honcho: warning: {} cannot be opened; the ids were not checked",
+                config.database.redacted()
+            );
+            return Ok(());
+        }
+    };
+    let missing = |what: &str, id: &str, e: honcho_db::DbError| match e {
+        honcho_db::DbError::Domain(_) => format!("--{what}-id: no {what} with ID '{id}'"),
+        other => format!("checking --{what}-id: {other}"),
+    };
+    if let Some(app) = app_id {
+        db.get_app(app).map_err(|e| missing("app", app, e))?;
+    }
+    let (Some(app), Some(user)) = (app_id, user_id) else {
+        if user_id.is_some() || session_id.is_some() || collection_id.is_some() {
+            eprintln!(
+                "honcho: warning: without --app-id and --user-id the other ids were not checked"
+            );
+        }
+        return Ok(());
+    };
+    db.get_user(app, user)
+        .map_err(|e| missing("user", user, e))?;
+    if let Some(session) = session_id {
+        let key = honcho_domain::SessionKey {
+            app_id: app.clone(),
+            user_id: user.clone(),
+            session_id: session.clone(),
+        };
+        db.get_session(&key)
+            .map_err(|e| missing("session", session, e))?;
+    }
+    if let Some(collection) = collection_id {
+        let key = honcho_domain::CollectionKey {
+            app_id: app.clone(),
+            user_id: user.clone(),
+            collection_id: collection.clone(),
+        };
+        db.get_collection(&key)
+            .map_err(|e| missing("collection", collection, e))?;
+    }
+    Ok(())
 }
 
 fn keys_from_env() -> Result<honcho_web::auth::Keys, String> {
@@ -78,13 +190,14 @@ fn keys_from_env() -> Result<honcho_web::auth::Keys, String> {
 fn run_keys(command: KeysCommand) -> Result<(), String> {
     let keys = keys_from_env()?;
     match command {
-        KeysCommand::Admin => println!("{}", keys.admin_key()),
+        KeysCommand::Admin => emit(&format!("{}\n", keys.admin_key()))?,
         KeysCommand::Create {
             app_id,
             user_id,
             session_id,
             collection_id,
             expires_at,
+            database,
         } => {
             if app_id.is_none()
                 && user_id.is_none()
@@ -93,6 +206,8 @@ fn run_keys(command: KeysCommand) -> Result<(), String> {
             {
                 return Err("at least one of --app-id, --user-id, --session-id or --collection-id is needed".into());
             }
+            database.apply();
+            check_ids(&app_id, &user_id, &session_id, &collection_id)?;
             let exp = match expires_at {
                 None => None,
                 Some(raw) => Some(
@@ -114,40 +229,51 @@ fn run_keys(command: KeysCommand) -> Result<(), String> {
                 se: session_id,
                 co: collection_id,
             };
-            println!("{}", keys.mint(&claims));
+            emit(&format!("{}\n", keys.mint(&claims)))?;
         }
     }
     Ok(())
 }
 
-fn init_logging() {
+fn init_logging() -> Result<(), String> {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let level = std::env::var("RUST_LOG")
-        .or_else(|_| std::env::var("LOG_LEVEL").map(|l| l.to_lowercase()))
-        .unwrap_or_else(|_| "info".into());
-    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let settings = honcho_server::config::LogSettings::from_env()?;
+    let filter = EnvFilter::try_new(&settings.filter)
+        .map_err(|e| format!("RUST_LOG: '{}': {e}", settings.filter))?;
+    // Colour only for a person at a terminal, and never with NO_COLOR set.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // Logs go to stderr: stdout carries what commands print (keys, the OpenAPI document).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+    if settings.json {
         builder.json().init();
     } else {
         builder.init();
+    }
+    Ok(())
+}
+
+/// Writes `text` to stdout; a reader that went away (`honcho openapi | head`) is not an error.
+fn emit(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("stdout: {e}")),
+        _ => Ok(()),
     }
 }
 
 fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    if let Some(url) = &cli.database_url {
-        std::env::set_var("DATABASE_URL", url);
+    if let Err(msg) = init_logging() {
+        eprintln!("honcho: {msg}");
+        return ExitCode::FAILURE;
     }
-    init_logging();
-    match run(cli.command.unwrap_or(Command::Serve {
-        host: None,
-        port: None,
-    })) {
+    match run(cli.command.unwrap_or(Command::Serve(cli.serve))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("honcho: {msg}");
@@ -159,7 +285,8 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Keys(command) => run_keys(command),
-        Command::Reembed { batch } => {
+        Command::Reembed { database, batch } => {
+            database.apply();
             let config = Config::from_env()?;
             let embedder = honcho_insights::embedder_from_env()?;
             let db = honcho_server::open_database(&config)?;
@@ -167,17 +294,20 @@ fn run(command: Command) -> Result<(), String> {
             println!("re-embedded {done} documents with {}", embedder.id());
             Ok(())
         }
-        Command::Openapi => {
-            print!("{}", honcho_web::api_yaml());
-            Ok(())
-        }
-        Command::Migrate => {
+        Command::Openapi => emit(&honcho_web::api_yaml()),
+        Command::Migrate(database) => {
+            database.apply();
             let config = Config::from_env()?;
             honcho_server::open_database(&config)?;
             println!("database {} is up to date", config.database.redacted());
             Ok(())
         }
-        Command::Serve { host, port } => {
+        Command::Serve(ServeArgs {
+            database,
+            host,
+            port,
+        }) => {
+            database.apply();
             let mut config = Config::from_env()?;
             if let Some(h) = host {
                 config.host = h;
@@ -197,6 +327,12 @@ fn serve(config: Config) -> Result<(), String> {
     honcho_server::check_embeddings(&db, embedder.as_ref())?;
     let addr = format!("{}:{}", config.host, config.port);
     let listener = TcpListener::bind(&addr).map_err(|e| format!("HOST/PORT {addr}: {e}"))?;
+    let port = listener.local_addr().map_or(config.port, |a| a.port());
+    let shown = match config.host.as_str() {
+        "0.0.0.0" | "::" => format!("127.0.0.1:{port}"),
+        host if host.contains(':') => format!("[{host}]:{port}"),
+        host => format!("{host}:{port}"),
+    };
     tracing::info!(
         address = %addr,
         database = %config.database.redacted(),
@@ -204,7 +340,7 @@ fn serve(config: Config) -> Result<(), String> {
         auth = if keys.is_some() { "on" } else { "off" },
         insights = "off (no LLM configured)",
         embedder = embedder.id(),
-        "honcho listening; docs at /docs"
+        "honcho listening on http://{shown}/ (docs: http://{shown}/docs/)"
     );
     if let Some(keys) = &keys {
         // Printed once, on the terminal only: keys are never written to the logs.
@@ -216,15 +352,22 @@ fn serve(config: Config) -> Result<(), String> {
         enqueue_for_deriver: false,
         embedder,
         body_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
+        cors_origins: config.cors_origins.clone(),
     };
     let http = honcho_server::HttpSettings {
         workers: config.workers(),
         max_connections: config.max_connections,
         request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
+        shutdown_timeout: std::time::Duration::from_secs(config.shutdown_timeout_secs),
     };
+    // The metrics recorder is installed before the first request.
+    honcho_web::metrics();
     actix_web::rt::System::new().block_on(async move {
         let server =
             honcho_server::build_server(state, listener, http).map_err(|e| e.to_string())?;
-        server.server.await.map_err(|e| e.to_string())
+        // SIGTERM/SIGINT: stop accepting, let in-flight requests finish (SHUTDOWN_TIMEOUT), exit 0.
+        server.server.await.map_err(|e| e.to_string())?;
+        tracing::info!("honcho stopped");
+        Ok(())
     })
 }

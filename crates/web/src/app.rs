@@ -12,8 +12,6 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::web::{self, Data, Json};
 use actix_web::{get, App, HttpRequest, HttpResponse};
 use honcho_db::Db;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 use utoipa::openapi::OpenApi;
 use utoipa_actix_web::{scope, AppExt, UtoipaApp};
 use utoipa_swagger_ui::SwaggerUi;
@@ -30,6 +28,31 @@ pub struct AppState {
     pub embedder: std::sync::Arc<dyn honcho_domain::embed::Embedder>,
     /// How long a client has to send a request's body.
     pub body_timeout: std::time::Duration,
+    /// Origins browsers may call the API from (`CORS_ORIGINS`); `None` is v1.1.0's list.
+    pub cors_origins: Option<Vec<String>>,
+}
+
+/// v1.1.0's allowed origins.
+pub const DEFAULT_CORS_ORIGINS: [&str; 2] = ["http://localhost", "http://127.0.0.1:8000"];
+
+/// CORS as v1.1.0 sets it up (any method and header, credentials) for `origins`; `*` allows any
+/// origin, without credentials.
+fn cors(origins: Option<Vec<String>>) -> actix_cors::Cors {
+    let origins =
+        origins.unwrap_or_else(|| DEFAULT_CORS_ORIGINS.iter().map(|o| o.to_string()).collect());
+    let base = actix_cors::Cors::default()
+        .allow_any_method()
+        .allow_any_header()
+        .expose_headers(["x-request-id"])
+        .max_age(600);
+    if origins.iter().any(|o| o == "*") {
+        return base.allow_any_origin();
+    }
+    origins
+        .iter()
+        .fold(base.supports_credentials(), |cors, origin| {
+            cors.allowed_origin(origin)
+        })
 }
 
 /// Every documented route. Both the served app and the OpenAPI document are built from this.
@@ -39,6 +62,7 @@ where
 {
     app.service(scope("/v1").configure(routes::configure))
         .service(health)
+        .service(crate::observe::serve_metrics)
 }
 
 /// The OpenAPI document, built from the route list without serving anything.
@@ -60,6 +84,9 @@ pub fn build_app(
         InitError = (),
     >,
 > {
+    // Installed once per process, before the first request is counted.
+    crate::observe::metrics();
+    let state_cors = state.cors_origins.clone();
     let features = Features {
         enqueue_for_deriver: state.enqueue_for_deriver,
     };
@@ -71,7 +98,7 @@ pub fn build_app(
                 state.db.clone(),
                 state.auth,
             )))
-            .app_data(Data::new(Probe(state.db)))
+            .app_data(Data::new(crate::observe::Probe(state.db)))
             .app_data(Data::new(features))
             .app_data(Data::new(crate::extract::BodyTimeout(state.body_timeout)))
             .app_data(Data::from(state.embedder))
@@ -84,12 +111,9 @@ pub fn build_app(
         .route("/docs", web::get().to(docs_redirect))
         .default_service(web::to(unrouted))
         .wrap(from_fn(canonical_path))
-        .wrap(from_fn(log_request))
+        .wrap(cors(state_cors))
+        .wrap(from_fn(crate::observe::observe_request))
 }
-
-/// What `/health` may do with the store: ping it. (`/v1` handlers reach the store only through
-/// `auth::Access`.)
-struct Probe(Db);
 
 /// Whether the server and its database answer.
 #[utoipa::path(
@@ -100,7 +124,7 @@ struct Probe(Db);
     )
 )]
 #[get("/health")]
-async fn health(probe: Data<Probe>) -> Result<Json<Health>, ApiError> {
+async fn health(probe: Data<crate::observe::Probe>) -> Result<Json<Health>, ApiError> {
     let probe = probe.clone();
     match web::block(move || probe.0.ping()).await {
         Ok(Ok(())) => Ok(Json(Health {
@@ -202,40 +226,4 @@ fn not_found_response(req: ServiceRequest) -> ServiceResponse<actix_web::body::B
     req.into_response(actix_web::ResponseError::error_response(
         &ApiError::not_found("Not Found"),
     ))
-}
-
-static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
-
-/// One log line per request: method, route template, status, latency, request id. No bodies.
-async fn log_request(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    // Nothing is formatted or allocated for the line when it would not be written.
-    if !tracing::enabled!(target: "honcho::http", tracing::Level::INFO) {
-        return next.call(req).await;
-    }
-    let start = Instant::now();
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| REQUEST_IDS.fetch_add(1, Ordering::Relaxed).to_string());
-    let method = req.method().clone();
-    let res = next.call(req).await?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "-".to_string());
-    tracing::info!(
-        target: "honcho::http",
-        %method,
-        route = %route,
-        status = res.status().as_u16(),
-        latency_ms = format!("{:.2}", start.elapsed().as_secs_f64() * 1000.0),
-        request_id = %request_id,
-        "request"
-    );
-    Ok(res)
 }

@@ -7,12 +7,14 @@ pub mod auth;
 pub mod dto;
 mod error;
 mod extract;
+mod observe;
 mod openapi;
 mod path;
 mod routes;
 
-pub use app::{build_app, AppState};
+pub use app::{build_app, AppState, DEFAULT_CORS_ORIGINS};
 pub use error::{ApiError, ValidationIssue};
+pub use observe::metrics;
 pub use openapi::{api_doc, api_json, api_yaml};
 pub use routes::Features;
 

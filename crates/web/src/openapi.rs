@@ -16,7 +16,7 @@ const BEARER: &str = "HTTPBearer";
     info(
         title = "Honcho API",
         version = "1.1.0",
-        description = "User memory for AI agents: apps, users, sessions, messages, metamessages and collections."
+        description = "User memory for AI agents: apps, users, sessions, messages, metamessages and collections. API keys (`Authorization: Bearer ...`) are needed only when the server runs with `USE_AUTH=true`; with authentication off the lock icons can be ignored."
     ),
     components(schemas(HttpValidationError, ValidationError))
 )]

@@ -415,8 +415,12 @@ pub fn query_documents_cached(
             .filter(|c| c.version == version)
     };
     let copy = match cached(cache) {
-        Some(copy) => copy,
+        Some(copy) => {
+            metrics::counter!("honcho_vector_cache_hits_total").increment(1);
+            copy
+        }
         None => {
+            metrics::counter!("honcho_vector_cache_misses_total").increment(1);
             let _loading = cache.loading.lock().unwrap_or_else(|e| e.into_inner());
             match cached(cache) {
                 Some(copy) => copy,

@@ -174,11 +174,13 @@ impl TestApp {
                     enqueue_for_deriver: false,
                     embedder,
                     body_timeout,
+                    cors_origins: None,
                 };
                 let http = honcho_server::HttpSettings {
                     workers: 2,
                     max_connections: 1000,
                     request_timeout: body_timeout,
+                    shutdown_timeout: Duration::from_secs(5),
                 };
                 let server = honcho_server::build_server(state, listener, http).expect("server");
                 tx.send(server.server.handle()).unwrap();

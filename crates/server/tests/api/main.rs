@@ -10,6 +10,7 @@ mod helpers;
 mod messages;
 mod metamessages;
 mod openapi;
+mod operations;
 mod properties;
 mod routing;
 mod sessions;

@@ -1,0 +1,346 @@
+//! Running the server: configuration errors, the command line, request ids, CORS, metrics and a
+//! graceful stop.
+
+use crate::helpers::{id, TestApp};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `honcho` binary in a scratch directory, without the settings of the machine it runs on.
+fn honcho(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let dir = std::env::temp_dir();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_honcho"));
+    cmd.args(args).current_dir(dir);
+    for var in [
+        "USE_AUTH",
+        "AUTH_JWT_SECRET",
+        "LOG_LEVEL",
+        "RUST_LOG",
+        "LOG_FORMAT",
+        "HTTP_WORKERS",
+        "DATABASE_URL",
+        "PORT",
+        "HOST",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    honcho(args, env).output().unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_health(port: u16) {
+    let started = Instant::now();
+    while ureq::get(&format!("http://127.0.0.1:{port}/health"))
+        .call()
+        .is_err()
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "no start-up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let db = db.to_str().unwrap();
+    for (var, value) in [
+        ("LOG_LEVEL", "loud"),
+        ("LOG_FORMAT", "bogus"),
+        ("HTTP_WORKERS", "0"),
+        ("USE_AUTH", "maybe"),
+        ("SQLITE_SYNCHRONOUS", "sometimes"),
+        ("REQUEST_TIMEOUT", "0"),
+        ("DATABASE_POOL_SIZE", "0"),
+    ] {
+        let out = run(
+            &["serve", "--port", "0"],
+            &[(var, value), ("DATABASE_URL", db)],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{var}={value} started");
+        assert_eq!(stderr.trim().lines().count(), 1, "{var}={value}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("honcho: {var}")),
+            "{var}={value}: {stderr}"
+        );
+    }
+    // The usual spellings of "true" turn authentication on: without a secret, no start.
+    for yes in ["true", "TRUE", "1", "yes", "On"] {
+        let out = run(
+            &["serve", "--port", "0"],
+            &[("USE_AUTH", yes), ("DATABASE_URL", db)],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            "honcho: AUTH_JWT_SECRET must be set when USE_AUTH is true",
+            "USE_AUTH={yes}"
+        );
+    }
+}
+
+#[test]
+fn printing_into_a_closed_pipe_is_not_an_error() {
+    let mut child = honcho(&["openapi"], &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // The reader is gone (`| head`).
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn serve_flags_work_without_the_subcommand_and_help_names_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let port = free_port();
+    let mut child = honcho(
+        &["--port", &port.to_string()],
+        &[("DATABASE_URL", db.to_str().unwrap())],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for_health(port);
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains(&format!("http://127.0.0.1:{port}/docs/")),
+        "no docs URL in {log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log that is not a terminal"
+    );
+
+    let help = String::from_utf8(run(&["serve", "--help"], &[]).stdout).unwrap();
+    for var in [
+        "DATABASE_URL",
+        "PORT",
+        "USE_AUTH",
+        "LOG_LEVEL",
+        "CORS_ORIGINS",
+    ] {
+        assert!(
+            help.contains(var),
+            "serve --help does not name {var}:\n{help}"
+        );
+    }
+    // Commands that use no database do not take one.
+    for args in [
+        &["openapi", "--database-url", "x"][..],
+        &["keys", "admin", "--database-url", "x"],
+    ] {
+        assert!(
+            !run(args, &[("AUTH_JWT_SECRET", "s")]).status.success(),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn minting_a_key_for_an_unknown_id_is_refused() {
+    let app = TestApp::spawn();
+    let real = app.create_app("real");
+    let env = [
+        ("AUTH_JWT_SECRET", "s"),
+        ("DATABASE_URL", app.database_url()),
+    ];
+    let out = run(&["keys", "create", "--app-id", "doesnotexist"], &env);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "honcho: --app-id: no app with ID 'doesnotexist'"
+    );
+    let out = run(&["keys", "create", "--app-id", &real], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user = id(&app.ok(app.post(&format!("/v1/apps/{real}/users"), json!({ "name": "u" }))));
+    let out = run(
+        &["keys", "create", "--app-id", &real, "--user-id", "nobody"],
+        &env,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "honcho: --user-id: no user with ID 'nobody'"
+    );
+    let out = run(
+        &["keys", "create", "--app-id", &real, "--user-id", &user],
+        &env,
+    );
+    assert!(out.status.success());
+}
+
+#[test]
+fn every_response_carries_a_request_id() {
+    let app = TestApp::spawn();
+    let get = |id: Option<&str>| {
+        let mut req = ureq::get(&format!("{}/health", app.base));
+        if let Some(id) = id {
+            req = req.set("x-request-id", id);
+        }
+        req.call()
+            .unwrap()
+            .header("x-request-id")
+            .map(str::to_string)
+    };
+    let made = get(None).expect("a request id");
+    assert_eq!(made.len(), 36, "not a UUID: {made}");
+    assert_ne!(get(None).unwrap(), made);
+    assert_eq!(get(Some("trace-42.a_b")).as_deref(), Some("trace-42.a_b"));
+    let long = "x".repeat(300);
+    let replaced = get(Some(&long)).unwrap();
+    assert_eq!(replaced.len(), 36);
+    // Errors carry one too.
+    let res = ureq::get(&format!("{}/v1/nothing", app.base)).call();
+    let Err(ureq::Error::Status(404, res)) = res else {
+        panic!("expected a 404")
+    };
+    assert!(res.header("x-request-id").is_some());
+}
+
+#[test]
+fn cors_allows_v1_1_0_origins_by_default() {
+    let app = TestApp::spawn();
+    let preflight = |origin: &str| {
+        let res = ureq::request("OPTIONS", &format!("{}/v1/apps", app.base))
+            .set("origin", origin)
+            .set("access-control-request-method", "POST")
+            .set(
+                "access-control-request-headers",
+                "content-type, authorization",
+            )
+            .call();
+        match res {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => (
+                r.status(),
+                r.header("access-control-allow-origin").map(str::to_string),
+            ),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(
+        preflight("http://localhost"),
+        (200, Some("http://localhost".into()))
+    );
+    assert_eq!(
+        preflight("http://127.0.0.1:8000"),
+        (200, Some("http://127.0.0.1:8000".into()))
+    );
+    let (_, allowed) = preflight("https://elsewhere.example");
+    assert_eq!(allowed, None);
+    let res = ureq::get(&format!("{}/health", app.base))
+        .set("origin", "http://localhost")
+        .call()
+        .unwrap();
+    assert_eq!(
+        res.header("access-control-allow-origin"),
+        Some("http://localhost")
+    );
+}
+
+#[test]
+fn metrics_count_requests_by_route_template() {
+    let app = TestApp::spawn();
+    let a = app.create_app("metered");
+    app.ok(app.get(&format!("/v1/apps?app_id={a}")));
+    let (status, _) = app.get("/v1/apps?app_id=missing");
+    assert_eq!(status, 404);
+    let text = ureq::get(&format!("{}/metrics", app.base))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    for needle in [
+        r#"honcho_http_requests_total{method="POST",route="/v1/apps",status="200"}"#,
+        r#"honcho_http_requests_total{method="GET",route="/v1/apps",status="404"}"#,
+        r#"honcho_http_request_duration_seconds_bucket{method="GET",route="/v1/apps",le="0.005"}"#,
+        "honcho_db_pool_connections ",
+        "honcho_db_pool_wait_seconds_count",
+    ] {
+        assert!(text.contains(needle), "no {needle} in:\n{text}");
+    }
+    // Ids never become labels: the route is the template.
+    assert!(!text.contains(&a), "an id leaked into the metrics");
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let port = free_port();
+    let mut child = honcho(
+        &["serve", "--port", &port.to_string()],
+        &[
+            ("DATABASE_URL", db.to_str().unwrap()),
+            ("SHUTDOWN_TIMEOUT", "10"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for_health(port);
+    let body = r#"{"name": "in flight"}"#;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/apps HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body.as_bytes()[..5]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    std::thread::sleep(Duration::from_millis(500));
+    stream.write_all(&body.as_bytes()[5..]).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "still running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,113 @@
+//! What an operator sees: a request id on every response and log line, one log line per request,
+//! and Prometheus metrics at `/metrics`.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::web::Data;
+use actix_web::{get, HttpResponse};
+use honcho_db::Db;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Instant;
+use tracing::Instrument;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Latency buckets (seconds) of every `*_seconds` histogram.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process's metrics recorder, installed on first use.
+pub fn metrics() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("seconds".into()), BUCKETS)
+            .expect("the buckets are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder can only be there if the embedding program installed one.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// What `/health` and `/metrics` may do with the store: ping it and read its pool's state. (`/v1`
+/// handlers reach the store only through `auth::Access`.)
+pub(crate) struct Probe(pub(crate) Db);
+
+/// A client's request id is kept when it is sane: 1 to 128 visible ASCII characters.
+fn sane(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Gives every request an id (the client's `X-Request-Id` when sane, else a new UUID), echoed on
+/// the response and carried by every log line written while the request is served; records the
+/// request's metrics by route template; writes one log line per request. No bodies are logged.
+pub(crate) async fn observe_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let start = Instant::now();
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| sane(id))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+    let method = req.method().clone();
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut res = next.call(req).instrument(span).await?;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    let elapsed = start.elapsed();
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let status = res.status().as_u16();
+    metrics::counter!(
+        "honcho_http_requests_total",
+        "method" => method.to_string(),
+        "route" => route.clone(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!(
+        "honcho_http_request_duration_seconds",
+        "method" => method.to_string(),
+        "route" => route.clone()
+    )
+    .record(elapsed.as_secs_f64());
+    tracing::info!(
+        target: "honcho::http",
+        %method,
+        route = %route,
+        status,
+        latency_ms = format!("{:.2}", elapsed.as_secs_f64() * 1000.0),
+        request_id = %request_id,
+        "request"
+    );
+    Ok(res)
+}
+
+/// Prometheus metrics of this process: requests by route template, method and status with latency
+/// histograms; the database pool (size, idle, checkout wait); the vector cache (bytes, hits, misses).
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "Metrics in Prometheus' text format", content_type = "text/plain"))
+)]
+#[get("/metrics")]
+pub(crate) async fn serve_metrics(probe: Data<Probe>) -> HttpResponse {
+    let pool = probe.0.pool_state();
+    metrics::gauge!("honcho_db_pool_connections").set(f64::from(pool.connections));
+    metrics::gauge!("honcho_db_pool_idle_connections").set(f64::from(pool.idle));
+    metrics::gauge!("honcho_db_pool_max_connections").set(f64::from(pool.max_size));
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics().render())
+}
