@@ -44,7 +44,10 @@ fn cors(origins: Option<Vec<String>>) -> actix_cors::Cors {
         .allow_any_method()
         .allow_any_header()
         .expose_headers(["x-request-id"])
-        .max_age(600);
+        .max_age(600)
+        // As v1.1.0: a request from another origin is served, only without CORS headers (the
+        // browser then withholds the answer); servers that send an Origin are not refused.
+        .block_on_origin_mismatch(false);
     if origins.iter().any(|o| o == "*") {
         return base.allow_any_origin();
     }

@@ -267,6 +267,13 @@ fn cors_allows_v1_1_0_origins_by_default() {
         res.header("access-control-allow-origin"),
         Some("http://localhost")
     );
+    // Another origin is served, without CORS headers.
+    let res = ureq::get(&format!("{}/health", app.base))
+        .set("origin", "https://elsewhere.example")
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.header("access-control-allow-origin"), None);
 }
 
 #[test]
