@@ -68,6 +68,9 @@ const OUTAGES: &[(&str, Outage)] = &[
     ("connection to server", Outage::ConnectionLost),
     ("the database system is", Outage::ConnectionLost),
     ("eof detected", Outage::ConnectionLost),
+    ("lost synchronization with server", Outage::ConnectionLost),
+    ("connection reset", Outage::ConnectionLost),
+    ("broken pipe", Outage::ConnectionLost),
 ];
 
 impl DbError {

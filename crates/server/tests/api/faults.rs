@@ -339,7 +339,7 @@ fn postgres_down_is_a_fast_503_and_recovery_needs_no_restart() {
         assert_outage(status, &body, "a request while down");
         let took = started.elapsed();
         assert!(
-            took < Duration::from_millis(1500),
+            took < Duration::from_secs(3),
             "request {n} while down took {took:?}"
         );
     }
