@@ -1,4 +1,4 @@
-//! What the domain needs from an embedding model. Implementations live in `honcho-insights`.
+//! What the domain needs from an embedding model. Implementations live in `honcho-models`.
 
 use std::fmt;
 

@@ -288,7 +288,7 @@ fn run(command: Command) -> Result<(), String> {
         Command::Reembed { database, batch } => {
             database.apply();
             let config = Config::from_env()?;
-            let embedder = honcho_insights::embedder_from_env()?;
+            let embedder = honcho_models::embedder_from_env()?;
             let db = honcho_server::open_database(&config)?;
             let done = honcho_server::reembed(&db, embedder.as_ref(), batch.max(1))?;
             println!("re-embedded {done} documents with {}", embedder.id());
@@ -322,7 +322,7 @@ fn run(command: Command) -> Result<(), String> {
 
 fn serve(config: Config) -> Result<(), String> {
     let keys = config.keys();
-    let embedder = honcho_insights::embedder_from_env()?;
+    let embedder = honcho_models::embedder_from_env()?;
     let db = honcho_server::open_database(&config)?;
     honcho_server::check_embeddings(&db, embedder.as_ref())?;
     let addr = format!("{}:{}", config.host, config.port);

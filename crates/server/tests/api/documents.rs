@@ -1,7 +1,7 @@
 //! Documents: embedded on write, re-embedded on new content, nearest-first queries.
 
 use crate::helpers::{id, redact, Scope, TestApp};
-use honcho_insights::{cosine_distance, LocalEmbedder, OpenAiConfig, OpenAiEmbedder, RetryPolicy};
+use honcho_models::{cosine_distance, LocalEmbedder, OpenAiConfig, OpenAiEmbedder, RetryPolicy};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use honcho_db::{DatabaseUrl, Db, DbOptions};
-use honcho_insights::{Embedder, LocalEmbedder};
+use honcho_models::{Embedder, LocalEmbedder};
 use honcho_web::auth::{AuthConfig, Keys};
 use serde_json::{json, Value};
 use std::sync::mpsc;

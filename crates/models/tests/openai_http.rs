@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use honcho_insights::{EmbedError, Embedder, OpenAiConfig, OpenAiEmbedder, RetryPolicy};
+use honcho_models::{EmbedError, Embedder, OpenAiConfig, OpenAiEmbedder, RetryPolicy};
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-test-secret-key";
