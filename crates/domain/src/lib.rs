@@ -5,6 +5,7 @@ pub mod auth;
 pub mod embed;
 pub mod entities;
 pub mod error;
+pub mod facts;
 pub mod id;
 pub mod json;
 pub mod page;
