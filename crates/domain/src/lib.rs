@@ -8,6 +8,7 @@ pub mod error;
 pub mod facts;
 pub mod id;
 pub mod json;
+pub mod llm;
 pub mod page;
 pub mod values;
 pub mod vector;

@@ -1,4 +1,5 @@
-//! Clients of the models honcho-rs calls over the network or runs in process: for now, embedders
+//! Clients of the models honcho-rs calls over the network or runs in process: chat language models
+//! ([`chat`]: OpenAI-compatible and Anthropic, whole or streamed) and embedders
 //! (implementations of [`honcho_domain::embed::Embedder`]) and the vector helpers used to store and
 //! search their output.
 //!
@@ -44,10 +45,12 @@
 //! For semantic search, configure an embedding model (`EMBEDDING_PROVIDER=openai`, which also
 //! covers local servers such as Ollama).
 
+pub mod chat;
 pub mod config;
 pub mod local;
 pub mod openai;
 
+pub use chat::{ChatConfig, HttpChatModel, Protocol};
 pub use config::{embedder_from_env, EmbedderConfig};
 pub use honcho_domain::embed::{EmbedError, Embedder};
 pub use honcho_domain::vector::{self, cosine_distance, decode, encode, top_k};

@@ -427,20 +427,20 @@ fn endpoint(base: &str) -> Result<String, String> {
 }
 
 /// Why an attempt failed.
-enum Failure {
+pub(crate) enum Failure<E = EmbedError> {
     /// Worth another attempt.
     Retry(Retryable),
     /// Final.
-    Fatal(EmbedError),
+    Fatal(E),
 }
 
-struct Retryable {
-    detail: String,
-    retry_after: Option<Duration>,
+pub(crate) struct Retryable {
+    pub(crate) detail: String,
+    pub(crate) retry_after: Option<Duration>,
 }
 
-impl Failure {
-    fn retry(detail: String, retry_after: Option<Duration>) -> Self {
+impl<E> Failure<E> {
+    pub(crate) fn retry(detail: String, retry_after: Option<Duration>) -> Self {
         Failure::Retry(Retryable {
             detail,
             retry_after,
@@ -448,7 +448,7 @@ impl Failure {
     }
 }
 
-fn is_timeout(error: &std::io::Error) -> bool {
+pub(crate) fn is_timeout(error: &std::io::Error) -> bool {
     matches!(
         error.kind(),
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
@@ -456,14 +456,14 @@ fn is_timeout(error: &std::io::Error) -> bool {
 }
 
 /// `Retry-After` in (possibly fractional) seconds; the HTTP-date form is ignored (backoff applies).
-fn parse_retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let seconds: f64 = value.trim().parse().ok()?;
     Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// The provider's explanation in an error body: `{"error": {"message": ...}}` (OpenAI, vLLM),
 /// `{"error": "..."}` (Ollama) or `{"message": ...}`; otherwise the start of a non-empty text body.
-fn provider_message(raw: &[u8]) -> Option<String> {
+pub(crate) fn provider_message(raw: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(raw);
     let text = text.trim();
     if text.is_empty() {
