@@ -47,6 +47,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod llm_config;
 pub mod local;
 pub mod openai;
 
@@ -54,5 +55,6 @@ pub use chat::{ChatConfig, HttpChatModel, Protocol};
 pub use config::{embedder_from_env, EmbedderConfig};
 pub use honcho_domain::embed::{EmbedError, Embedder};
 pub use honcho_domain::vector::{self, cosine_distance, decode, encode, top_k};
+pub use llm_config::{models_from_env, Models};
 pub use local::LocalEmbedder;
 pub use openai::{OpenAiConfig, OpenAiEmbedder, RetryPolicy};

@@ -11,6 +11,8 @@ const SERVE_ENV: &str = "Environment (also read from ./.env):
   REQUEST_TIMEOUT, MAX_CONNECTIONS, SHUTDOWN_TIMEOUT, CORS_ORIGINS, USE_AUTH, AUTH_JWT_SECRET,
   SQLITE_SYNCHRONOUS, SQLITE_WAL_LIMIT_MB, EMBEDDING_PROVIDER, OPENAI_BASE_URL, OPENAI_API_KEY,
   EMBEDDING_MODEL, EMBEDDING_DIMENSIONS, EMBEDDING_TIMEOUT_SECS, VECTOR_CACHE_MB,
+  LLM_PROVIDER, LLM_BASE_URL, LLM_API_KEY (or ANTHROPIC_API_KEY), LLM_MODEL, DERIVER_MODEL,
+  SUMMARY_MODEL, QUERY_MODEL, DIALECTIC_MODEL, LLM_TIMEOUT_SECS,
   LOG_LEVEL (or RUST_LOG), LOG_FORMAT, NO_COLOR";
 
 #[derive(Parser)]
@@ -323,6 +325,7 @@ fn run(command: Command) -> Result<(), String> {
 fn serve(config: Config) -> Result<(), String> {
     let keys = config.keys();
     let embedder = honcho_models::embedder_from_env()?;
+    let models = honcho_models::models_from_env()?;
     let db = honcho_server::open_database(&config)?;
     honcho_server::check_embeddings(&db, embedder.as_ref())?;
     let addr = format!("{}:{}", config.host, config.port);
@@ -338,7 +341,10 @@ fn serve(config: Config) -> Result<(), String> {
         database = %config.database.redacted(),
         backend = db.backend(),
         auth = if keys.is_some() { "on" } else { "off" },
-        insights = "off (no LLM configured)",
+        insights = %match &models {
+            None => "off (no LLM configured)".to_string(),
+            Some(m) => format!("off (LLM {} configured; the deriver and chat are not built yet)", m.dialectic.id()),
+        },
         embedder = embedder.id(),
         "honcho listening on http://{shown}/ (docs: http://{shown}/docs/)"
     );

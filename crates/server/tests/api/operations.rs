@@ -68,6 +68,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("SQLITE_SYNCHRONOUS", "sometimes"),
         ("REQUEST_TIMEOUT", "0"),
         ("DATABASE_POOL_SIZE", "0"),
+        ("LLM_PROVIDER", "cohere"),
     ] {
         let out = run(
             &["serve", "--port", "0"],
