@@ -8,7 +8,7 @@
 //! provider says; a stream is retried only until its first piece arrived. Other failures fail at
 //! once, one log line each. The key is sent only in its header and never appears in errors or logs.
 
-use crate::openai::{is_timeout, parse_retry_after, provider_message, Failure, RetryPolicy};
+use crate::openai::{error_answer, is_timeout, Failure, RetryPolicy};
 use honcho_domain::llm::{ChatModel, LlmError, Prompt, Role};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
@@ -16,8 +16,6 @@ use std::time::Duration;
 
 /// Largest whole answer read.
 const MAX_ANSWER_BYTES: u64 = 16 * 1024 * 1024;
-/// Largest part of an error answer read for the provider's message.
-const MAX_ERROR_BYTES: u64 = 64 * 1024;
 /// Anthropic's API version header.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 
@@ -219,16 +217,7 @@ impl HttpChatModel {
     }
 
     fn status_failure(&self, status: u16, response: ureq::Response) -> Failure<LlmError> {
-        let retry_after = response.header("retry-after").and_then(parse_retry_after);
-        let mut raw = Vec::new();
-        let _ = response
-            .into_reader()
-            .take(MAX_ERROR_BYTES)
-            .read_to_end(&mut raw);
-        let detail = match provider_message(&raw) {
-            Some(m) => format!("HTTP {status}: {m}"),
-            None => format!("HTTP {status}"),
-        };
+        let (detail, retry_after) = error_answer(status, response);
         match status {
             408 | 429 | 500..=599 => Failure::retry(detail, retry_after),
             401 | 403 => Failure::Fatal(LlmError::Unavailable(format!(

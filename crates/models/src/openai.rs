@@ -322,22 +322,8 @@ impl OpenAiEmbedder {
     }
 
     fn status_failure(&self, status: u16, response: ureq::Response) -> Failure {
-        let retry_after = if status == 429 || status == 503 {
-            response.header("retry-after").and_then(parse_retry_after)
-        } else {
-            None
-        };
         let location = response.header("location").map(str::to_string);
-        let mut raw = Vec::new();
-        // The message is a courtesy: an unreadable error body still leaves the status to report.
-        let _ = response
-            .into_reader()
-            .take(MAX_ERROR_BODY_BYTES)
-            .read_to_end(&mut raw);
-        let detail = match provider_message(&raw) {
-            Some(message) => format!("HTTP {status}: {message}"),
-            None => format!("HTTP {status}"),
-        };
+        let (detail, retry_after) = error_answer(status, response);
         if status == 408 || status == 429 || (500..600).contains(&status) {
             return Failure::retry(detail, retry_after);
         }
@@ -424,6 +410,27 @@ fn endpoint(base: &str) -> Result<String, String> {
         ));
     }
     Ok(format!("{}/embeddings", url.as_str().trim_end_matches('/')))
+}
+
+/// What an error answer says: `HTTP <status>: <the provider's message>`, and the wait a 429 or 503
+/// asks for (`Retry-After`).
+pub(crate) fn error_answer(status: u16, response: ureq::Response) -> (String, Option<Duration>) {
+    let retry_after = if status == 429 || status == 503 {
+        response.header("retry-after").and_then(parse_retry_after)
+    } else {
+        None
+    };
+    let mut raw = Vec::new();
+    // The message is a courtesy: an unreadable error body still leaves the status to report.
+    let _ = response
+        .into_reader()
+        .take(MAX_ERROR_BODY_BYTES)
+        .read_to_end(&mut raw);
+    let detail = match provider_message(&raw) {
+        Some(message) => format!("HTTP {status}: {message}"),
+        None => format!("HTTP {status}"),
+    };
+    (detail, retry_after)
 }
 
 /// Why an attempt failed.
