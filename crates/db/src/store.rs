@@ -77,13 +77,44 @@ impl DbOptions {
 }
 
 /// Keeps SQLite's write-ahead log bounded. SQLite's own (passive) checkpoints cannot reset the log
-/// while readers and writers keep it in use, so after every store call the log's size is read (one
-/// `stat`) and, past the limit, a truncating checkpoint runs: it waits for the current writer and
-/// readers, copies the log into the database and empties it.
+/// while readers and writers keep it in use, so after a store call the log's size is read (one
+/// `stat`, at most every [`WAL_LOOK_EVERY`], by one caller) and, past the limit, a truncating
+/// checkpoint runs: it waits for the current writer and readers, copies the log into the database
+/// and empties it.
 #[derive(Debug)]
 struct WalBound {
     wal: std::path::PathBuf,
     limit: u64,
+    /// When the bound was set up; `last_look` counts microseconds from here.
+    since: std::time::Instant,
+    last_look: std::sync::atomic::AtomicU64,
+}
+
+/// Shortest time between two looks at the log's size: reads (most calls) do not grow it, and a
+/// millisecond of writes adds little to it.
+const WAL_LOOK_EVERY: Duration = Duration::from_millis(1);
+
+impl WalBound {
+    fn new(wal: std::path::PathBuf, limit: u64) -> WalBound {
+        WalBound {
+            wal,
+            limit,
+            since: std::time::Instant::now(),
+            last_look: Default::default(),
+        }
+    }
+
+    /// Whether this caller should look at the log now (one caller per interval).
+    fn due(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.since.elapsed().as_micros() as u64;
+        let last = self.last_look.load(Relaxed);
+        now.saturating_sub(last) >= WAL_LOOK_EVERY.as_micros() as u64
+            && self
+                .last_look
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+    }
 }
 
 /// Attempts at a truncating checkpoint before leaving it to a later call.
@@ -104,6 +135,9 @@ fn checkpoint_truncate(conn: &mut SqliteConnection) -> diesel::QueryResult<bool>
 
 impl WalBound {
     fn after_call(&self, conn: &mut SqliteConnection) {
+        if !self.due() {
+            return;
+        }
         let size = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
         if size <= self.limit {
             return;
@@ -204,10 +238,10 @@ impl Db {
                     SqliteConnection::establish(&u).map_err(|e| DbError::Connect(e.to_string()))?;
                 sqlite::dialect::prepare_connection(&mut conn, &options)
                     .map_err(|e| DbError::Connect(e.to_string()))?;
-                let wal = Arc::new(WalBound {
-                    wal: std::path::PathBuf::from(format!("{u}-wal")),
-                    limit: options.sqlite_wal_limit,
-                });
+                let wal = Arc::new(WalBound::new(
+                    std::path::PathBuf::from(format!("{u}-wal")),
+                    options.sqlite_wal_limit,
+                ));
                 // A file has no connection to lose: no check on checkout.
                 let pool = pool_builder(max_size)
                     .test_on_check_out(false)

@@ -33,6 +33,9 @@ fn contains_nested(doc: &Value, filter: &Value) -> bool {
 
 fn scalar_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
+        // Stored and filter numbers are written the same way (`canonical_numbers`), so equal
+        // values usually have equal text; only different spellings (`1` / `1.0`) are parsed.
+        (Value::Number(x), Value::Number(y)) if x == y => true,
         (Value::Number(x), Value::Number(y)) => {
             let (x, y) = (x.to_string(), y.to_string());
             match (Decimal::parse(&x), Decimal::parse(&y)) {
