@@ -8,7 +8,7 @@
 //! provider says; a stream is retried only until its first piece arrived. Other failures fail at
 //! once, one log line each. The key is sent only in its header and never appears in errors or logs.
 
-use crate::openai::{error_answer, is_timeout, Failure, RetryPolicy};
+use crate::http::{error_answer, retrying, transport_failure, Failure, RetryPolicy};
 use honcho_domain::llm::{ChatModel, LlmError, Prompt, Role};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
@@ -143,38 +143,17 @@ impl HttpChatModel {
     /// Sends `body`, retrying what may pass; the 2xx response.
     fn send(&self, body: &Value) -> Result<ureq::Response, LlmError> {
         let bytes = body.to_string();
-        let mut attempt = 1;
-        loop {
-            let failure = match self.attempt(&bytes) {
-                Ok(response) => return Ok(response),
-                Err(Failure::Fatal(e)) => {
-                    tracing::warn!(model = %self.id, error = %e, "language model request failed");
-                    return Err(e);
-                }
-                Err(Failure::Retry(failure)) => failure,
-            };
-            if attempt >= self.config.retry.max_attempts {
-                let e = LlmError::Provider(format!(
-                    "POST {}: {} (gave up after {attempt} attempts)",
-                    self.endpoint, failure.detail
-                ));
-                tracing::warn!(model = %self.id, error = %e, "language model request failed");
-                return Err(e);
-            }
-            let wait = match failure.retry_after {
-                Some(wait) => wait.min(self.config.retry.max_retry_after),
-                None => jitter(self.config.retry.backoff(attempt)),
-            };
-            tracing::warn!(
-                model = %self.id,
-                attempt,
-                wait_ms = wait.as_millis() as u64,
-                error = %failure.detail,
-                "language model request failed; retrying"
-            );
-            std::thread::sleep(wait);
-            attempt += 1;
+        let sent = retrying(
+            &self.config.retry,
+            "language model",
+            &self.endpoint,
+            || self.attempt(&bytes),
+            LlmError::Provider,
+        );
+        if let Err(e) = &sent {
+            tracing::warn!(model = %self.id, error = %e, "language model request failed");
         }
+        sent
     }
 
     fn attempt(&self, body: &str) -> Result<ureq::Response, Failure<LlmError>> {
@@ -195,24 +174,13 @@ impl HttpChatModel {
             Err(ureq::Error::Status(status, response)) => {
                 Err(self.status_failure(status, response))
             }
-            Err(ureq::Error::Transport(t)) => {
-                let timed_out = std::error::Error::source(&t)
-                    .and_then(|s| s.downcast_ref::<std::io::Error>())
-                    .is_some_and(is_timeout);
-                let detail = if timed_out {
-                    format!("timed out after {:?}", self.config.timeout)
-                } else {
-                    t.to_string()
-                };
-                use ureq::ErrorKind::{BadHeader, BadStatus, ConnectionFailed, Dns, Io};
-                match t.kind() {
-                    _ if timed_out => Err(Failure::retry(detail, None)),
-                    Dns | ConnectionFailed | Io | BadStatus | BadHeader => {
-                        Err(Failure::retry(detail, None))
-                    }
-                    _ => Err(Failure::Fatal(LlmError::Provider(detail))),
-                }
-            }
+            Err(ureq::Error::Transport(t)) => match transport_failure(&t, self.config.timeout) {
+                Ok(retryable) => Err(Failure::Retry(retryable)),
+                Err(detail) => Err(Failure::Fatal(LlmError::Provider(format!(
+                    "POST {}: {detail}",
+                    self.endpoint
+                )))),
+            },
         }
     }
 
@@ -230,14 +198,6 @@ impl HttpChatModel {
             ))),
         }
     }
-}
-
-/// `wait` plus up to a quarter more, so that clients that failed together do not retry together.
-fn jitter(wait: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    wait + wait.mul_f64(f64::from(nanos % 1000) / 4000.0)
 }
 
 /// The text of a whole answer.

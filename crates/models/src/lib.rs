@@ -47,6 +47,7 @@
 
 pub mod chat;
 pub mod config;
+mod http;
 pub mod llm_config;
 pub mod local;
 pub mod openai;

@@ -27,6 +27,8 @@ use std::fmt;
 use std::io::Read;
 use std::time::Duration;
 
+pub use crate::http::RetryPolicy;
+use crate::http::{error_answer, is_timeout, quote, retrying, transport_failure, Failure};
 use honcho_domain::embed::{EmbedError, Embedder};
 use serde::{Deserialize, Serialize};
 
@@ -42,10 +44,6 @@ pub const DEFAULT_BATCH_SIZE: usize = 128;
 
 /// Largest successful answer read (a bigger one is a [`EmbedError::BadResponse`]).
 const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
-/// Largest part of an error answer read to find the provider's message.
-const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
-/// Longest provider error message quoted in an error.
-const MAX_QUOTED_CHARS: usize = 300;
 
 /// The vector length of OpenAI's embedding models, used when no dimension is configured. Other
 /// models (for example local ones served by Ollama) need an explicit dimension.
@@ -60,46 +58,6 @@ pub fn known_dimensions(model: &str) -> Option<usize> {
 /// Whether the model accepts a `dimensions` request parameter (shortened vectors).
 pub fn supports_shortening(model: &str) -> bool {
     model.starts_with("text-embedding-3-")
-}
-
-/// How often and how patiently a failing request is retried.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in total, the first included; at least 1.
-    pub max_attempts: u32,
-    /// Wait before the second attempt; doubled before each further one.
-    pub initial_backoff: Duration,
-    /// Longest wait computed by doubling.
-    pub max_backoff: Duration,
-    /// Longest wait a `Retry-After` header may impose.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// 4 attempts, waiting 200 ms, 400 ms and 800 ms in between (or what `Retry-After` says, up to
-    /// 30 s).
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 4,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
-            max_retry_after: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait after failed attempt number `attempt` (1-based): `initial_backoff * 2^(attempt -
-    /// 1)`, at most `max_backoff`.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(attempt.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.initial_backoff
-            .checked_mul(factor)
-            .unwrap_or(self.max_backoff)
-            .min(self.max_backoff)
-    }
 }
 
 /// Everything [`OpenAiEmbedder`] needs. `Debug` shows the key redacted.
@@ -247,39 +205,18 @@ impl OpenAiEmbedder {
             dimensions: self.request_dimensions,
         })
         .map_err(|e| EmbedError::Provider(format!("cannot encode the request: {e}")))?;
-        let mut attempt = 1;
-        loop {
-            let failure = match self.attempt(&body) {
-                Ok(answer) => return parse_answer(&answer, texts.len(), self.dimensions),
-                Err(Failure::Fatal(error)) => return Err(error),
-                Err(Failure::Retry(failure)) => failure,
-            };
-            if attempt >= self.retry.max_attempts {
-                let tries = if attempt == 1 { "attempt" } else { "attempts" };
-                return Err(EmbedError::Provider(format!(
-                    "POST {}: {} (gave up after {attempt} {tries})",
-                    self.endpoint, failure.detail
-                )));
-            }
-            let wait = match failure.retry_after {
-                Some(wait) => wait.min(self.retry.max_retry_after),
-                None => self.retry.backoff(attempt),
-            };
-            tracing::warn!(
-                endpoint = %self.endpoint,
-                attempt,
-                max_attempts = self.retry.max_attempts,
-                wait_ms = wait.as_millis() as u64,
-                error = %failure.detail,
-                "embedding request failed; retrying"
-            );
-            std::thread::sleep(wait);
-            attempt += 1;
-        }
+        let answer = retrying(
+            &self.retry,
+            "embedding",
+            &self.endpoint,
+            || self.attempt(&body),
+            EmbedError::Provider,
+        )?;
+        parse_answer(&answer, texts.len(), self.dimensions)
     }
 
     /// One HTTP exchange: the body of a 2xx answer, or why not.
-    fn attempt(&self, body: &[u8]) -> Result<Vec<u8>, Failure> {
+    fn attempt(&self, body: &[u8]) -> Result<Vec<u8>, Failure<EmbedError>> {
         let result = self
             .agent
             .post(&self.endpoint)
@@ -321,7 +258,7 @@ impl OpenAiEmbedder {
         Ok(answer)
     }
 
-    fn status_failure(&self, status: u16, response: ureq::Response) -> Failure {
+    fn status_failure(&self, status: u16, response: ureq::Response) -> Failure<EmbedError> {
         let location = response.header("location").map(str::to_string);
         let (detail, retry_after) = error_answer(status, response);
         if status == 408 || status == 429 || (500..600).contains(&status) {
@@ -344,26 +281,10 @@ impl OpenAiEmbedder {
         )))
     }
 
-    fn transport_failure(&self, transport: &ureq::Transport) -> Failure {
-        use ureq::ErrorKind::{BadHeader, BadStatus, ConnectionFailed, Dns, Io};
-        let source = std::error::Error::source(transport);
-        if source
-            .and_then(|s| s.downcast_ref::<std::io::Error>())
-            .is_some_and(is_timeout)
-        {
-            return Failure::retry(format!("timed out after {:?}", self.timeout), None);
-        }
-        // Like ureq's `Display`, without the URL that the final error names already.
-        let mut detail = transport.kind().to_string();
-        if let Some(message) = transport.message() {
-            detail.push_str(&format!(": {message}"));
-        }
-        if let Some(source) = source {
-            detail.push_str(&format!(": {source}"));
-        }
-        match transport.kind() {
-            Dns | ConnectionFailed | Io | BadStatus | BadHeader => Failure::retry(detail, None),
-            _ => Failure::Fatal(EmbedError::Provider(format!(
+    fn transport_failure(&self, transport: &ureq::Transport) -> Failure<EmbedError> {
+        match transport_failure(transport, self.timeout) {
+            Ok(retryable) => Failure::Retry(retryable),
+            Err(detail) => Failure::Fatal(EmbedError::Provider(format!(
                 "POST {}: {detail}",
                 self.endpoint
             ))),
@@ -410,101 +331,6 @@ fn endpoint(base: &str) -> Result<String, String> {
         ));
     }
     Ok(format!("{}/embeddings", url.as_str().trim_end_matches('/')))
-}
-
-/// What an error answer says: `HTTP <status>: <the provider's message>`, and the wait a 429 or 503
-/// asks for (`Retry-After`).
-pub(crate) fn error_answer(status: u16, response: ureq::Response) -> (String, Option<Duration>) {
-    let retry_after = if status == 429 || status == 503 {
-        response.header("retry-after").and_then(parse_retry_after)
-    } else {
-        None
-    };
-    let mut raw = Vec::new();
-    // The message is a courtesy: an unreadable error body still leaves the status to report.
-    let _ = response
-        .into_reader()
-        .take(MAX_ERROR_BODY_BYTES)
-        .read_to_end(&mut raw);
-    let detail = match provider_message(&raw) {
-        Some(message) => format!("HTTP {status}: {message}"),
-        None => format!("HTTP {status}"),
-    };
-    (detail, retry_after)
-}
-
-/// Why an attempt failed.
-pub(crate) enum Failure<E = EmbedError> {
-    /// Worth another attempt.
-    Retry(Retryable),
-    /// Final.
-    Fatal(E),
-}
-
-pub(crate) struct Retryable {
-    pub(crate) detail: String,
-    pub(crate) retry_after: Option<Duration>,
-}
-
-impl<E> Failure<E> {
-    pub(crate) fn retry(detail: String, retry_after: Option<Duration>) -> Self {
-        Failure::Retry(Retryable {
-            detail,
-            retry_after,
-        })
-    }
-}
-
-pub(crate) fn is_timeout(error: &std::io::Error) -> bool {
-    matches!(
-        error.kind(),
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-    )
-}
-
-/// `Retry-After` in (possibly fractional) seconds; the HTTP-date form is ignored (backoff applies).
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    let seconds: f64 = value.trim().parse().ok()?;
-    Duration::try_from_secs_f64(seconds).ok()
-}
-
-/// The provider's explanation in an error body: `{"error": {"message": ...}}` (OpenAI, vLLM),
-/// `{"error": "..."}` (Ollama) or `{"message": ...}`; otherwise the start of a non-empty text body.
-pub(crate) fn provider_message(raw: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(raw);
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    let message = match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(json) => {
-            let found = json
-                .pointer("/error/message")
-                .or_else(|| json.get("error"))
-                .or_else(|| json.get("message"))
-                .or_else(|| json.get("detail"));
-            match found {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => text.to_string(),
-            }
-        }
-        Err(_) => text.to_string(),
-    };
-    Some(quote(&message))
-}
-
-/// The first [`MAX_QUOTED_CHARS`] characters of `message`, on one line.
-fn quote(message: &str) -> String {
-    let one_line: String = message
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let one_line = one_line.trim();
-    match one_line.char_indices().nth(MAX_QUOTED_CHARS) {
-        Some((cut, _)) => format!("{}...", &one_line[..cut]),
-        None => one_line.to_string(),
-    }
 }
 
 #[derive(Serialize)]
@@ -587,6 +413,7 @@ fn parse_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::{parse_retry_after, provider_message, MAX_QUOTED_CHARS};
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
