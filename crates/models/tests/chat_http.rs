@@ -331,6 +331,11 @@ fn malformed_answers_are_bad_responses() {
     assert!(matches!(err, LlmError::BadResponse(_)), "{err}");
 }
 
+/// One piece of an OpenAI-compatible stream.
+fn openai_delta(text: &str) -> String {
+    json!({ "choices": [{ "delta": { "content": text } }] }).to_string()
+}
+
 /// Streams `model`'s answer; the pieces with the time each arrived after the start.
 fn stream(model: &HttpChatModel) -> (Result<(), LlmError>, Vec<(String, Duration)>, Duration) {
     let started = Instant::now();
@@ -343,10 +348,9 @@ fn stream(model: &HttpChatModel) -> (Result<(), LlmError>, Vec<(String, Duration
 
 #[test]
 fn openai_streams_arrive_in_pieces_before_the_answer_is_complete() {
-    let delta = |t: &str| json!({ "choices": [{ "delta": { "content": t } }] }).to_string();
     let mock = Mock::start(vec![Reply::events(&[
-        (0, &delta("You live ")),
-        (400, &delta("in Lisbon.")),
+        (0, &openai_delta("You live ")),
+        (400, &openai_delta("in Lisbon.")),
         (0, "[DONE]"),
     ])]);
     let (result, pieces, total) = stream(&mock.model(Protocol::OpenAi, SECOND));
@@ -382,8 +386,7 @@ fn anthropic_streams_arrive_in_pieces() {
 
 #[test]
 fn a_stream_cut_in_the_middle_is_an_error_after_its_pieces() {
-    let delta = |t: &str| json!({ "choices": [{ "delta": { "content": t } }] }).to_string();
-    let mock = Mock::start(vec![Reply::events(&[(0, &delta("partial"))])]);
+    let mock = Mock::start(vec![Reply::events(&[(0, &openai_delta("partial"))])]);
     let (result, pieces, _) = stream(&mock.model(Protocol::OpenAi, SECOND));
     assert_eq!(pieces.len(), 1);
     assert!(matches!(result, Err(LlmError::Provider(m)) if m.contains("ended before")));
@@ -399,10 +402,9 @@ fn a_stream_cut_in_the_middle_is_an_error_after_its_pieces() {
 
 #[test]
 fn a_stream_failing_before_its_first_piece_is_retried() {
-    let delta = |t: &str| json!({ "choices": [{ "delta": { "content": t } }] }).to_string();
     let mock = Mock::start(vec![
         Reply::json(502, json!({ "error": "bad gateway" })),
-        Reply::events(&[(0, &delta("ok")), (0, "[DONE]")]),
+        Reply::events(&[(0, &openai_delta("ok")), (0, "[DONE]")]),
     ]);
     let (result, pieces, _) = stream(&mock.model(Protocol::OpenAi, SECOND));
     result.unwrap();

@@ -15,8 +15,8 @@ pub struct TestApp {
     agent: ureq::Agent,
     handle: Option<actix_web::dev::ServerHandle>,
     thread: Option<JoinHandle<()>>,
-    _dir: Option<tempfile::TempDir>,
-    pg_schema: Option<(String, String)>,
+    /// Dropped after the server stopped (fields drop after `Drop::drop`).
+    database: FreshDatabase,
     db_url: String,
 }
 
@@ -48,11 +48,10 @@ impl Default for Options {
 
 /// A database of its own for one test: a temporary SQLite file (or the given path), or, when
 /// `TEST_DATABASE_URL` is set, a new PostgreSQL schema that the URL selects (and names the
-/// connections after, as `application_name`). The schema is dropped by `TestApp`'s `Drop`, or by
-/// this one's when it is used alone.
+/// connections after, as `application_name`), dropped with this value.
 pub struct FreshDatabase {
     pub url: String,
-    dir: Option<tempfile::TempDir>,
+    _dir: Option<tempfile::TempDir>,
     pg_schema: Option<(String, String)>,
 }
 
@@ -77,14 +76,14 @@ impl FreshDatabase {
                 );
                 FreshDatabase {
                     url,
-                    dir: None,
+                    _dir: None,
                     pg_schema: Some((base, schema)),
                 }
             }
             None => match sqlite_path {
                 Some(path) => FreshDatabase {
                     url: path.to_string_lossy().into_owned(),
-                    dir: None,
+                    _dir: None,
                     pg_schema: None,
                 },
                 None => {
@@ -92,7 +91,7 @@ impl FreshDatabase {
                     let path = dir.path().join("honcho.db");
                     FreshDatabase {
                         url: path.to_string_lossy().into_owned(),
-                        dir: Some(dir),
+                        _dir: Some(dir),
                         pg_schema: None,
                     }
                 }
@@ -152,13 +151,11 @@ impl TestApp {
     }
 
     pub fn spawn_with(options: Options) -> TestApp {
-        let mut fresh = FreshDatabase::new(options.sqlite_path.clone());
+        let fresh = FreshDatabase::new(options.sqlite_path.clone());
         let url = match &options.pg_address {
             Some(address) => with_address(&fresh.url, address),
             None => fresh.url.clone(),
         };
-        // The TestApp owns the database from here on (its `Drop` drops the schema).
-        let (dir, pg_schema) = (fresh.dir.take(), fresh.pg_schema.take());
         let db_url = url.clone();
         let db = Db::open(&DatabaseUrl::parse(&url).unwrap(), options.db).expect("connect");
         db.migrate().expect("migrate");
@@ -193,8 +190,7 @@ impl TestApp {
             agent: ureq::AgentBuilder::new().build(),
             handle: Some(handle),
             thread: Some(thread),
-            _dir: dir,
-            pg_schema,
+            database: fresh,
             db_url,
         }
     }
@@ -206,7 +202,7 @@ impl TestApp {
 
     /// Runs SQL directly on the test's database (to inject faults), picking the text for the engine.
     pub fn execute_sql(&self, postgres: &str, sqlite: &str) {
-        if self.pg_schema.is_some() {
+        if self.database.pg_schema.is_some() {
             let mut conn = PgConnection::establish(&self.db_url).unwrap();
             conn.batch_execute(postgres).unwrap();
         } else {
@@ -219,7 +215,7 @@ impl TestApp {
     /// `application_name`); returns how many there were.
     pub fn terminate_connections(&self) -> i64 {
         use diesel::RunQueryDsl;
-        let (base, schema) = self.pg_schema.as_ref().expect("PostgreSQL only");
+        let (base, schema) = self.database.pg_schema.as_ref().expect("PostgreSQL only");
         let mut conn = PgConnection::establish(base).unwrap();
         diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
             "(SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -382,11 +378,7 @@ impl Drop for TestApp {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        if let Some((base, schema)) = self.pg_schema.take() {
-            if let Ok(mut conn) = PgConnection::establish(&base) {
-                let _ = conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
-            }
-        }
+        // `database` drops its schema next.
     }
 }
 
