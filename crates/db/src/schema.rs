@@ -121,14 +121,27 @@ diesel::table! {
 
     deriver_queue (id) {
         id -> BigInt,
+        app_id -> Text,
+        user_id -> Text,
         session_id -> Text,
         message_id -> Text,
         status -> Text,
         attempts -> Integer,
-        leased_by -> Nullable<Text>,
-        leased_until -> Nullable<Moment>,
+        not_before -> Moment,
         last_error -> Nullable<Text>,
         created_at -> Moment,
         updated_at -> Moment,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::super::types::Moment;
+
+    deriver_leases (session_id) {
+        session_id -> Text,
+        token -> Text,
+        worker -> Text,
+        leased_until -> Moment,
     }
 }

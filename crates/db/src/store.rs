@@ -8,6 +8,7 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use honcho_domain::insights::{Conversation, Derived, ItemPolicy, Lease, WorkItem};
 use honcho_domain::{
     App, Collection, CollectionKey, Document, Embedding, Message, Metadata, Name, NewMessage, Page,
     PageRequest, Session, SessionKey, Text, User,
@@ -596,5 +597,72 @@ impl Db {
         req: PageRequest,
     ) -> DbResult<Page<honcho_domain::Metamessage>> {
         dispatch!(self, list_metamessages(app_id, user_id, filter, req))
+    }
+
+    // Deriver queue
+
+    /// Items by status within `scope`.
+    pub fn queue_counts(
+        &self,
+        scope: &honcho_domain::insights::QueueScope,
+    ) -> DbResult<honcho_domain::insights::QueueCounts> {
+        dispatch!(self, queue_counts(scope))
+    }
+}
+
+impl honcho_domain::insights::DeriverStore for Db {
+    type Error = DbError;
+
+    fn claim_session(&self, worker: &str, lease: Duration) -> DbResult<Option<Lease>> {
+        dispatch!(self, claim_session(worker, lease))
+    }
+    fn renew_lease(&self, lease: &Lease, duration: Duration) -> DbResult<bool> {
+        dispatch!(self, renew_lease(lease, duration))
+    }
+    fn next_item(&self, lease: &Lease, policy: ItemPolicy) -> DbResult<Option<WorkItem>> {
+        dispatch!(self, next_item(lease, policy))
+    }
+    fn complete_item(&self, lease: &Lease, item: &WorkItem, derived: Derived) -> DbResult<bool> {
+        dispatch!(self, complete_item(&self.vectors, lease, item, derived))
+    }
+    fn fail_item(
+        &self,
+        lease: &Lease,
+        item_id: i64,
+        error: &str,
+        retry_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> DbResult<bool> {
+        dispatch!(self, fail_item(lease, item_id, error, retry_at))
+    }
+    fn release_lease(&self, lease: &Lease) -> DbResult<()> {
+        dispatch!(self, release_lease(lease))
+    }
+}
+
+impl honcho_domain::insights::MemoryStore for Db {
+    type Error = DbError;
+
+    fn conversation(&self, key: &SessionKey) -> DbResult<Conversation> {
+        dispatch!(self, conversation(key))
+    }
+    fn search_facts(
+        &self,
+        key: &SessionKey,
+        query: &Embedding,
+        top: usize,
+        max_distance: f32,
+    ) -> DbResult<Vec<(String, f32)>> {
+        dispatch!(
+            self,
+            search_facts(&self.vectors, key, query, top, max_distance)
+        )
+    }
+    fn save_representation(
+        &self,
+        key: &SessionKey,
+        message_id: Option<&str>,
+        content: &str,
+    ) -> DbResult<()> {
+        dispatch!(self, save_representation(key, message_id, content))
     }
 }

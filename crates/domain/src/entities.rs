@@ -52,7 +52,7 @@ pub struct NewMessage {
 }
 
 /// The ids that locate a session: its app, its user and itself.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionKey {
     pub app_id: String,
     pub user_id: String,

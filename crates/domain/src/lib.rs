@@ -7,6 +7,7 @@ pub mod entities;
 pub mod error;
 pub mod facts;
 pub mod id;
+pub mod insights;
 pub mod json;
 pub mod llm;
 pub mod page;

@@ -2,6 +2,7 @@
 //! Anthropic HTTP clients) live in `honcho-models`.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Who says a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,4 +55,17 @@ pub enum LlmError {
     /// The provider answered something that is not an answer (502).
     #[error("language model provider answered unexpectedly: {0}")]
     BadResponse(String),
+}
+
+/// The chat model of each role.
+#[derive(Debug, Clone)]
+pub struct Models {
+    /// Reads facts out of new messages.
+    pub deriver: Arc<dyn ChatModel>,
+    /// Writes conversation summaries.
+    pub summary: Arc<dyn ChatModel>,
+    /// Writes search queries for a question.
+    pub query: Arc<dyn ChatModel>,
+    /// Answers questions about a user.
+    pub dialectic: Arc<dyn ChatModel>,
 }

@@ -17,18 +17,7 @@ use honcho_domain::llm::ChatModel;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The chat model of each role.
-#[derive(Debug, Clone)]
-pub struct Models {
-    /// Reads facts out of new messages.
-    pub deriver: Arc<dyn ChatModel>,
-    /// Writes conversation summaries.
-    pub summary: Arc<dyn ChatModel>,
-    /// Writes search queries for a question.
-    pub query: Arc<dyn ChatModel>,
-    /// Answers questions about a user.
-    pub dialectic: Arc<dyn ChatModel>,
-}
+pub use honcho_domain::llm::Models;
 
 /// The models configured by the environment, or `None` when no model is set.
 pub fn models_from_env() -> Result<Option<Models>, String> {

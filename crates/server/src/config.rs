@@ -26,6 +26,8 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// Origins browsers may call from; `None` for v1.1.0's list.
     pub cors_origins: Option<Vec<String>>,
+    /// The deriver's workers (`DERIVER_*`).
+    pub deriver: honcho_insights::DeriverSettings,
 }
 
 /// Where the SQLite database lives when nothing is configured.
@@ -150,6 +152,7 @@ impl Config {
                     .filter(|o| !o.is_empty())
                     .collect()
             }),
+            deriver: deriver_settings()?,
         })
     }
 
@@ -181,4 +184,27 @@ impl Config {
                 .unwrap_or(1)
         })
     }
+}
+
+/// `DERIVER_WORKERS` (sessions at once in this process; 0 turns the in-process deriver off),
+/// `DERIVER_MAX_ATTEMPTS`, `DERIVER_LEASE_SECS`, `DERIVER_POLL_MS`, `DERIVER_RETRY_BASE_MS`.
+fn deriver_settings() -> Result<honcho_insights::DeriverSettings, String> {
+    use std::time::Duration;
+    let defaults = honcho_insights::DeriverSettings::default();
+    let host = var("HOSTNAME").unwrap_or_else(|| "honcho".into());
+    Ok(honcho_insights::DeriverSettings {
+        workers: parse_var("DERIVER_WORKERS")?.unwrap_or(defaults.workers),
+        max_attempts: positive("DERIVER_MAX_ATTEMPTS")?.unwrap_or(defaults.max_attempts),
+        lease: positive("DERIVER_LEASE_SECS")?
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.lease),
+        poll: positive("DERIVER_POLL_MS")?
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.poll),
+        retry_base: positive("DERIVER_RETRY_BASE_MS")?
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.retry_base),
+        retry_max: defaults.retry_max,
+        name: format!("{host}:{}", std::process::id()),
+    })
 }

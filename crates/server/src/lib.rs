@@ -109,3 +109,25 @@ pub fn reembed(
         tracing::info!(documents = done, "re-embedded");
     }
 }
+
+/// Blocks until SIGTERM or SIGINT.
+pub fn wait_for_stop_signal() -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}

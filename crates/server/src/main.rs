@@ -12,7 +12,8 @@ const SERVE_ENV: &str = "Environment (also read from ./.env):
   SQLITE_SYNCHRONOUS, SQLITE_WAL_LIMIT_MB, EMBEDDING_PROVIDER, OPENAI_BASE_URL, OPENAI_API_KEY,
   EMBEDDING_MODEL, EMBEDDING_DIMENSIONS, EMBEDDING_TIMEOUT_SECS, VECTOR_CACHE_MB,
   LLM_PROVIDER, LLM_BASE_URL, LLM_API_KEY (or ANTHROPIC_API_KEY), LLM_MODEL, DERIVER_MODEL,
-  SUMMARY_MODEL, QUERY_MODEL, DIALECTIC_MODEL, LLM_TIMEOUT_SECS,
+  SUMMARY_MODEL, QUERY_MODEL, DIALECTIC_MODEL, LLM_TIMEOUT_SECS, DERIVER_WORKERS,
+  DERIVER_MAX_ATTEMPTS, DERIVER_LEASE_SECS, DERIVER_POLL_MS, DERIVER_RETRY_BASE_MS,
   LOG_LEVEL (or RUST_LOG), LOG_FORMAT, NO_COLOR";
 
 #[derive(Parser)]
@@ -85,6 +86,15 @@ enum Command {
     /// Print or mint API keys (needs AUTH_JWT_SECRET)
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Runs deriver workers only (no HTTP): several processes can share one PostgreSQL database
+    #[command(
+        after_help = "Environment: DATABASE_URL, LLM_PROVIDER, LLM_BASE_URL, LLM_API_KEY (or \
+        ANTHROPIC_API_KEY), LLM_MODEL, DERIVER_MODEL, SUMMARY_MODEL, LLM_TIMEOUT_SECS, \
+        EMBEDDING_PROVIDER, OPENAI_BASE_URL, OPENAI_API_KEY, EMBEDDING_MODEL, DERIVER_WORKERS, \
+        DERIVER_MAX_ATTEMPTS, DERIVER_LEASE_SECS, DERIVER_POLL_MS, DERIVER_RETRY_BASE_MS, \
+        SHUTDOWN_TIMEOUT"
+    )]
+    Deriver(DatabaseArg),
 }
 
 #[derive(Subcommand)]
@@ -297,6 +307,10 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Openapi => emit(&honcho_web::api_yaml()),
+        Command::Deriver(database) => {
+            database.apply();
+            run_deriver(Config::from_env()?)
+        }
         Command::Migrate(database) => {
             database.apply();
             let config = Config::from_env()?;
@@ -342,8 +356,12 @@ fn serve(config: Config) -> Result<(), String> {
         backend = db.backend(),
         auth = if keys.is_some() { "on" } else { "off" },
         insights = %match &models {
-            None => "off (no LLM configured)".to_string(),
-            Some(m) => format!("off (LLM {} configured; the deriver and chat are not built yet)", m.dialectic.id()),
+            None => "off (no LLM configured: chat answers 405, nothing is queued)".to_string(),
+            Some(m) => format!(
+                "on (chat with {}; {} deriver worker(s) in this process)",
+                m.dialectic.id(),
+                config.deriver.workers
+            ),
         },
         embedder = embedder.id(),
         "honcho listening on http://{shown}/ (docs: http://{shown}/docs/)"
@@ -352,10 +370,21 @@ fn serve(config: Config) -> Result<(), String> {
         // Printed once, on the terminal only: keys are never written to the logs.
         println!("Admin key (keep it secret): {}", keys.admin_key());
     }
+    let deriver = match (&models, config.deriver.workers) {
+        (Some(models), 1..) => Some(honcho_insights::Deriver::start(
+            db.clone(),
+            models.clone(),
+            embedder.clone(),
+            config.deriver.clone(),
+        )),
+        _ => None,
+    };
     let state = honcho_web::AppState {
         db,
         auth: honcho_web::auth::AuthConfig { keys },
-        enqueue_for_deriver: false,
+        enqueue_for_deriver: models.is_some(),
+        deriver_signal: deriver.as_ref().map(honcho_insights::Deriver::signal),
+        models,
         embedder,
         body_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
         cors_origins: config.cors_origins.clone(),
@@ -373,7 +402,38 @@ fn serve(config: Config) -> Result<(), String> {
             honcho_server::build_server(state, listener, http).map_err(|e| e.to_string())?;
         // SIGTERM/SIGINT: stop accepting, let in-flight requests finish (SHUTDOWN_TIMEOUT), exit 0.
         server.server.await.map_err(|e| e.to_string())?;
+        if let Some(deriver) = deriver {
+            deriver.stop(http.shutdown_timeout);
+        }
         tracing::info!("honcho stopped");
         Ok(())
     })
+}
+
+/// `honcho deriver`: workers only, until SIGTERM or SIGINT; then each finishes its item and gives
+/// its session up.
+fn run_deriver(config: Config) -> Result<(), String> {
+    let embedder = honcho_models::embedder_from_env()?;
+    let models = honcho_models::models_from_env()?.ok_or(
+        "no language model is configured: set LLM_BASE_URL and LLM_MODEL (or LLM_PROVIDER=anthropic \
+         with ANTHROPIC_API_KEY)",
+    )?;
+    if config.deriver.workers == 0 {
+        return Err("DERIVER_WORKERS: must be above 0 for `honcho deriver`".into());
+    }
+    let db = honcho_server::open_database(&config)?;
+    honcho_server::check_embeddings(&db, embedder.as_ref())?;
+    tracing::info!(
+        database = %config.database.redacted(),
+        workers = config.deriver.workers,
+        model = models.deriver.id(),
+        embedder = embedder.id(),
+        "honcho deriver running"
+    );
+    let deriver = honcho_insights::Deriver::start(db, models, embedder, config.deriver.clone());
+    honcho_server::wait_for_stop_signal()?;
+    tracing::info!("stopping: finishing current items");
+    deriver.stop(std::time::Duration::from_secs(config.shutdown_timeout_secs));
+    tracing::info!("honcho deriver stopped");
+    Ok(())
 }

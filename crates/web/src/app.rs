@@ -24,6 +24,10 @@ pub struct AppState {
     pub auth: crate::auth::AuthConfig,
     /// Whether new messages are queued for the deriver (only when insights are configured).
     pub enqueue_for_deriver: bool,
+    /// The language models of the insights (`None`: insights off, `chat` answers 405).
+    pub models: Option<honcho_domain::llm::Models>,
+    /// Wakes this process's deriver workers when messages were queued (`None`: no workers here).
+    pub deriver_signal: Option<std::sync::Arc<honcho_insights::Signal>>,
     /// The model that embeds documents and queries.
     pub embedder: std::sync::Arc<dyn honcho_domain::embed::Embedder>,
     /// How long a client has to send a request's body.
@@ -92,6 +96,8 @@ pub fn build_app(
     let state_cors = state.cors_origins.clone();
     let features = Features {
         enqueue_for_deriver: state.enqueue_for_deriver,
+        models: state.models.clone(),
+        deriver_signal: state.deriver_signal.clone(),
     };
     let (app, api) = with_routes(
         App::new()

@@ -540,3 +540,73 @@ fn document_update_metadata() -> utoipa::openapi::schema::Object {
 fn default_top_k() -> i64 {
     5
 }
+
+/// The body of `chat`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DialecticOptions {
+    /// One question, or several answered together
+    #[schema(schema_with = dialectic_queries)]
+    pub queries: Value,
+    /// Send the answer as it is written (`text/event-stream`, raw text chunks)
+    #[serde(default)]
+    #[schema(default = false)]
+    pub stream: bool,
+}
+
+/// `DialecticOptions.queries`: a string or a list of strings.
+fn dialectic_queries() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{
+        AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
+    };
+    let string = || {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .max_length(Some(honcho_domain::insights::MAX_QUERY_CHARS))
+    };
+    Schema::AnyOf(
+        AnyOfBuilder::new()
+            .item(string())
+            .item(
+                ArrayBuilder::new()
+                    .items(string())
+                    .min_items(Some(1))
+                    .max_items(Some(honcho_domain::insights::MAX_QUERIES)),
+            )
+            .build(),
+    )
+}
+
+/// The answer of `chat` (`stream: false`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DialecticResponse {
+    pub content: String,
+}
+
+/// The deriver's queue for an app, a user or a session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeriverStatus {
+    /// Messages waiting to be derived
+    pub pending: i64,
+    /// Messages being derived now
+    pub in_progress: i64,
+    /// Messages given up on after every attempt failed (kept with their error)
+    pub failed: i64,
+    /// Messages derived
+    pub done: i64,
+    /// Age in seconds of the oldest message not yet derived (pending or in progress)
+    pub oldest_pending_age_seconds: Option<f64>,
+}
+
+impl From<honcho_domain::insights::QueueCounts> for DeriverStatus {
+    fn from(c: honcho_domain::insights::QueueCounts) -> Self {
+        DeriverStatus {
+            pending: c.pending,
+            in_progress: c.in_progress,
+            failed: c.failed,
+            done: c.done,
+            oldest_pending_age_seconds: c
+                .oldest_open
+                .map(|t| ((chrono::Utc::now() - t).num_milliseconds().max(0) as f64) / 1000.0),
+        }
+    }
+}

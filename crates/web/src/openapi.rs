@@ -175,6 +175,13 @@ pub(crate) fn finish(mut api: OpenApi) -> OpenApi {
                 add("409", error_response("The name is taken"));
             }
             add("422", unprocessable.clone());
+            if id.starts_with("chat_") {
+                add("405", error_response("No language model is configured"));
+                add(
+                    "502",
+                    error_response("The language model or the embedding provider failed"),
+                );
+            }
             if path.contains("/documents") && op.request_body.is_some() {
                 add("502", error_response("The embedding provider failed"));
             }

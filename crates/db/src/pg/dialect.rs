@@ -30,3 +30,6 @@ pub fn next_revision(conn: &mut Conn) -> diesel::QueryResult<i64> {
     ))
     .get_result(conn)
 }
+
+/// Lets concurrent claimers of deriver work pass over each other's candidate rows.
+pub const SKIP_LOCKED: &str = "FOR UPDATE OF q SKIP LOCKED";

@@ -92,23 +92,7 @@ pub fn create_document(
     dialect::write_tx(conn, |conn| {
         find_collection(conn, key)?;
         let metadata = Value::Object(metadata.into_inner());
-        let (id, created_at) = (new_id(), now());
-        let row = NewDocumentRow {
-            public_id: &id,
-            app_id: &key.app_id,
-            user_id: &key.user_id,
-            collection_id: &key.collection_id,
-            content: content.as_str(),
-            metadata: &metadata,
-            embedding: encode(&embedding.vector),
-            embedder: &embedding.embedder,
-            dimensions: embedding.vector.len() as i32,
-            revision: dialect::next_revision(conn)?,
-            created_at,
-        };
-        diesel::insert_into(documents::table)
-            .values(&row)
-            .execute(conn)?;
+        let (id, created_at) = insert_document(conn, key, content.as_str(), &metadata, &embedding)?;
         Ok::<_, DbError>(Document {
             id,
             app_id: key.app_id.clone(),
@@ -119,6 +103,34 @@ pub fn create_document(
             created_at,
         })
     })
+}
+
+/// Inserts one document into an existing collection; returns its public id and creation time.
+pub(super) fn insert_document(
+    conn: &mut Conn,
+    key: &CollectionKey,
+    content: &str,
+    metadata: &Value,
+    embedding: &Embedding,
+) -> QueryResult<(String, DateTime<Utc>)> {
+    let (id, created_at) = (new_id(), now());
+    let row = NewDocumentRow {
+        public_id: &id,
+        app_id: &key.app_id,
+        user_id: &key.user_id,
+        collection_id: &key.collection_id,
+        content,
+        metadata,
+        embedding: encode(&embedding.vector),
+        embedder: &embedding.embedder,
+        dimensions: embedding.vector.len() as i32,
+        revision: dialect::next_revision(conn)?,
+        created_at,
+    };
+    diesel::insert_into(documents::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok((id, created_at))
 }
 
 pub fn get_document(conn: &mut Conn, key: &CollectionKey, id: &str) -> DbResult<Document> {
@@ -302,7 +314,7 @@ pub fn set_embedding(conn: &mut Conn, internal_id: i64, embedding: &Embedding) -
 }
 
 /// The documents of internal ids `ids`, in that order (the winners of a query, nearest first).
-fn documents_in_order(conn: &mut Conn, ids: &[i64]) -> DbResult<Vec<Document>> {
+pub(super) fn documents_in_order(conn: &mut Conn, ids: &[i64]) -> DbResult<Vec<Document>> {
     let mut rows: Vec<DocumentRow> = documents::table
         .filter(documents::id.eq_any(ids))
         .select(DocumentRow::as_select())
@@ -387,6 +399,22 @@ pub fn query_documents_cached(
     top: usize,
     cache: &VectorCache,
 ) -> DbResult<Vec<Document>> {
+    let ids: Vec<i64> = nearest_cached(conn, key, query, top, cache)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    documents_in_order(conn, &ids)
+}
+
+/// The internal ids of the `top` documents nearest to `query` with their cosine distances,
+/// nearest first, scored against the cached copy of the collection's vectors.
+pub(super) fn nearest_cached(
+    conn: &mut Conn,
+    key: &CollectionKey,
+    query: &Embedding,
+    top: usize,
+    cache: &VectorCache,
+) -> DbResult<Vec<(i64, f32)>> {
     let deleted_revision: Option<i64> = collection_of!(key)
         .select(collections::deleted_revision)
         .get_result(conn)
@@ -441,6 +469,5 @@ pub fn query_documents_cached(
         .zip(&copy.vectors)
         .filter(|((_, (name, d)), _)| *d == dims && **name == *query.embedder)
         .map(|((id, _), v)| (*id, 1.0 - dot(&q, v)));
-    let ids: Vec<i64> = top_k(scored, top).into_iter().map(|(id, _)| id).collect();
-    documents_in_order(conn, &ids)
+    Ok(top_k(scored, top))
 }

@@ -1,3 +1,4 @@
+use super::deriver::NewQueueRow;
 use super::schema::{deriver_queue, messages, sessions};
 use super::sessions::session_of;
 use super::{dialect, into_map, page_of, updated_row, Conn};
@@ -51,15 +52,6 @@ pub(super) struct NewMessageRow<'a> {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = deriver_queue)]
-struct NewQueueRow<'a> {
-    session_id: &'a str,
-    message_id: &'a str,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
 /// Stores `batch` in the session, in order, in one transaction: all of it or none of it. The session
 /// must belong to the user and app of `key`. With `enqueue`, each message also gets a deriver queue
 /// row in the same transaction (unless the session disables the deriver).
@@ -102,8 +94,11 @@ pub fn create_messages(
             let queue: Vec<NewQueueRow> = rows
                 .iter()
                 .map(|r| NewQueueRow {
+                    app_id: r.app_id,
+                    user_id: r.user_id,
                     session_id: r.session_id,
                     message_id: &r.public_id,
+                    not_before: created_at,
                     created_at,
                     updated_at: created_at,
                 })

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 mod apps;
 mod collections;
+mod deriver;
 mod documents;
 mod messages;
 mod metamessages;
@@ -19,6 +20,7 @@ mod users;
 
 pub use apps::*;
 pub use collections::*;
+pub use deriver::*;
 pub use documents::*;
 pub use messages::*;
 pub use metamessages::*;

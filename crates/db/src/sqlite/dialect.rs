@@ -101,3 +101,6 @@ mod tests {
         assert_eq!(synchronous(&normal), 1, "NORMAL");
     }
 }
+
+/// SQLite has one writer at a time (`write_tx`): claims never run concurrently.
+pub const SKIP_LOCKED: &str = "";

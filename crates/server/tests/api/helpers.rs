@@ -15,6 +15,7 @@ pub struct TestApp {
     agent: ureq::Agent,
     handle: Option<actix_web::dev::ServerHandle>,
     thread: Option<JoinHandle<()>>,
+    deriver: Option<honcho_insights::Deriver>,
     /// Dropped after the server stopped (fields drop after `Drop::drop`).
     database: FreshDatabase,
     db_url: String,
@@ -31,6 +32,10 @@ pub struct Options {
     pub body_timeout: Duration,
     /// PostgreSQL only: reach the database at this `host:port` instead of the URL's (a proxy).
     pub pg_address: Option<String>,
+    /// Language models (insights on: messages are queued, `chat` answers).
+    pub models: Option<honcho_domain::llm::Models>,
+    /// In-process deriver workers (with `models`).
+    pub deriver: Option<honcho_insights::DeriverSettings>,
 }
 
 impl Default for Options {
@@ -42,6 +47,8 @@ impl Default for Options {
             db: DbOptions::with_max_size(4),
             body_timeout: Duration::from_secs(30),
             pg_address: None,
+            models: None,
+            deriver: None,
         }
     }
 }
@@ -163,12 +170,25 @@ impl TestApp {
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = mpsc::channel();
         let (auth, embedder, body_timeout) = (options.auth, options.embedder, options.body_timeout);
+        let deriver = match (&options.models, options.deriver) {
+            (Some(models), Some(settings)) => Some(honcho_insights::Deriver::start(
+                db.clone(),
+                models.clone(),
+                embedder.clone(),
+                settings,
+            )),
+            _ => None,
+        };
+        let deriver_signal = deriver.as_ref().map(honcho_insights::Deriver::signal);
+        let models = options.models;
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let state = honcho_web::AppState {
                     db,
                     auth,
-                    enqueue_for_deriver: false,
+                    enqueue_for_deriver: models.is_some(),
+                    models,
+                    deriver_signal,
                     embedder,
                     body_timeout,
                     cors_origins: None,
@@ -190,6 +210,7 @@ impl TestApp {
             agent: ureq::AgentBuilder::new().build(),
             handle: Some(handle),
             thread: Some(thread),
+            deriver,
             database: fresh,
             db_url,
         }
@@ -377,6 +398,9 @@ impl Drop for TestApp {
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+        if let Some(deriver) = self.deriver.take() {
+            deriver.stop(Duration::from_secs(10));
         }
         // `database` drops its schema next.
     }

@@ -82,6 +82,7 @@ async fn create_message(
         db.create_messages(&key, vec![message], enqueue)
     })
     .await?;
+    features.queued();
     let message = stored
         .pop()
         .ok_or_else(|| ApiError::Internal("a stored message went missing".into()))?;
@@ -125,6 +126,7 @@ async fn create_messages(
         db.create_messages(&key, batch, enqueue)
     })
     .await?;
+    features.queued();
     Ok(Json(stored.into_iter().map(Message::from).collect()))
 }
 

@@ -6,6 +6,7 @@
 
 mod apps;
 mod collections;
+mod dialectic;
 mod documents;
 mod keys;
 mod messages;
@@ -35,6 +36,19 @@ pub fn configure(cfg: &mut ServiceConfig) {
 pub struct Features {
     /// Whether new messages are queued for the deriver.
     pub enqueue_for_deriver: bool,
+    /// The language models of `chat`; `None` when none is configured (405).
+    pub models: Option<honcho_domain::llm::Models>,
+    /// Wakes this process's deriver workers when messages were queued.
+    pub deriver_signal: Option<std::sync::Arc<honcho_insights::Signal>>,
+}
+
+impl Features {
+    /// Messages were stored: wake this process's deriver workers (when messages are queued).
+    fn queued(&self) {
+        if let (true, Some(signal)) = (self.enqueue_for_deriver, &self.deriver_signal) {
+            signal.wake();
+        }
+    }
 }
 
 /// Runs a blocking store call on actix's blocking pool. The store comes from an

@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(update_session)
         .service(delete_session)
         .service(clone_session)
+        .service(super::dialectic::chat)
         .service(
             utoipa_actix_web::scope("/{session_id}/messages").configure(super::messages::configure),
         );

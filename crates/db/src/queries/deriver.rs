@@ -1,0 +1,662 @@
+// The deriver's queue (see the module docs of `queries`). Items are written by `create_messages` in
+// the messages' transaction. A worker leases a session (`deriver_leases`, one row per leased session,
+// a fresh token per claim), takes the session's items oldest first, and commits each item's outputs
+// with its completion in one transaction that first checks its token: a worker whose lease was taken
+// over writes nothing.
+
+use super::documents::{documents_in_order, insert_document, nearest_cached};
+use super::metamessages::NewMetamessageRow;
+use super::schema::{collections, deriver_leases, deriver_queue, messages, metamessages, users};
+use super::{dialect, into_map, Conn};
+use crate::vectors::VectorCache;
+use crate::{DbError, DbResult};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use honcho_domain::insights::{
+    Conversation, Derived, ItemPolicy, Lease, QueueCounts, QueueScope, Summary, WorkItem,
+    DUPLICATE_DISTANCE, LONG_SUMMARY_EVERY, REPRESENTATION_LABEL, SUMMARY_LONG_LABEL,
+    SUMMARY_SHORT_LABEL,
+};
+use honcho_domain::vector::cosine_distance;
+use honcho_domain::{
+    id::new_id, now, CollectionKey, Embedding, Error, Message, SessionKey, PROTECTED_COLLECTION,
+};
+use serde_json::Value;
+
+/// Statuses of an item still to be done.
+const OPEN: [&str; 2] = ["pending", "processing"];
+/// Messages after the latest short summary given to a model, at most (the newest).
+const RECENT_LIMIT: i64 = 40;
+/// Messages after the latest long summary given to the long summary's model, at most (the newest).
+const LONG_LIMIT: i64 = 120;
+
+#[derive(Insertable)]
+#[diesel(table_name = deriver_queue)]
+pub(super) struct NewQueueRow<'a> {
+    pub app_id: &'a str,
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    pub message_id: &'a str,
+    pub not_before: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = messages)]
+struct MessageRow {
+    id: i64,
+    public_id: String,
+    app_id: String,
+    user_id: String,
+    session_id: String,
+    is_user: bool,
+    content: String,
+    metadata: Value,
+    created_at: DateTime<Utc>,
+}
+
+impl From<MessageRow> for Message {
+    fn from(r: MessageRow) -> Self {
+        Message {
+            id: r.public_id,
+            app_id: r.app_id,
+            user_id: r.user_id,
+            session_id: r.session_id,
+            is_user: r.is_user,
+            content: r.content,
+            metadata: into_map(r.metadata),
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Claimable {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    session_id: String,
+}
+
+fn lease_until(lease: std::time::Duration) -> DateTime<Utc> {
+    now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60))
+}
+
+/// Leases the session of the oldest due item that heads its session's queue and that no live
+/// lease holds. On PostgreSQL concurrent claimers skip each other's candidates (`SKIP LOCKED`); on
+/// both engines the lease row decides: it is taken only when absent or expired.
+pub fn claim_session(
+    conn: &mut Conn,
+    worker: &str,
+    lease: std::time::Duration,
+) -> DbResult<Option<Lease>> {
+    dialect::write_tx(conn, |conn| {
+        let at = now();
+        // `$1` is the same parameter at both places on both engines.
+        let query = format!(
+            "SELECT q.session_id FROM deriver_queue q \
+             WHERE q.status IN ('pending', 'processing') AND q.not_before <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM deriver_queue p WHERE p.session_id = q.session_id \
+                 AND p.status IN ('pending', 'processing') AND p.id < q.id) \
+             AND NOT EXISTS (SELECT 1 FROM deriver_leases l WHERE l.session_id = q.session_id \
+                 AND l.leased_until > $1) \
+             ORDER BY q.id LIMIT 1 {}",
+            dialect::SKIP_LOCKED
+        );
+        let Some(candidate) = diesel::sql_query(query)
+            .bind::<super::super::types::Moment, _>(at)
+            .get_result::<Claimable>(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        diesel::delete(
+            deriver_leases::table
+                .filter(deriver_leases::session_id.eq(&candidate.session_id))
+                .filter(deriver_leases::leased_until.le(at)),
+        )
+        .execute(conn)?;
+        let token = new_token();
+        let taken = diesel::insert_into(deriver_leases::table)
+            .values((
+                deriver_leases::session_id.eq(&candidate.session_id),
+                deriver_leases::token.eq(&token),
+                deriver_leases::worker.eq(worker),
+                deriver_leases::leased_until.eq(lease_until(lease)),
+            ))
+            .on_conflict(deriver_leases::session_id)
+            .do_nothing()
+            .execute(conn)?;
+        Ok::<_, DbError>((taken == 1).then(|| Lease {
+            session_id: candidate.session_id,
+            token,
+        }))
+    })
+}
+
+/// A lease token: unique per claim.
+fn new_token() -> String {
+    new_id()
+}
+
+/// Whether `lease` is still held, extending it by `duration` when given. The update also locks the
+/// lease row until the transaction ends, so no claim can take the session meanwhile.
+fn hold(
+    conn: &mut Conn,
+    lease: &Lease,
+    duration: Option<std::time::Duration>,
+) -> QueryResult<bool> {
+    let held = deriver_leases::table
+        .filter(deriver_leases::session_id.eq(&lease.session_id))
+        .filter(deriver_leases::token.eq(&lease.token));
+    let n = match duration {
+        Some(d) => diesel::update(held)
+            .set(deriver_leases::leased_until.eq(lease_until(d)))
+            .execute(conn)?,
+        None => diesel::update(held)
+            .set(deriver_leases::token.eq(deriver_leases::token))
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+pub fn renew_lease(
+    conn: &mut Conn,
+    lease: &Lease,
+    duration: std::time::Duration,
+) -> DbResult<bool> {
+    dialect::write_tx(conn, |conn| Ok(hold(conn, lease, Some(duration))?))
+}
+
+/// Gives up a lease; an item left in progress goes back to pending (its attempt counted).
+pub fn release_lease(conn: &mut Conn, lease: &Lease) -> DbResult<()> {
+    dialect::write_tx(conn, |conn| {
+        let n = diesel::delete(
+            deriver_leases::table
+                .filter(deriver_leases::session_id.eq(&lease.session_id))
+                .filter(deriver_leases::token.eq(&lease.token)),
+        )
+        .execute(conn)?;
+        if n == 1 {
+            diesel::update(
+                deriver_queue::table
+                    .filter(deriver_queue::session_id.eq(&lease.session_id))
+                    .filter(deriver_queue::status.eq("processing")),
+            )
+            .set(deriver_queue::status.eq("pending"))
+            .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+#[derive(Queryable)]
+struct HeadRow {
+    id: i64,
+    app_id: String,
+    user_id: String,
+    message_id: String,
+    attempts: i32,
+    not_before: DateTime<Utc>,
+}
+
+pub fn next_item(conn: &mut Conn, lease: &Lease, policy: ItemPolicy) -> DbResult<Option<WorkItem>> {
+    dialect::write_tx(conn, |conn| {
+        if !hold(conn, lease, Some(policy.lease))? {
+            return Ok(None);
+        }
+        loop {
+            let head: Option<HeadRow> = deriver_queue::table
+                .filter(deriver_queue::session_id.eq(&lease.session_id))
+                .filter(deriver_queue::status.eq_any(OPEN))
+                .order(deriver_queue::id.asc())
+                .select((
+                    deriver_queue::id,
+                    deriver_queue::app_id,
+                    deriver_queue::user_id,
+                    deriver_queue::message_id,
+                    deriver_queue::attempts,
+                    deriver_queue::not_before,
+                ))
+                .first(conn)
+                .optional()?;
+            let at = now();
+            let head = match head {
+                Some(h) if h.not_before <= at => h,
+                // Nothing due: give the session up (another worker claims it when it is due).
+                _ => {
+                    diesel::delete(
+                        deriver_leases::table
+                            .filter(deriver_leases::session_id.eq(&lease.session_id))
+                            .filter(deriver_leases::token.eq(&lease.token)),
+                    )
+                    .execute(conn)?;
+                    return Ok(None);
+                }
+            };
+            let item = deriver_queue::table.filter(deriver_queue::id.eq(head.id));
+            if head.attempts >= policy.max_attempts {
+                // Tried as often as allowed (a worker died during the last attempt): park it.
+                diesel::update(item)
+                    .set((
+                        deriver_queue::status.eq("failed"),
+                        deriver_queue::updated_at.eq(at),
+                        deriver_queue::last_error.eq(diesel::dsl::sql::<
+                            diesel::sql_types::Nullable<diesel::sql_types::Text>,
+                        >(
+                            "coalesce(last_error, 'the worker stopped during the last attempt')",
+                        )),
+                    ))
+                    .execute(conn)?;
+                continue;
+            }
+            diesel::update(item)
+                .set((
+                    deriver_queue::status.eq("processing"),
+                    deriver_queue::attempts.eq(head.attempts + 1),
+                    deriver_queue::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+            let key = SessionKey {
+                app_id: head.app_id,
+                user_id: head.user_id,
+                session_id: lease.session_id.clone(),
+            };
+            return Ok(Some(work_item(
+                conn,
+                key,
+                head.id,
+                head.attempts + 1,
+                &head.message_id,
+            )?));
+        }
+    })
+}
+
+fn work_item(
+    conn: &mut Conn,
+    key: SessionKey,
+    id: i64,
+    attempt: i32,
+    message_id: &str,
+) -> DbResult<WorkItem> {
+    let message: MessageRow = messages::table
+        .filter(messages::public_id.eq(message_id))
+        .select(MessageRow::as_select())
+        .get_result(conn)?;
+    let upto = message.id;
+    let short = latest_summary(conn, &key.session_id, SUMMARY_SHORT_LABEL)?;
+    let long = latest_summary(conn, &key.session_id, SUMMARY_LONG_LABEL)?;
+    let since_short = count_between(conn, &key.session_id, short.as_ref().map(|s| s.1), upto)?;
+    let since_long = count_between(conn, &key.session_id, long.as_ref().map(|s| s.1), upto)?;
+    let recent = messages_between(
+        conn,
+        &key.session_id,
+        short.as_ref().map(|s| s.1),
+        Some(upto),
+        RECENT_LIMIT,
+    )?;
+    let since_long_messages = if since_long >= LONG_SUMMARY_EVERY {
+        messages_between(
+            conn,
+            &key.session_id,
+            long.as_ref().map(|s| s.1),
+            Some(upto),
+            LONG_LIMIT,
+        )?
+    } else {
+        Vec::new()
+    };
+    Ok(WorkItem {
+        id,
+        attempt,
+        session: key,
+        message: message.into(),
+        conversation: Conversation {
+            short_summary: short.map(|s| s.0),
+            long_summary: long.map(|s| s.0),
+            recent,
+            last_user_message: None,
+        },
+        since_short,
+        since_long,
+        since_long_messages,
+    })
+}
+
+/// The session's latest summary with `label`, and the internal id of the message it covers up to.
+fn latest_summary(
+    conn: &mut Conn,
+    session_id: &str,
+    label: &str,
+) -> QueryResult<Option<(Summary, i64)>> {
+    let found: Option<(String, Option<String>)> = metamessages::table
+        .filter(metamessages::session_id.eq(session_id))
+        .filter(metamessages::label.eq(label))
+        .order(metamessages::id.desc())
+        .select((metamessages::content, metamessages::message_id))
+        .first(conn)
+        .optional()?;
+    let Some((content, Some(message_id))) = found else {
+        return Ok(None);
+    };
+    let upto: Option<i64> = messages::table
+        .filter(messages::public_id.eq(&message_id))
+        .select(messages::id)
+        .get_result(conn)
+        .optional()?;
+    Ok(upto.map(|upto| {
+        (
+            Summary {
+                content,
+                message_id,
+            },
+            upto,
+        )
+    }))
+}
+
+/// Messages of the session after internal id `after` up to `upto`.
+fn count_between(
+    conn: &mut Conn,
+    session_id: &str,
+    after: Option<i64>,
+    upto: i64,
+) -> QueryResult<i64> {
+    messages::table
+        .filter(messages::session_id.eq(session_id))
+        .filter(messages::id.gt(after.unwrap_or(0)))
+        .filter(messages::id.le(upto))
+        .count()
+        .get_result(conn)
+}
+
+/// The newest `limit` messages of the session after internal id `after` (up to `upto`), oldest first.
+fn messages_between(
+    conn: &mut Conn,
+    session_id: &str,
+    after: Option<i64>,
+    upto: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Message>> {
+    let mut rows: Vec<MessageRow> = messages::table
+        .filter(messages::session_id.eq(session_id))
+        .filter(messages::id.gt(after.unwrap_or(0)))
+        .filter(messages::id.le(upto.unwrap_or(i64::MAX)))
+        .order(messages::id.desc())
+        .limit(limit)
+        .select(MessageRow::as_select())
+        .load(conn)?;
+    rows.reverse();
+    Ok(rows.into_iter().map(Message::from).collect())
+}
+
+/// The user's protected collection, created when missing.
+fn protected_collection(
+    conn: &mut Conn,
+    app_id: &str,
+    user_id: &str,
+) -> QueryResult<CollectionKey> {
+    diesel::insert_into(collections::table)
+        .values((
+            collections::public_id.eq(new_id()),
+            collections::app_id.eq(app_id),
+            collections::user_id.eq(user_id),
+            collections::name.eq(PROTECTED_COLLECTION),
+            collections::metadata.eq(Value::Object(Default::default())),
+            collections::created_at.eq(now()),
+        ))
+        .on_conflict((collections::user_id, collections::name))
+        .do_nothing()
+        .execute(conn)?;
+    let collection_id =
+        find_protected(conn, app_id, user_id)?.ok_or(diesel::result::Error::NotFound)?;
+    Ok(CollectionKey {
+        app_id: app_id.to_string(),
+        user_id: user_id.to_string(),
+        collection_id,
+    })
+}
+
+fn find_protected(conn: &mut Conn, app_id: &str, user_id: &str) -> QueryResult<Option<String>> {
+    collections::table
+        .filter(collections::user_id.eq(user_id))
+        .filter(collections::name.eq(PROTECTED_COLLECTION))
+        .filter(collections::app_id.eq(app_id))
+        .select(collections::public_id)
+        .get_result(conn)
+        .optional()
+}
+
+pub fn complete_item(
+    conn: &mut Conn,
+    cache: &VectorCache,
+    lease: &Lease,
+    item: &WorkItem,
+    derived: Derived,
+) -> DbResult<bool> {
+    dialect::write_tx(conn, |conn| {
+        if !hold(conn, lease, None)? {
+            return Ok(false);
+        }
+        let at = now();
+        if !derived.facts.is_empty() {
+            let key = protected_collection(conn, &item.session.app_id, &item.session.user_id)?;
+            // Every look-up comes before the first insert: the cached copy of the collection's
+            // vectors must only ever hold committed documents.
+            let mut kept: Vec<&Embedding> = Vec::new();
+            let mut fresh = Vec::new();
+            for fact in &derived.facts {
+                let near_stored = nearest_cached(conn, &key, &fact.embedding, 1, cache)?
+                    .first()
+                    .is_some_and(|(_, d)| *d <= DUPLICATE_DISTANCE);
+                let near_new = kept.iter().any(|e| {
+                    e.embedder == fact.embedding.embedder
+                        && cosine_distance(&e.vector, &fact.embedding.vector) <= DUPLICATE_DISTANCE
+                });
+                if !near_stored && !near_new {
+                    kept.push(&fact.embedding);
+                    fresh.push(fact);
+                }
+            }
+            for fact in fresh {
+                insert_document(
+                    conn,
+                    &key,
+                    &fact.content,
+                    &Value::Object(fact.metadata.clone()),
+                    &fact.embedding,
+                )?;
+            }
+        }
+        for summary in &derived.summaries {
+            let metadata = Value::Object(summary.metadata.clone());
+            diesel::insert_into(metamessages::table)
+                .values(&NewMetamessageRow {
+                    public_id: &new_id(),
+                    app_id: &item.session.app_id,
+                    user_id: &item.session.user_id,
+                    session_id: Some(&item.session.session_id),
+                    message_id: Some(&item.message.id),
+                    label: summary.label,
+                    content: &summary.content,
+                    metadata: &metadata,
+                    created_at: at,
+                })
+                .execute(conn)?;
+        }
+        diesel::update(deriver_queue::table.filter(deriver_queue::id.eq(item.id)))
+            .set((
+                deriver_queue::status.eq("done"),
+                deriver_queue::last_error.eq(None::<String>),
+                deriver_queue::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+        Ok::<_, DbError>(true)
+    })
+}
+
+pub fn fail_item(
+    conn: &mut Conn,
+    lease: &Lease,
+    item_id: i64,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+) -> DbResult<bool> {
+    dialect::write_tx(conn, |conn| {
+        if !hold(conn, lease, None)? {
+            return Ok(false);
+        }
+        let at = now();
+        let item = deriver_queue::table.filter(deriver_queue::id.eq(item_id));
+        let error: String = error.chars().take(2_000).collect();
+        match retry_at {
+            Some(retry_at) => diesel::update(item)
+                .set((
+                    deriver_queue::status.eq("pending"),
+                    deriver_queue::not_before.eq(retry_at),
+                    deriver_queue::last_error.eq(&error),
+                    deriver_queue::updated_at.eq(at),
+                ))
+                .execute(conn)?,
+            None => diesel::update(item)
+                .set((
+                    deriver_queue::status.eq("failed"),
+                    deriver_queue::last_error.eq(&error),
+                    deriver_queue::updated_at.eq(at),
+                ))
+                .execute(conn)?,
+        };
+        Ok(true)
+    })
+}
+
+#[derive(QueryableByName)]
+struct StatusCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<super::super::types::Moment>)]
+    oldest: Option<DateTime<Utc>>,
+}
+
+/// Items by status within `scope` (every item when the scope is empty).
+pub fn queue_counts(conn: &mut Conn, scope: &QueueScope) -> DbResult<QueueCounts> {
+    use diesel::sql_types::{Nullable, Text};
+    let rows: Vec<StatusCount> = diesel::sql_query(
+        "SELECT status, count(*) AS n, min(created_at) AS oldest FROM deriver_queue \
+         WHERE ($1 IS NULL OR app_id = $1) AND ($2 IS NULL OR user_id = $2) \
+         AND ($3 IS NULL OR session_id = $3) GROUP BY status",
+    )
+    .bind::<Nullable<Text>, _>(scope.app_id.as_deref())
+    .bind::<Nullable<Text>, _>(scope.user_id.as_deref())
+    .bind::<Nullable<Text>, _>(scope.session_id.as_deref())
+    .load(conn)?;
+    let mut counts = QueueCounts::default();
+    for row in rows {
+        match row.status.as_str() {
+            "pending" => counts.pending = row.n,
+            "processing" => counts.in_progress = row.n,
+            "failed" => counts.failed = row.n,
+            _ => counts.done = row.n,
+        }
+        if OPEN.contains(&row.status.as_str()) {
+            counts.oldest_open = match (counts.oldest_open, row.oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    Ok(counts)
+}
+
+/// The session's conversation for the dialectic: U404 / S404 first.
+pub fn conversation(conn: &mut Conn, key: &SessionKey) -> DbResult<Conversation> {
+    let user_exists: bool = diesel::select(diesel::dsl::exists(
+        users::table
+            .filter(users::public_id.eq(&key.user_id))
+            .filter(users::app_id.eq(&key.app_id)),
+    ))
+    .get_result(conn)?;
+    if !user_exists {
+        return Err(Error::user_not_found(&key.user_id).into());
+    }
+    super::sessions::get_session(conn, key)?;
+    let short = latest_summary(conn, &key.session_id, SUMMARY_SHORT_LABEL)?;
+    let long = latest_summary(conn, &key.session_id, SUMMARY_LONG_LABEL)?;
+    let recent = messages_between(
+        conn,
+        &key.session_id,
+        short.as_ref().map(|s| s.1),
+        None,
+        RECENT_LIMIT,
+    )?;
+    let last_user_message = messages::table
+        .filter(messages::session_id.eq(&key.session_id))
+        .filter(messages::is_user.eq(true))
+        .order(messages::id.desc())
+        .select(messages::public_id)
+        .first(conn)
+        .optional()?;
+    Ok(Conversation {
+        short_summary: short.map(|s| s.0),
+        long_summary: long.map(|s| s.0),
+        recent,
+        last_user_message,
+    })
+}
+
+/// The contents of the user's facts nearest to `query` within `max_distance`, nearest first.
+pub fn search_facts(
+    conn: &mut Conn,
+    cache: &VectorCache,
+    key: &SessionKey,
+    query: &Embedding,
+    top: usize,
+    max_distance: f32,
+) -> DbResult<Vec<(String, f32)>> {
+    let Some(collection_id) = find_protected(conn, &key.app_id, &key.user_id)? else {
+        return Ok(Vec::new());
+    };
+    let collection = CollectionKey {
+        app_id: key.app_id.clone(),
+        user_id: key.user_id.clone(),
+        collection_id,
+    };
+    let near: Vec<(i64, f32)> = nearest_cached(conn, &collection, query, top, cache)?
+        .into_iter()
+        .filter(|(_, d)| *d <= max_distance)
+        .collect();
+    let ids: Vec<i64> = near.iter().map(|(id, _)| *id).collect();
+    let documents = documents_in_order(conn, &ids)?;
+    Ok(documents
+        .into_iter()
+        .zip(near)
+        .map(|(d, (_, distance))| (d.content, distance))
+        .collect())
+}
+
+/// Saves the context of a dialectic answer as a metamessage of the session.
+pub fn save_representation(
+    conn: &mut Conn,
+    key: &SessionKey,
+    message_id: Option<&str>,
+    content: &str,
+) -> DbResult<()> {
+    dialect::write_tx(conn, |conn| {
+        diesel::insert_into(metamessages::table)
+            .values(&NewMetamessageRow {
+                public_id: &new_id(),
+                app_id: &key.app_id,
+                user_id: &key.user_id,
+                session_id: Some(&key.session_id),
+                message_id,
+                label: REPRESENTATION_LABEL,
+                content,
+                metadata: &Value::Object(Default::default()),
+                created_at: now(),
+            })
+            .execute(conn)?;
+        Ok(())
+    })
+}
