@@ -259,8 +259,16 @@ fn chat_without_a_model_is_405_naming_the_settings_and_checks_its_body_first() {
 
     for (body, kind, loc) in [
         (json!({}), "missing", json!(["body", "queries"])),
-        (json!({ "queries": [] }), "too_short", json!(["body", "queries"])),
-        (json!({ "queries": 5 }), "string_type", json!(["body", "queries", "str"])),
+        (
+            json!({ "queries": [] }),
+            "too_short",
+            json!(["body", "queries"]),
+        ),
+        (
+            json!({ "queries": 5 }),
+            "string_type",
+            json!(["body", "queries", "str"]),
+        ),
         (
             json!({ "queries": ["a", 5] }),
             "string_type",
@@ -324,7 +332,9 @@ fn check_answer_prompt(server: &ModelServer, question: &str) {
         .find(|a| a.role() == Role::Answer)
         .expect("the answer model was asked");
     assert!(
-        answer.user.contains("- The user said: I keep bees on my roof"),
+        answer
+            .user
+            .contains("- The user said: I keep bees on my roof"),
         "{}",
         answer.user
     );
@@ -360,7 +370,10 @@ fn chat_answers_from_facts_and_conversation_and_keeps_the_representation() {
         assert_eq!(representations[0]["message_id"], stored[0]["id"]);
         assert_eq!(representations[0]["session_id"], json!(s.session));
         let kept = representations[0]["content"].as_str().unwrap();
-        assert!(kept.contains("- The user said: I keep bees on my roof"), "{kept}");
+        assert!(
+            kept.contains("- The user said: I keep bees on my roof"),
+            "{kept}"
+        );
     }
 }
 
@@ -395,7 +408,10 @@ fn chat_for_an_unknown_user_or_session_is_404() {
     let app = app_with(&server, 0);
     let s = app.session_path();
     let (status, body) = app.post(
-        &format!("/v1/apps/{}/users/nobody/sessions/{}/chat", s.app, s.session),
+        &format!(
+            "/v1/apps/{}/users/nobody/sessions/{}/chat",
+            s.app, s.session
+        ),
         json!({ "queries": "hi" }),
     );
     assert_eq!(status, 404, "{body}");
@@ -438,7 +454,10 @@ fn a_streamed_answer_arrives_in_pieces_before_it_is_complete() {
         let (status, content_type, mut body) =
             stream_chat(&app, &format!("{}/chat", s.session_path()), "Hobbies?");
         assert_eq!(status, 200);
-        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
         let mut first = [0u8; 64];
         let n = body.read(&mut first).unwrap();
         let first_at = started.elapsed();
@@ -446,7 +465,10 @@ fn a_streamed_answer_arrives_in_pieces_before_it_is_complete() {
         body.read_to_string(&mut rest).unwrap();
         let all_at = started.elapsed();
         let text = format!("{}{rest}", String::from_utf8_lossy(&first[..n]));
-        assert_eq!(text, "The user keeps bees.", "{protocol:?}: raw text, no framing");
+        assert_eq!(
+            text, "The user keeps bees.",
+            "{protocol:?}: raw text, no framing"
+        );
         assert!(
             all_at - first_at >= Duration::from_millis(600),
             "{protocol:?}: the first piece ({first_at:?}) came well before the end ({all_at:?})"
@@ -467,12 +489,18 @@ fn a_provider_failing_before_the_first_token_is_an_error_status_not_a_200() {
         let chat = format!("{}/chat", s.session_path());
         let (status, body) = app.post(&chat, json!({ "queries": "Hobbies?" }));
         assert_eq!(status, expected, "{body}");
-        assert!(body["detail"].as_str().unwrap().contains("language model"), "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("language model"),
+            "{body}"
+        );
         let (status, content_type, mut reader) = stream_chat(&app, &chat, "Hobbies?");
         let mut text = String::new();
         reader.read_to_string(&mut text).unwrap();
         assert_eq!(status, expected, "{text}");
-        assert!(content_type.starts_with("application/json"), "{content_type}");
+        assert!(
+            content_type.starts_with("application/json"),
+            "{content_type}"
+        );
         let body: Value = serde_json::from_str(&text).unwrap();
         assert!(body["detail"].is_string());
     }

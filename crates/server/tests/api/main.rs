@@ -4,6 +4,7 @@
 mod apps;
 mod auth;
 mod collections;
+mod deriver_processes;
 mod documents;
 mod faults;
 mod helpers;

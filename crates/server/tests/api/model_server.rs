@@ -167,9 +167,7 @@ impl ModelServer {
     pub fn models(&self) -> honcho_domain::llm::Models {
         let env = self.env();
         honcho_models::llm_config::models_from_lookup(|name| {
-            env.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.clone())
+            env.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
         })
         .unwrap()
         .unwrap()
@@ -180,7 +178,11 @@ impl Drop for ModelServer {
     fn drop(&mut self) {
         self.closed.store(true, Ordering::SeqCst);
         // Wakes the accept loop so that it sees the flag.
-        let _ = TcpStream::connect(self.base.trim_start_matches("http://").trim_end_matches("/v1"));
+        let _ = TcpStream::connect(
+            self.base
+                .trim_start_matches("http://")
+                .trim_end_matches("/v1"),
+        );
     }
 }
 
