@@ -9,7 +9,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   cargo xtask openapi                      write openapi.yaml from the code
   cargo xtask openapi --check              fail if openapi.yaml differs from the code
-  cargo xtask openapi --compat REFERENCE [--allow-missing OPERATION]...
+  cargo xtask openapi --compat REFERENCE [--allow-missing OPERATION]... [--allow-constraints OPERATION]...
                                           compare our spec with a reference OpenAPI JSON document;
                                           fails on a difference that is not additive, or a missing
                                           operation not allowed

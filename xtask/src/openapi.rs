@@ -22,20 +22,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let reference = args
                 .get(1)
                 .ok_or("--compat needs the path of a reference OpenAPI JSON document")?;
-            let mut allow_missing = Vec::new();
+            let mut allow = crate::compat::Allowances::default();
             let mut rest = args[2..].iter();
             while let Some(arg) = rest.next() {
-                match arg.as_str() {
-                    "--allow-missing" => allow_missing.push(
-                        rest.next()
-                            .ok_or("--allow-missing needs an operation: \"METHOD /path\"")?
-                            .clone(),
-                    ),
+                let list = match arg.as_str() {
+                    "--allow-missing" => &mut allow.missing,
+                    "--allow-constraints" => &mut allow.constraints,
                     other => return Err(format!("unknown option {other}\n{}", crate::USAGE)),
-                }
+                };
+                list.push(
+                    rest.next()
+                        .ok_or_else(|| format!("{arg} needs an operation: \"METHOD /path\""))?
+                        .clone(),
+                );
             }
             let ours = serde_json::from_str(&honcho_web::api_json()).map_err(|e| e.to_string())?;
-            crate::compat::run(&ours, reference, &allow_missing)
+            crate::compat::run(&ours, reference, &allow)
         }
         Some(other) => Err(format!("unknown option {other}\n{}", crate::USAGE)),
     }

@@ -96,7 +96,8 @@ pub(crate) async fn observe_request(
 }
 
 /// Prometheus metrics of this process: requests by route template, method and status with latency
-/// histograms; the database pool (size, idle, checkout wait); the vector cache (bytes, hits, misses).
+/// histograms; the database pool (size, idle, checkout wait); the vector cache (bytes, hits, misses);
+/// the deriver's queue (items by status, age of the oldest open one) and this process's items.
 #[utoipa::path(
     tag = "operations",
     responses((status = 200, description = "Metrics in Prometheus' text format", content_type = "text/plain"))
@@ -107,6 +108,25 @@ pub(crate) async fn serve_metrics(probe: Data<Probe>) -> HttpResponse {
     metrics::gauge!("honcho_db_pool_connections").set(f64::from(pool.connections));
     metrics::gauge!("honcho_db_pool_idle_connections").set(f64::from(pool.idle));
     metrics::gauge!("honcho_db_pool_max_connections").set(f64::from(pool.max_size));
+    let db = probe.0.clone();
+    let queue = actix_web::web::block(move || {
+        db.queue_counts(&honcho_domain::insights::QueueScope::default())
+    })
+    .await;
+    if let Ok(Ok(counts)) = queue {
+        for (status, n) in [
+            ("pending", counts.pending),
+            ("in_progress", counts.in_progress),
+            ("failed", counts.failed),
+            ("done", counts.done),
+        ] {
+            metrics::gauge!("honcho_deriver_queue_items", "status" => status).set(n as f64);
+        }
+        let age = counts.oldest_open.map_or(0.0, |t| {
+            (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+        });
+        metrics::gauge!("honcho_deriver_oldest_pending_seconds").set(age);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics().render())
