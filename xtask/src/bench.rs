@@ -28,6 +28,10 @@ options:
   --postgres URL     also benchmark against this PostgreSQL database (after SQLite)
   --only a,b,...     run only these scenarios: batch, message, list, get-session,
                      query (top 5 of 10,000 documents), document (create)
+  --insights         instead of the scenarios above: the insights' benchmarks against
+                     a mock model answering after 50 ms (deriver items/s with 1, 4 and
+                     16 workers, chat latency above the model's, batch req/s with
+                     messages queued for the deriver vs not)
   --skip-build       use the existing target/release/honcho as is
   --help             print this help
 
@@ -61,7 +65,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, PartialEq)]
-enum Scenario {
+pub(crate) enum Scenario {
     Batch,
     Message,
     List,
@@ -92,12 +96,14 @@ impl Scenario {
     }
 }
 
-struct Options {
-    duration: Duration,
-    connections: usize,
-    postgres: Option<String>,
-    scenarios: Vec<Scenario>,
-    skip_build: bool,
+#[derive(Clone)]
+pub(crate) struct Options {
+    pub(crate) duration: Duration,
+    pub(crate) connections: usize,
+    pub(crate) postgres: Option<String>,
+    pub(crate) scenarios: Vec<Scenario>,
+    pub(crate) skip_build: bool,
+    pub(crate) insights: bool,
 }
 
 /// Parses the command line; `Ok(None)` means `--help` was asked for.
@@ -108,6 +114,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
         postgres: None,
         scenarios: Scenario::ALL.to_vec(),
         skip_build: false,
+        insights: false,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -118,6 +125,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
         match arg.as_str() {
             "--help" | "-h" => return Ok(None),
             "--skip-build" => opts.skip_build = true,
+            "--insights" => opts.insights = true,
             "--postgres" => opts.postgres = Some(value()?.clone()),
             "--duration" => {
                 let secs = value()?.parse().ok().filter(|&s: &f64| s > 0.0);
@@ -189,6 +197,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let db = std::env::temp_dir().join(format!("honcho-bench-{}.db", std::process::id()));
     let db_url = db.to_str().ok_or("temp dir path is not UTF-8")?;
     remove_sqlite(&db); // leftovers of an earlier run with the same pid
+    if opts.insights {
+        let result = crate::bench_insights::run("sqlite", db_url, &binary, &opts);
+        remove_sqlite(&db);
+        result?;
+        if let Some(url) = &opts.postgres {
+            crate::bench_insights::run("postgres", url, &binary, &opts)?;
+        }
+        return Ok(());
+    }
     let result = bench_backend("sqlite", db_url, &binary, &opts);
     remove_sqlite(&db);
     result?;
@@ -199,7 +216,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// Deletes a SQLite database and its WAL side files.
-fn remove_sqlite(db: &Path) {
+pub(crate) fn remove_sqlite(db: &Path) {
     for suffix in ["", "-wal", "-shm"] {
         let mut path = db.as_os_str().to_owned();
         path.push(suffix);
@@ -244,16 +261,26 @@ fn bench_backend(label: &str, db_url: &str, binary: &Path, opts: &Options) -> Re
 }
 
 /// A running `honcho serve`; killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+    pub(crate) log: PathBuf,
 }
 
 impl Server {
     /// Spawns the server and polls `GET /health` every 2 ms until it answers
     /// 200; also returns that start-up time.
     fn start(binary: &Path, db_url: &str, label: &str) -> Result<(Self, Duration), String> {
+        Self::start_with(binary, db_url, label, &[])
+    }
+
+    /// Like `start`, with extra environment variables.
+    pub(crate) fn start_with(
+        binary: &Path,
+        db_url: &str,
+        label: &str,
+        env: &[(&str, String)],
+    ) -> Result<(Self, Duration), String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map_err(|e| format!("cannot find a free port: {e}"))?
@@ -266,6 +293,7 @@ impl Server {
         let spawned = Instant::now();
         let child = Command::new(binary)
             .arg("serve")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("DATABASE_URL", db_url)
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
@@ -299,7 +327,7 @@ impl Server {
     }
 
     /// Stops the server and removes its log (which error paths keep).
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         let log = self.log.clone();
         drop(self);
         let _ = fs::remove_file(log);
@@ -314,7 +342,7 @@ impl Drop for Server {
 }
 
 /// Data created through the API before the scenarios run.
-struct Fixture {
+pub(crate) struct Fixture {
     /// `/v1/apps/{app_id}/users/{user_id}/sessions`
     sessions_path: String,
     /// One session per connection, for the write and get-session scenarios.
@@ -328,7 +356,7 @@ struct Fixture {
 impl Fixture {
     /// Creates an app (uniquely named, as PostgreSQL may hold earlier runs),
     /// a user, and only the sessions the selected scenarios need.
-    fn seed(port: u16, opts: &Options) -> Result<Self, String> {
+    pub(crate) fn seed(port: u16, opts: &Options) -> Result<Self, String> {
         let mut client = Client::new(port);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -484,17 +512,22 @@ fn batch_body() -> String {
 
 /// What a scenario measured, per connection and then merged.
 #[derive(Default)]
-struct Outcome {
+pub(crate) struct Outcome {
     /// Microseconds per successful measured request (sorted once merged).
-    latencies: Vec<u32>,
-    errors: usize,
-    first_error: Option<String>,
-    max_rss_kib: Option<u64>,
+    pub(crate) latencies: Vec<u32>,
+    pub(crate) errors: usize,
+    pub(crate) first_error: Option<String>,
+    pub(crate) max_rss_kib: Option<u64>,
     /// Server CPU time over the measured window, in cores (1.0 = one core busy).
-    server_cores: Option<f64>,
+    pub(crate) server_cores: Option<f64>,
 }
 
-fn run_scenario(scenario: Scenario, fixture: &Fixture, server: &Server, opts: &Options) -> Outcome {
+pub(crate) fn run_scenario(
+    scenario: Scenario,
+    fixture: &Fixture,
+    server: &Server,
+    opts: &Options,
+) -> Outcome {
     // Encode every connection's request once; the hot loop only writes bytes.
     let requests: Vec<Vec<u8>> = (0..opts.connections)
         .map(|conn| {
@@ -594,19 +627,19 @@ fn sample_max_rss(pid: u32, stop: &AtomicBool) -> Option<u64> {
 }
 
 /// Nearest-rank percentile of sorted microsecond latencies, in milliseconds.
-fn percentile_ms(sorted: &[u32], q: f64) -> Option<f64> {
+pub(crate) fn percentile_ms(sorted: &[u32], q: f64) -> Option<f64> {
     let rank = (q * sorted.len() as f64).ceil() as usize;
     sorted.get(rank.max(1) - 1).map(|&us| f64::from(us) / 1e3)
 }
 
-struct Response {
-    status: u16,
-    body: Vec<u8>,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Response {
     /// `HTTP 422: {...}`, the body cut short, for error messages.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let body: String = String::from_utf8_lossy(&self.body)
             .chars()
             .take(500)
@@ -617,17 +650,17 @@ impl Response {
 
 /// A minimal blocking HTTP/1.1 client on one keep-alive connection, which is
 /// (re)opened lazily after it failed or the server closed it.
-struct Client {
+pub(crate) struct Client {
     port: u16,
     conn: Option<BufReader<TcpStream>>,
 }
 
 impl Client {
-    fn new(port: u16) -> Self {
+    pub(crate) fn new(port: u16) -> Self {
         Client { port, conn: None }
     }
 
-    fn request(
+    pub(crate) fn request(
         &mut self,
         method: &str,
         path: &str,
@@ -638,7 +671,7 @@ impl Client {
     }
 
     /// POSTs `body` to `path` and returns the `id` of the created resource.
-    fn create(&mut self, path: &str, body: Value) -> Result<String, String> {
+    pub(crate) fn create(&mut self, path: &str, body: Value) -> Result<String, String> {
         let resp = self.request("POST", path, Some(&body.to_string()))?;
         if resp.status != 200 {
             return Err(format!("seeding POST {path}: {}", resp.describe()));

@@ -1,6 +1,7 @@
 //! Project tasks. `cargo xtask openapi [--check | --compat REFERENCE]`, `cargo xtask bench [...]`.
 
 mod bench;
+mod bench_insights;
 mod compat;
 mod openapi;
 

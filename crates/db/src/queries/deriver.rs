@@ -126,7 +126,7 @@ pub fn claim_session(
             .on_conflict(deriver_leases::session_id)
             .do_nothing()
             .execute(conn)?;
-        Ok::<_, DbError>((taken == 1).then(|| Lease {
+        Ok::<_, DbError>((taken == 1).then_some(Lease {
             session_id: candidate.session_id,
             token,
         }))

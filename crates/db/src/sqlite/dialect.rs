@@ -70,6 +70,9 @@ pub fn next_revision(conn: &mut Conn) -> diesel::QueryResult<i64> {
     .get_result(conn)
 }
 
+/// SQLite has one writer at a time (`write_tx`): claims never run concurrently.
+pub const SKIP_LOCKED: &str = "";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +104,3 @@ mod tests {
         assert_eq!(synchronous(&normal), 1, "NORMAL");
     }
 }
-
-/// SQLite has one writer at a time (`write_tx`): claims never run concurrently.
-pub const SKIP_LOCKED: &str = "";

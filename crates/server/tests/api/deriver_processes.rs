@@ -183,7 +183,7 @@ fn two_deriver_processes_share_fifty_sessions_each_item_once_and_in_order() {
     const MESSAGES: usize = 20;
     // Both model servers write into one log with one clock, so that order across processes shows.
     let clock = Arc::new(AtomicU64::new(0));
-    let log: Arc<Mutex<Vec<(u64, usize, (usize, usize))>>> = Arc::new(Mutex::new(Vec::new()));
+    let log: Arc<Mutex<Vec<Call>>> = Arc::new(Mutex::new(Vec::new()));
     let server_for = |worker: usize| {
         let (clock, log) = (clock.clone(), log.clone());
         ModelServer::scripted(Protocol::OpenAi, move |asked| {
@@ -253,6 +253,9 @@ fn two_deriver_processes_share_fifty_sessions_each_item_once_and_in_order() {
     ));
     assert_eq!(summaries["total"], SESSIONS as i64);
 }
+
+/// A facts call: the shared clock's tick, the worker process, `(session, message)`.
+type Call = (u64, usize, (usize, usize));
 
 /// The default facts answer as text.
 fn default_text(asked: &Asked) -> String {
