@@ -5,17 +5,18 @@
 // over writes nothing.
 
 use super::documents::{documents_in_order, insert_document, nearest_cached};
+use super::messages::MessageRow;
 use super::metamessages::NewMetamessageRow;
 use super::schema::{collections, deriver_leases, deriver_queue, messages, metamessages, users};
-use super::{dialect, into_map, Conn};
+use super::{dialect, Conn};
 use crate::vectors::VectorCache;
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use honcho_domain::insights::{
     Conversation, Derived, ItemPolicy, Lease, QueueCounts, QueueScope, Summary, WorkItem,
-    DUPLICATE_DISTANCE, LONG_SUMMARY_EVERY, REPRESENTATION_LABEL, SUMMARY_LONG_LABEL,
-    SUMMARY_SHORT_LABEL,
+    DUPLICATE_DISTANCE, LONG_SUMMARY_EVERY, REPRESENTATION_LABEL, SHORT_SUMMARY_EVERY,
+    SUMMARY_LONG_LABEL, SUMMARY_SHORT_LABEL,
 };
 use honcho_domain::vector::cosine_distance;
 use honcho_domain::{
@@ -40,35 +41,6 @@ pub(super) struct NewQueueRow<'a> {
     pub not_before: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = messages)]
-struct MessageRow {
-    id: i64,
-    public_id: String,
-    app_id: String,
-    user_id: String,
-    session_id: String,
-    is_user: bool,
-    content: String,
-    metadata: Value,
-    created_at: DateTime<Utc>,
-}
-
-impl From<MessageRow> for Message {
-    fn from(r: MessageRow) -> Self {
-        Message {
-            id: r.public_id,
-            app_id: r.app_id,
-            user_id: r.user_id,
-            session_id: r.session_id,
-            is_user: r.is_user,
-            content: r.content,
-            metadata: into_map(r.metadata),
-            created_at: r.created_at,
-        }
-    }
 }
 
 #[derive(QueryableByName)]
@@ -279,22 +251,27 @@ fn work_item(
     attempt: i32,
     message_id: &str,
 ) -> DbResult<WorkItem> {
-    let message: MessageRow = messages::table
+    let (upto, message): (i64, MessageRow) = messages::table
         .filter(messages::public_id.eq(message_id))
-        .select(MessageRow::as_select())
+        .select((messages::id, MessageRow::as_select()))
         .get_result(conn)?;
-    let upto = message.id;
+    let message = Message::from(message);
     let short = latest_summary(conn, &key.session_id, SUMMARY_SHORT_LABEL)?;
     let long = latest_summary(conn, &key.session_id, SUMMARY_LONG_LABEL)?;
     let since_short = count_between(conn, &key.session_id, short.as_ref().map(|s| s.1), upto)?;
     let since_long = count_between(conn, &key.session_id, long.as_ref().map(|s| s.1), upto)?;
-    let recent = messages_between(
-        conn,
-        &key.session_id,
-        short.as_ref().map(|s| s.1),
-        Some(upto),
-        RECENT_LIMIT,
-    )?;
+    // The conversation is read for a user's message (facts) and for a short summary only.
+    let recent = if message.is_user || since_short >= SHORT_SUMMARY_EVERY {
+        messages_between(
+            conn,
+            &key.session_id,
+            short.as_ref().map(|s| s.1),
+            Some(upto),
+            RECENT_LIMIT,
+        )?
+    } else {
+        Vec::new()
+    };
     let since_long_messages = if since_long >= LONG_SUMMARY_EVERY {
         messages_between(
             conn,
@@ -310,7 +287,7 @@ fn work_item(
         id,
         attempt,
         session: key,
-        message: message.into(),
+        message,
         conversation: Conversation {
             short_summary: short.map(|s| s.0),
             long_summary: long.map(|s| s.0),

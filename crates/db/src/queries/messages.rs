@@ -13,7 +13,7 @@ use serde_json::Value;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = messages)]
-struct MessageRow {
+pub(super) struct MessageRow {
     public_id: String,
     app_id: String,
     user_id: String,
