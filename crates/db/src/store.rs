@@ -648,13 +648,13 @@ impl honcho_domain::insights::MemoryStore for Db {
     fn search_facts(
         &self,
         key: &SessionKey,
-        query: &Embedding,
+        queries: &[Embedding],
         top: usize,
         max_distance: f32,
-    ) -> DbResult<Vec<(String, f32)>> {
+    ) -> DbResult<Vec<Vec<(String, f32)>>> {
         dispatch!(
             self,
-            search_facts(&self.vectors, key, query, top, max_distance)
+            search_facts(&self.vectors, key, queries, top, max_distance)
         )
     }
     fn save_representation(

@@ -160,14 +160,15 @@ pub trait MemoryStore: Send + Sync {
 
     /// The session's conversation: U404 / S404 when the user or session does not exist.
     fn conversation(&self, key: &SessionKey) -> Result<Conversation, Self::Error>;
-    /// The contents of the user's facts nearest to `query` (within `max_distance`), nearest first.
+    /// For each query, the contents of the user's `top` facts nearest to it (within
+    /// `max_distance`) with their distances, nearest first.
     fn search_facts(
         &self,
         key: &SessionKey,
-        query: &Embedding,
+        queries: &[Embedding],
         top: usize,
         max_distance: f32,
-    ) -> Result<Vec<(String, f32)>, Self::Error>;
+    ) -> Result<Vec<Vec<(String, f32)>>, Self::Error>;
     /// Saves the context of an answer as a metamessage of the session.
     fn save_representation(
         &self,

@@ -50,21 +50,22 @@ pub fn prepare<S: MemoryStore>(
     let mut searches: Vec<String> = queries.to_vec();
     searches.extend(expand(models, &question));
     let texts: Vec<&str> = searches.iter().map(String::as_str).collect();
-    let vectors = embedder.embed(&texts)?;
-    let mut facts: Vec<(String, f32)> = Vec::new();
-    for vector in vectors {
-        let query = Embedding {
+    let queries: Vec<Embedding> = embedder
+        .embed(&texts)?
+        .into_iter()
+        .map(|vector| Embedding {
             vector,
             embedder: embedder.id().to_string(),
-        };
-        let found = store
-            .search_facts(key, &query, FACTS_PER_QUERY, MAX_FACT_DISTANCE)
-            .map_err(DialecticError::Store)?;
-        for (fact, distance) in found {
-            match facts.iter_mut().find(|(f, _)| *f == fact) {
-                Some(known) => known.1 = known.1.min(distance),
-                None => facts.push((fact, distance)),
-            }
+        })
+        .collect();
+    let found = store
+        .search_facts(key, &queries, FACTS_PER_QUERY, MAX_FACT_DISTANCE)
+        .map_err(DialecticError::Store)?;
+    let mut facts: Vec<(String, f32)> = Vec::new();
+    for (fact, distance) in found.into_iter().flatten() {
+        match facts.iter_mut().find(|(f, _)| *f == fact) {
+            Some(known) => known.1 = known.1.min(distance),
+            None => facts.push((fact, distance)),
         }
     }
     facts.sort_by(|a, b| a.1.total_cmp(&b.1));

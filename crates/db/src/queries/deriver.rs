@@ -4,10 +4,12 @@
 // with its completion in one transaction that first checks its token: a worker whose lease was taken
 // over writes nothing.
 
-use super::documents::{documents_in_order, insert_document, nearest_cached};
+use super::documents::{current_vectors, insert_document, nearest};
 use super::messages::MessageRow;
 use super::metamessages::NewMetamessageRow;
-use super::schema::{collections, deriver_leases, deriver_queue, messages, metamessages, users};
+use super::schema::{
+    collections, deriver_leases, deriver_queue, documents, messages, metamessages, users,
+};
 use super::{dialect, Conn};
 use crate::vectors::VectorCache;
 use crate::{DbError, DbResult};
@@ -418,14 +420,17 @@ pub fn complete_item(
         let at = now();
         if !derived.facts.is_empty() {
             let key = protected_collection(conn, &item.session.app_id, &item.session.user_id)?;
-            // Every look-up comes before the first insert: the cached copy of the collection's
-            // vectors must only ever hold committed documents.
+            // Read before the first insert: the cached copy of the collection's vectors must only
+            // ever hold committed documents.
+            let stored = current_vectors(conn, &key, cache)?;
             let mut kept: Vec<&Embedding> = Vec::new();
             let mut fresh = Vec::new();
             for fact in &derived.facts {
-                let near_stored = nearest_cached(conn, &key, &fact.embedding, 1, cache)?
-                    .first()
-                    .is_some_and(|(_, d)| *d <= DUPLICATE_DISTANCE);
+                let near_stored = stored.as_ref().is_some_and(|copy| {
+                    nearest(copy, &fact.embedding, 1)
+                        .first()
+                        .is_some_and(|(_, d)| *d <= DUPLICATE_DISTANCE)
+                });
                 let near_new = kept.iter().any(|e| {
                     e.embedder == fact.embedding.embedder
                         && cosine_distance(&e.vector, &fact.embedding.vector) <= DUPLICATE_DISTANCE
@@ -583,33 +588,52 @@ pub fn conversation(conn: &mut Conn, key: &SessionKey) -> DbResult<Conversation>
     })
 }
 
-/// The contents of the user's facts nearest to `query` within `max_distance`, nearest first.
+/// For each query, the contents of the user's facts nearest to it within `max_distance` with their
+/// distances, nearest first (one snapshot of the collection for all of them).
 pub fn search_facts(
     conn: &mut Conn,
     cache: &VectorCache,
     key: &SessionKey,
-    query: &Embedding,
+    queries: &[Embedding],
     top: usize,
     max_distance: f32,
-) -> DbResult<Vec<(String, f32)>> {
+) -> DbResult<Vec<Vec<(String, f32)>>> {
     let Some(collection_id) = find_protected(conn, &key.app_id, &key.user_id)? else {
-        return Ok(Vec::new());
+        return Ok(vec![Vec::new(); queries.len()]);
     };
     let collection = CollectionKey {
         app_id: key.app_id.clone(),
         user_id: key.user_id.clone(),
         collection_id,
     };
-    let near: Vec<(i64, f32)> = nearest_cached(conn, &collection, query, top, cache)?
-        .into_iter()
-        .filter(|(_, d)| *d <= max_distance)
+    let Some(copy) = current_vectors(conn, &collection, cache)? else {
+        return Ok(vec![Vec::new(); queries.len()]);
+    };
+    let found: Vec<Vec<(i64, f32)>> = queries
+        .iter()
+        .map(|q| {
+            nearest(&copy, q, top)
+                .into_iter()
+                .filter(|(_, d)| *d <= max_distance)
+                .collect()
+        })
         .collect();
-    let ids: Vec<i64> = near.iter().map(|(id, _)| *id).collect();
-    let documents = documents_in_order(conn, &ids)?;
-    Ok(documents
+    let mut ids: Vec<i64> = found.iter().flatten().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let contents: std::collections::HashMap<i64, String> = documents::table
+        .filter(documents::id.eq_any(&ids))
+        .select((documents::id, documents::content))
+        .load::<(i64, String)>(conn)?
         .into_iter()
-        .zip(near)
-        .map(|(d, (_, distance))| (d.content, distance))
+        .collect();
+    Ok(found
+        .into_iter()
+        .map(|near| {
+            near.into_iter()
+                .filter_map(|(id, d)| Some((contents.get(&id)?.clone(), d)))
+                .collect()
+        })
         .collect())
 }
 

@@ -399,28 +399,29 @@ pub fn query_documents_cached(
     top: usize,
     cache: &VectorCache,
 ) -> DbResult<Vec<Document>> {
-    let ids: Vec<i64> = nearest_cached(conn, key, query, top, cache)?
+    let Some(copy) = current_vectors(conn, key, cache)? else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<i64> = nearest(&copy, query, top)
         .into_iter()
         .map(|(id, _)| id)
         .collect();
     documents_in_order(conn, &ids)
 }
 
-/// The internal ids of the `top` documents nearest to `query` with their cosine distances,
-/// nearest first, scored against the cached copy of the collection's vectors.
-pub(super) fn nearest_cached(
+/// The cached copy of the collection's vectors, reloaded when the collection changed since it was
+/// taken; `None` for an unknown collection.
+pub(super) fn current_vectors(
     conn: &mut Conn,
     key: &CollectionKey,
-    query: &Embedding,
-    top: usize,
     cache: &VectorCache,
-) -> DbResult<Vec<(i64, f32)>> {
+) -> DbResult<Option<Arc<CollectionVectors>>> {
     let deleted_revision: Option<i64> = collection_of!(key)
         .select(collections::deleted_revision)
         .get_result(conn)
         .optional()?;
     let Some(deleted_revision) = deleted_revision else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let in_collection = || documents::table.filter(documents::collection_id.eq(&key.collection_id));
     let mut version = || -> QueryResult<(i64, i64, i64)> {
@@ -460,6 +461,12 @@ pub(super) fn nearest_cached(
             }
         }
     };
+    Ok(Some(copy))
+}
+
+/// The internal ids of the `top` vectors of `copy` nearest to `query` (same embedder and
+/// dimension) with their cosine distances, nearest first.
+pub(super) fn nearest(copy: &CollectionVectors, query: &Embedding, top: usize) -> Vec<(i64, f32)> {
     let dims = query.vector.len() as i32;
     let q = normalized(query.vector.clone());
     let scored = copy
@@ -469,5 +476,5 @@ pub(super) fn nearest_cached(
         .zip(&copy.vectors)
         .filter(|((_, (name, d)), _)| *d == dims && **name == *query.embedder)
         .map(|((id, _), v)| (*id, 1.0 - dot(&q, v)));
-    Ok(top_k(scored, top))
+    top_k(scored, top)
 }
