@@ -601,6 +601,10 @@ impl Db {
 
     // Deriver queue
 
+    /// The whole queue's open and failed items (not the done ones).
+    pub fn queue_depth(&self) -> DbResult<honcho_domain::insights::QueueCounts> {
+        dispatch!(self, queue_depth())
+    }
     /// Items by status within `scope`.
     pub fn queue_counts(
         &self,

@@ -109,10 +109,10 @@ pub struct QueueCounts {
     pub oldest_open: Option<DateTime<Utc>>,
 }
 
-/// Which items to count.
+/// Which items to count: an app's, optionally one user's or one session's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueScope {
-    pub app_id: Option<String>,
+    pub app_id: String,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
 }

@@ -109,16 +109,12 @@ pub(crate) async fn serve_metrics(probe: Data<Probe>) -> HttpResponse {
     metrics::gauge!("honcho_db_pool_idle_connections").set(f64::from(pool.idle));
     metrics::gauge!("honcho_db_pool_max_connections").set(f64::from(pool.max_size));
     let db = probe.0.clone();
-    let queue = actix_web::web::block(move || {
-        db.queue_counts(&honcho_domain::insights::QueueScope::default())
-    })
-    .await;
+    let queue = actix_web::web::block(move || db.queue_depth()).await;
     if let Ok(Ok(counts)) = queue {
         for (status, n) in [
             ("pending", counts.pending),
             ("in_progress", counts.in_progress),
             ("failed", counts.failed),
-            ("done", counts.done),
         ] {
             metrics::gauge!("honcho_deriver_queue_items", "status" => status).set(n as f64);
         }

@@ -24,6 +24,8 @@ CREATE INDEX deriver_queue_open ON deriver_queue (session_id, id) WHERE status I
 -- Sessions with open work, oldest first (what workers scan to claim).
 CREATE INDEX deriver_queue_open_order ON deriver_queue (id) WHERE status IN ('pending', 'processing');
 CREATE INDEX deriver_queue_app_status ON deriver_queue (app_id, status);
+-- Failed items, kept for inspection: counted for metrics without reading the done ones.
+CREATE INDEX deriver_queue_failed ON deriver_queue (id) WHERE status = 'failed';
 
 -- One row while a worker holds a session; `token` changes with every claim, and a worker's writes
 -- are accepted only under its own token.

@@ -20,6 +20,7 @@ CREATE TABLE deriver_queue (
 CREATE INDEX deriver_queue_open ON deriver_queue (session_id, id) WHERE status IN ('pending', 'processing');
 CREATE INDEX deriver_queue_open_order ON deriver_queue (id) WHERE status IN ('pending', 'processing');
 CREATE INDEX deriver_queue_app_status ON deriver_queue (app_id, status);
+CREATE INDEX deriver_queue_failed ON deriver_queue (id) WHERE status = 'failed';
 
 CREATE TABLE deriver_leases (
     session_id   TEXT PRIMARY KEY,

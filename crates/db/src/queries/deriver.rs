@@ -512,44 +512,72 @@ pub fn fail_item(
     })
 }
 
-#[derive(QueryableByName)]
-struct StatusCount {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    status: String,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-    #[diesel(sql_type = diesel::sql_types::Nullable<super::super::types::Moment>)]
-    oldest: Option<DateTime<Utc>>,
-}
-
-/// Items by status within `scope` (every item when the scope is empty).
+/// Items by status for an app (optionally one user or session), read through its index.
 pub fn queue_counts(conn: &mut Conn, scope: &QueueScope) -> DbResult<QueueCounts> {
-    use diesel::sql_types::{Nullable, Text};
-    let rows: Vec<StatusCount> = diesel::sql_query(
-        "SELECT status, count(*) AS n, min(created_at) AS oldest FROM deriver_queue \
-         WHERE ($1 IS NULL OR app_id = $1) AND ($2 IS NULL OR user_id = $2) \
-         AND ($3 IS NULL OR session_id = $3) GROUP BY status",
-    )
-    .bind::<Nullable<Text>, _>(scope.app_id.as_deref())
-    .bind::<Nullable<Text>, _>(scope.user_id.as_deref())
-    .bind::<Nullable<Text>, _>(scope.session_id.as_deref())
-    .load(conn)?;
+    let mut query = deriver_queue::table
+        .filter(deriver_queue::app_id.eq(&scope.app_id))
+        .group_by(deriver_queue::status)
+        .select((
+            deriver_queue::status,
+            diesel::dsl::count_star(),
+            diesel::dsl::min(deriver_queue::id),
+        ))
+        .into_boxed();
+    if let Some(user_id) = &scope.user_id {
+        query = query.filter(deriver_queue::user_id.eq(user_id));
+    }
+    if let Some(session_id) = &scope.session_id {
+        query = query.filter(deriver_queue::session_id.eq(session_id));
+    }
+    let rows: Vec<(String, i64, Option<i64>)> = query.load(conn)?;
     let mut counts = QueueCounts::default();
-    for row in rows {
-        match row.status.as_str() {
-            "pending" => counts.pending = row.n,
-            "processing" => counts.in_progress = row.n,
-            "failed" => counts.failed = row.n,
-            _ => counts.done = row.n,
+    let mut oldest_open: Option<i64> = None;
+    for (status, n, first) in rows {
+        match status.as_str() {
+            "pending" => counts.pending = n,
+            "processing" => counts.in_progress = n,
+            "failed" => counts.failed = n,
+            _ => counts.done = n,
         }
-        if OPEN.contains(&row.status.as_str()) {
-            counts.oldest_open = match (counts.oldest_open, row.oldest) {
+        if OPEN.contains(&status.as_str()) {
+            oldest_open = match (oldest_open, first) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
         }
     }
+    if let Some(id) = oldest_open {
+        counts.oldest_open = deriver_queue::table
+            .find(id)
+            .select(deriver_queue::created_at)
+            .get_result(conn)
+            .optional()?;
+    }
     Ok(counts)
+}
+
+/// The whole queue's open and failed items (read through partial indexes) and the oldest open
+/// item's time; `done` is not counted: it grows with every message.
+pub fn queue_depth(conn: &mut Conn) -> DbResult<QueueCounts> {
+    let count = |conn: &mut Conn, status: &str| -> QueryResult<i64> {
+        deriver_queue::table
+            .filter(deriver_queue::status.eq(status))
+            .count()
+            .get_result(conn)
+    };
+    let oldest_open: Option<DateTime<Utc>> = deriver_queue::table
+        .filter(deriver_queue::status.eq_any(OPEN))
+        .order(deriver_queue::id.asc())
+        .select(deriver_queue::created_at)
+        .first(conn)
+        .optional()?;
+    Ok(QueueCounts {
+        pending: count(conn, "pending")?,
+        in_progress: count(conn, "processing")?,
+        failed: count(conn, "failed")?,
+        done: 0,
+        oldest_open,
+    })
 }
 
 /// The session's conversation for the dialectic: U404 / S404 first.

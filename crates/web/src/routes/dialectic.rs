@@ -222,7 +222,7 @@ pub(super) async fn deriver_status(
 ) -> Result<Json<DeriverStatus>, ApiError> {
     let q = Query::of(&req)?;
     let scope = QueueScope {
-        app_id: Some(path.into_inner().app_id),
+        app_id: path.into_inner().app_id,
         user_id: q.string("user_id")?,
         session_id: q.string("session_id")?,
     };
