@@ -73,12 +73,13 @@ fn parse_queries(queries: Value) -> Result<Vec<String>, ApiError> {
                 issues.extend(wrong);
                 return Err(ApiError::Validation(issues));
             }
+            // Every item is a string now.
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| match v {
-                    Value::String(q) => checked(q, at(&[json!(i)])),
-                    _ => unreachable!("checked above"),
+                .filter_map(|(i, v)| match v {
+                    Value::String(q) => Some(checked(q, at(&[json!(i)]))),
+                    _ => None,
                 })
                 .collect()
         }
