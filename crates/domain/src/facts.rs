@@ -32,15 +32,30 @@ impl std::error::Error for Unreadable {}
 ///
 /// Accepted: `{"facts": [...]}` (other keys ignored), anywhere in the text, also inside a code
 /// fence; a bare JSON list; items that are strings, or objects with a string `fact`, `text` or
-/// `content`. `{"facts": []}` is an answer (no facts).
+/// `content`; an object of named facts (`{"facts": {"city": "Lisbon"}}` gives `city: Lisbon`).
+/// `{"facts": []}` is an answer (no facts).
 pub fn parse_facts(output: &str) -> Result<Vec<String>, Unreadable> {
     let values: Vec<Value> = json_values(output).collect();
+    // Small models sometimes answer an object of named facts: `{"facts": {"city": "Lisbon"}}`.
+    let named: Option<Vec<Value>> = values.iter().find_map(|v| match v.get("facts") {
+        Some(Value::Object(map)) => Some(
+            map.iter()
+                .filter_map(|(k, v)| match v {
+                    Value::String(s) => Some(Value::String(format!("{k}: {s}"))),
+                    Value::Number(n) => Some(Value::String(format!("{k}: {n}"))),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        _ => None,
+    });
     let answer = values
         .iter()
         .find_map(|v| match v.get("facts") {
             Some(Value::Array(items)) => Some(items.as_slice()),
             _ => None,
         })
+        .or(named.as_deref())
         .or_else(|| {
             // A bare list: the first one holding something usable, or `[]` alone.
             values
@@ -118,6 +133,15 @@ mod tests {
         // A brace in the prose before the answer does not hide it, nor does another list.
         assert_eq!(facts(r#"Note {this} first. {"facts": ["X"]}"#), ["X"]);
         assert_eq!(facts(r#"{"ids": [1, 2]} then {"facts": ["Y"]}"#), ["Y"]);
+    }
+
+    #[test]
+    fn an_object_of_named_facts_is_read_as_key_and_value() {
+        // The keys' order depends on whether serde_json keeps it (a feature of the build).
+        let mut named = facts(r#"{"facts": {"name": "Maya", "age": 31, "pets": ["cat"]}}"#);
+        named.sort();
+        assert_eq!(named, ["age: 31", "name: Maya"]);
+        assert_eq!(facts(r#"{"facts": {}}"#), Vec::<String>::new());
     }
 
     #[test]
