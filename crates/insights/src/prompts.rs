@@ -27,9 +27,7 @@ or dislike, people and things in their life, plans, history, circumstances. Writ
 short sentence that stands on its own and starts with \"The user\". Leave out greetings, \
 questions, opinions about the conversation and anything only the earlier messages say. Reply with \
 a JSON object and nothing else: {\"facts\": [\"...\"]}. When the new message tells nothing \
-lasting, reply {\"facts\": []}.\n\nExample. New message: \"We moved to Porto last spring and I \
-teach chemistry now.\" Reply: {\"facts\": [\"The user moved to Porto last spring.\", \"The user \
-teaches chemistry.\"]}";
+lasting, reply {\"facts\": []}.";
 
 const SHORT_SUMMARY_SYSTEM: &str = "You summarise a conversation between a user and an AI \
 assistant so that it can be continued without the full transcript. Write at most 150 words of \
