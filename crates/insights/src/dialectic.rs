@@ -28,16 +28,19 @@ impl<E> From<EmbedError> for DialecticError<E> {
     }
 }
 
-/// The prompt for the answer, ready to send to the dialectic model.
+/// The prompt for the answer, ready to send to the dialectic model, and the context it holds (kept
+/// by `remember` once the model answers).
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub prompt: Prompt,
+    context: String,
+    /// The session's latest user message, which the kept context is tied to.
+    message_id: Option<String>,
 }
 
 /// Reads the conversation, finds the facts relevant to `queries` (each query plus the search
 /// phrases the query model writes for it; when that model fails or answers something unusable, the
-/// queries alone), saves the context as the session's representation metamessage and returns the
-/// prompt for the answer.
+/// queries alone) and returns the prompt for the answer. Nothing is written: see `remember`.
 pub fn prepare<S: MemoryStore>(
     store: &S,
     models: &Models,
@@ -71,12 +74,21 @@ pub fn prepare<S: MemoryStore>(
     facts.sort_by(|a, b| a.1.total_cmp(&b.1));
     let facts: Vec<String> = facts.into_iter().map(|(f, _)| f).collect();
     let context = prompts::answer_context(&facts, &conversation);
-    store
-        .save_representation(key, conversation.last_user_message.as_deref(), &context)
-        .map_err(DialecticError::Store)?;
     Ok(Prepared {
         prompt: prompts::answer(&question, &context),
+        context,
+        message_id: conversation.last_user_message,
     })
+}
+
+/// Keeps the context an answer was given from as the session's `honcho_user_representation`
+/// metamessage; called once the model answered (or began to), so a failed answer writes nothing.
+pub fn remember<S: MemoryStore>(
+    store: &S,
+    key: &SessionKey,
+    prepared: &Prepared,
+) -> Result<(), S::Error> {
+    store.save_representation(key, prepared.message_id.as_deref(), &prepared.context)
 }
 
 /// Search phrases for `question` from the query model; none when it fails (logged).

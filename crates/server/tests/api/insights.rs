@@ -503,6 +503,9 @@ fn a_provider_failing_before_the_first_token_is_an_error_status_not_a_200() {
         );
         let body: Value = serde_json::from_str(&text).unwrap();
         assert!(body["detail"].is_string());
+        // A failed answer keeps no representation.
+        let kept = metamessages(&app, &s.user_path(), "honcho_user_representation");
+        assert!(kept.is_empty(), "{kept:#?}");
     }
 }
 

@@ -154,20 +154,24 @@ pub(super) async fn chat(
     let key = path.into_inner().key();
     let embedder = embedder.into_inner();
     let m = models.clone();
+    let k = key.clone();
     let prepared = run(access.db(), move |db| {
-        Ok(dialectic::prepare(
-            db,
-            &m,
-            embedder.as_ref(),
-            &key,
-            &queries,
-        ))
+        Ok(dialectic::prepare(db, &m, embedder.as_ref(), &k, &queries))
     })
     .await??;
+    // The context is kept once the model answered (or began to): a failed answer writes nothing.
+    let remember = |prepared: dialectic::Prepared| {
+        run(access.db(), move |db| {
+            dialectic::remember(db, &key, &prepared)
+        })
+    };
     if !stream {
-        let content = web::block(move || dialectic::answer(&models, &prepared)).await??;
+        let p = prepared.clone();
+        let content = web::block(move || dialectic::answer(&models, &p)).await??;
+        remember(prepared).await?;
         return Ok(HttpResponse::Ok().json(DialecticResponse { content }));
     }
+    let kept = prepared.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<String, LlmError>>();
     actix_web::rt::task::spawn_blocking(move || {
         let pieces = tx.clone();
@@ -184,6 +188,7 @@ pub(super) async fn chat(
         Some(Ok(text)) => text,
         Some(Err(e)) => return Err(e.into()),
     };
+    remember(kept).await?;
     let rest = futures_util::stream::unfold(Some(rx), |rx| async move {
         let mut rx = rx?;
         match rx.recv().await? {
