@@ -90,12 +90,12 @@ fn serve_model(stream: TcpStream) {
                          "message": {"role": "assistant", "content": text}}]
         })
         .to_string();
-        let written = write!(
-            stream,
+        // One write: a response in pieces would wait for the client's delayed ACK (Nagle).
+        let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
             answer.len()
         );
-        if written.is_err() {
+        if stream.write_all(response.as_bytes()).is_err() {
             return;
         }
     }

@@ -33,18 +33,6 @@ const RECENT_LIMIT: i64 = 40;
 /// Messages after the latest long summary given to the long summary's model, at most (the newest).
 const LONG_LIMIT: i64 = 120;
 
-#[derive(Insertable)]
-#[diesel(table_name = deriver_queue)]
-pub(super) struct NewQueueRow<'a> {
-    pub app_id: &'a str,
-    pub user_id: &'a str,
-    pub session_id: &'a str,
-    pub message_id: &'a str,
-    pub not_before: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
 #[derive(QueryableByName)]
 struct Claimable {
     #[diesel(sql_type = diesel::sql_types::Text)]

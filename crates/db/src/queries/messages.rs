@@ -1,4 +1,3 @@
-use super::deriver::NewQueueRow;
 use super::schema::{deriver_queue, messages, sessions};
 use super::sessions::session_of;
 use super::{dialect, into_map, page_of, updated_row, Conn};
@@ -87,24 +86,47 @@ pub fn create_messages(
                 created_at,
             })
             .collect();
+        let enqueue = enqueue && !deriver_disabled(&into_map(session_metadata));
+        // The session's newest message before this batch: the batch's rows come after it (the
+        // session row is locked, so no other batch of the session can interleave).
+        let before: Option<i64> = if enqueue {
+            messages::table
+                .filter(messages::session_id.eq(&key.session_id))
+                .select(diesel::dsl::max(messages::id))
+                .get_result(conn)?
+        } else {
+            None
+        };
         diesel::insert_into(messages::table)
             .values(&rows)
             .execute(conn)?;
-        if enqueue && !deriver_disabled(&into_map(session_metadata)) {
-            let queue: Vec<NewQueueRow> = rows
-                .iter()
-                .map(|r| NewQueueRow {
-                    app_id: r.app_id,
-                    user_id: r.user_id,
-                    session_id: r.session_id,
-                    message_id: &r.public_id,
-                    not_before: created_at,
-                    created_at,
-                    updated_at: created_at,
-                })
-                .collect();
+        if enqueue {
+            // One queue row per new message, copied by the database from the rows just written.
             diesel::insert_into(deriver_queue::table)
-                .values(&queue)
+                .values(
+                    messages::table
+                        .filter(messages::session_id.eq(&key.session_id))
+                        .filter(messages::id.gt(before.unwrap_or(0)))
+                        .order(messages::id.asc())
+                        .select((
+                            messages::app_id,
+                            messages::user_id,
+                            messages::session_id,
+                            messages::public_id,
+                            messages::created_at,
+                            messages::created_at,
+                            messages::created_at,
+                        )),
+                )
+                .into_columns((
+                    deriver_queue::app_id,
+                    deriver_queue::user_id,
+                    deriver_queue::session_id,
+                    deriver_queue::message_id,
+                    deriver_queue::not_before,
+                    deriver_queue::created_at,
+                    deriver_queue::updated_at,
+                ))
                 .execute(conn)?;
         }
         Ok::<_, DbError>(
