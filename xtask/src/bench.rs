@@ -31,7 +31,7 @@ options:
   --insights         instead of the scenarios above: the insights' benchmarks against
                      a mock model answering after 50 ms (deriver items/s with 1, 4 and
                      16 workers, chat latency above the model's, batch req/s with
-                     messages queued for the deriver vs not)
+                     messages queued for the deriver vs not; --only deriver,chat,enqueue)
   --skip-build       use the existing target/release/honcho as is
   --help             print this help
 
@@ -104,7 +104,12 @@ pub(crate) struct Options {
     pub(crate) scenarios: Vec<Scenario>,
     pub(crate) skip_build: bool,
     pub(crate) insights: bool,
+    /// With `insights`: which of `INSIGHTS_PARTS` to run.
+    pub(crate) insights_parts: Vec<&'static str>,
 }
+
+/// The parts of `--insights`.
+const INSIGHTS_PARTS: [&str; 3] = ["deriver", "chat", "enqueue"];
 
 /// Parses the command line; `Ok(None)` means `--help` was asked for.
 fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
@@ -115,7 +120,9 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
         scenarios: Scenario::ALL.to_vec(),
         skip_build: false,
         insights: false,
+        insights_parts: INSIGHTS_PARTS.to_vec(),
     };
+    let mut only = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -137,14 +144,27 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
                 let n = value()?.parse().ok().filter(|&n| n > 0);
                 opts.connections = n.ok_or("--connections must be a positive integer")?;
             }
-            "--only" => {
-                let find = |name: &str| {
-                    let found = Scenario::ALL.into_iter().find(|s| s.name() == name.trim());
-                    found.ok_or_else(|| format!("unknown scenario {name:?}\n\n{USAGE}"))
-                };
-                opts.scenarios = value()?.split(',').map(find).collect::<Result<_, _>>()?;
-            }
+            "--only" => only = Some(value()?.clone()),
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+        }
+    }
+    if let Some(only) = only {
+        let names = only.split(',').map(str::trim);
+        if opts.insights {
+            opts.insights_parts = names
+                .map(|name| {
+                    INSIGHTS_PARTS
+                        .into_iter()
+                        .find(|p| *p == name)
+                        .ok_or_else(|| format!("unknown insights part {name:?}\n\n{USAGE}"))
+                })
+                .collect::<Result<_, _>>()?;
+        } else {
+            let find = |name: &str| {
+                let found = Scenario::ALL.into_iter().find(|s| s.name() == name);
+                found.ok_or_else(|| format!("unknown scenario {name:?}\n\n{USAGE}"))
+            };
+            opts.scenarios = names.map(find).collect::<Result<_, _>>()?;
         }
     }
     Ok(Some(opts))
