@@ -22,9 +22,19 @@ where
     conn.transaction(f)
 }
 
-/// The next document revision, from its sequence.
-pub fn next_revision(conn: &mut Conn) -> diesel::QueryResult<i64> {
-    use diesel::RunQueryDsl;
+/// The next document revision, from its sequence, drawn while this transaction holds the row lock of
+/// the document's collection (until it ends). So a collection's documents take their ids and
+/// revisions in commit order, and a cached copy whose version matches the largest ones has seen
+/// every committed document (two writers drawing in one order and committing in the other would
+/// leave the earlier draw behind a version the cache already holds).
+pub fn next_revision(conn: &mut Conn, collection_id: &str) -> diesel::QueryResult<i64> {
+    use super::schema::collections;
+    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+    collections::table
+        .filter(collections::public_id.eq(collection_id))
+        .select(collections::id)
+        .for_update()
+        .load::<i64>(conn)?;
     diesel::select(sql::<diesel::sql_types::BigInt>(
         "nextval('documents_revision_seq')",
     ))

@@ -124,7 +124,7 @@ pub(super) fn insert_document(
         embedding: encode(&embedding.vector),
         embedder: &embedding.embedder,
         dimensions: embedding.vector.len() as i32,
-        revision: dialect::next_revision(conn)?,
+        revision: dialect::next_revision(conn, &key.collection_id)?,
         created_at,
     };
     diesel::insert_into(documents::table)
@@ -154,7 +154,7 @@ pub fn update_document(
         content.map_or((None, None), |(t, e)| (Some(t.into_inner()), Some(e)));
     dialect::write_tx(conn, |conn| {
         let revision = match embedding {
-            Some(_) => Some(dialect::next_revision(conn)?),
+            Some(_) => Some(dialect::next_revision(conn, &key.collection_id)?),
             None => None,
         };
         let changes = DocumentChanges {
@@ -186,7 +186,7 @@ pub fn delete_document(conn: &mut Conn, key: &CollectionKey, id: &str) -> DbResu
             return Err(Error::document_not_found_for_delete().into());
         }
         // Tells cached copies of the collection's vectors that one is gone.
-        let revision = dialect::next_revision(conn)?;
+        let revision = dialect::next_revision(conn, &key.collection_id)?;
         diesel::update(collection_of!(key))
             .set(collections::deleted_revision.eq(revision))
             .execute(conn)?;
@@ -300,7 +300,11 @@ pub fn documents_to_reembed(
 /// Replaces one document's vector.
 pub fn set_embedding(conn: &mut Conn, internal_id: i64, embedding: &Embedding) -> DbResult<()> {
     dialect::write_tx(conn, |conn| {
-        let revision = dialect::next_revision(conn)?;
+        let collection_id: String = documents::table
+            .find(internal_id)
+            .select(documents::collection_id)
+            .get_result(conn)?;
+        let revision = dialect::next_revision(conn, &collection_id)?;
         diesel::update(documents::table.filter(documents::id.eq(internal_id)))
             .set((
                 documents::embedding.eq(encode(&embedding.vector)),

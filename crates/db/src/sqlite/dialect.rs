@@ -61,8 +61,9 @@ pub fn prepare_connection(
 }
 
 /// The next document revision: one more than the largest stored. Callers hold the write lock
-/// (`write_tx`), so no other writer can draw the same number.
-pub fn next_revision(conn: &mut Conn) -> diesel::QueryResult<i64> {
+/// (`write_tx`), so no other writer can draw the same number, and draws happen in commit order (the
+/// collection needs no lock of its own, unlike on PostgreSQL).
+pub fn next_revision(conn: &mut Conn, _collection_id: &str) -> diesel::QueryResult<i64> {
     use diesel::RunQueryDsl;
     diesel::select(sql::<diesel::sql_types::BigInt>(
         "(SELECT coalesce(max(revision), 0) + 1 FROM documents)",
