@@ -333,25 +333,41 @@ fn load_vectors(
     collection_id: &str,
     version: (i64, i64, i64),
 ) -> QueryResult<CollectionVectors> {
-    let rows: Vec<(i64, String, i32, Vec<u8>)> = documents::table
+    let rows: Vec<VectorRow> = documents::table
         .filter(documents::collection_id.eq(collection_id))
         .order(documents::id.asc())
-        .select((
-            documents::id,
-            documents::embedder,
-            documents::dimensions,
-            documents::embedding,
-        ))
+        .select(VECTOR_COLUMNS)
         .load(conn)?;
-    let mut names: Vec<Arc<str>> = Vec::new();
     let mut copy = CollectionVectors {
         version,
         ids: Vec::new(),
         made_by: Vec::new(),
         vectors: Vec::new(),
     };
+    append(&mut copy, rows);
+    Ok(copy)
+}
+
+/// `(id, embedder, dimensions, embedding)` of a document.
+type VectorRow = (i64, String, i32, Vec<u8>);
+const VECTOR_COLUMNS: (
+    documents::id,
+    documents::embedder,
+    documents::dimensions,
+    documents::embedding,
+) = (
+    documents::id,
+    documents::embedder,
+    documents::dimensions,
+    documents::embedding,
+);
+
+/// Adds `rows` (in id order, after the copy's) to the copy, unit length.
+fn append(copy: &mut CollectionVectors, rows: Vec<VectorRow>) {
+    let mut names: Vec<Arc<str>> = Vec::new();
     for (id, embedder, dims, bytes) in rows {
-        let name = match names.iter().find(|n| ***n == *embedder) {
+        let known = copy.made_by.iter().map(|(n, _)| n).chain(names.iter());
+        let name = match known.into_iter().find(|n| ***n == *embedder) {
             Some(n) => n.clone(),
             None => {
                 names.push(Arc::from(embedder.as_str()));
@@ -363,7 +379,42 @@ fn load_vectors(
         copy.vectors
             .push(normalized(decode(&bytes).unwrap_or_default()));
     }
-    Ok(copy)
+}
+
+/// `old` brought to `version` by reading only the documents added since, when that is all that
+/// changed (no deletion, no document given a new vector); `None` when the copy must be read whole.
+/// Ids and revisions are drawn in commit order (`dialect::next_revision`), so the documents with a
+/// revision above the copy's and at most `version`'s are exactly those committed in between.
+fn extend_vectors(
+    conn: &mut Conn,
+    collection_id: &str,
+    old: &CollectionVectors,
+    version: (i64, i64, i64),
+) -> QueryResult<Option<CollectionVectors>> {
+    let (old_id, old_revision, old_deleted) = old.version;
+    if version.2 != old_deleted || version.0 < old_id || version.1 < old_revision {
+        return Ok(None);
+    }
+    let rows: Vec<VectorRow> = documents::table
+        .filter(documents::collection_id.eq(collection_id))
+        .filter(documents::revision.gt(old_revision))
+        .filter(documents::revision.le(version.1))
+        .filter(documents::id.le(version.0))
+        .order(documents::id.asc())
+        .select(VECTOR_COLUMNS)
+        .load(conn)?;
+    if rows.iter().any(|(id, ..)| *id <= old_id) {
+        // A document the copy holds has a new vector.
+        return Ok(None);
+    }
+    let mut copy = CollectionVectors {
+        version,
+        ids: old.ids.clone(),
+        made_by: old.made_by.clone(),
+        vectors: old.vectors.clone(),
+    };
+    append(&mut copy, rows);
+    Ok(Some(copy))
 }
 
 /// `v` scaled to unit length (a zero vector stays zero: it is at distance 1 from everything), so
@@ -458,7 +509,15 @@ pub(super) fn current_vectors(
             match cached(cache) {
                 Some(copy) => copy,
                 None => {
-                    let copy = Arc::new(load_vectors(conn, &key.collection_id, version)?);
+                    let stale = cache.get(&key.collection_id);
+                    let extended = match &stale {
+                        Some(old) => extend_vectors(conn, &key.collection_id, old, version)?,
+                        None => None,
+                    };
+                    let copy = Arc::new(match extended {
+                        Some(copy) => copy,
+                        None => load_vectors(conn, &key.collection_id, version)?,
+                    });
                     cache.put(&key.collection_id, copy.clone());
                     copy
                 }

@@ -425,3 +425,66 @@ fn a_deleted_document_leaves_the_query_results_at_once() {
         (1, json!(kept))
     );
 }
+
+#[test]
+fn cached_vectors_follow_added_and_re_embedded_documents_exactly() {
+    // The cached copy of a collection's vectors is extended with new documents and read again when
+    // a document gets a new vector; queries through it must equal queries the database scans
+    // (a filter every document matches takes that path).
+    let app = TestApp::spawn();
+    let (_, docs) = collection(&app);
+    let add = |text: &str| {
+        id(&app.ok(app.post(
+            &docs,
+            json!({ "content": text, "metadata": { "all": true } }),
+        )))
+    };
+    let same_answers = |step: &str| {
+        for query in [
+            "my cat sleeps at home all day",
+            "cats at home",
+            "tea or coffee",
+            "hospital nurse job",
+            "travel plans",
+        ] {
+            let ids = |filter: Value| -> Vec<String> {
+                app.ok(app.post(
+                    &format!("{docs}/query"),
+                    json!({ "query": query, "top_k": 3, "filter": filter }),
+                ))
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(id)
+                .collect()
+            };
+            assert_eq!(
+                ids(json!({})),
+                ids(json!({ "all": true })),
+                "{step}: {query}"
+            );
+        }
+    };
+    let first = add("my cat sleeps at home all day");
+    add("I drink green tea every morning");
+    same_answers("first copy");
+    add("she works as a nurse at the hospital");
+    add("we plan to travel to Japan");
+    same_answers("extended with new documents");
+    app.ok(app.put(
+        &format!("{docs}/{first}"),
+        json!({ "content": "coffee and tea at the hospital" }),
+    ));
+    same_answers("a document with a new vector");
+    add("the cat likes travel");
+    same_answers("extended again");
+    let count = app
+        .ok(app.post(
+            &format!("{docs}/query"),
+            json!({ "query": "cat", "top_k": 50 }),
+        ))
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(count, 5, "every document once");
+}
