@@ -43,3 +43,19 @@ pub fn next_revision(conn: &mut Conn, collection_id: &str) -> diesel::QueryResul
 
 /// Lets concurrent claimers of deriver work pass over each other's candidate rows.
 pub const SKIP_LOCKED: &str = "FOR UPDATE OF q SKIP LOCKED";
+
+/// Locks a session's open deriver items until the transaction ends. Every transaction that touches
+/// both a session's items and its lease takes the items first (a claim locks the head item with
+/// `SKIP LOCKED`, then writes the lease), so two of them can never wait for each other.
+pub fn lock_open_items(conn: &mut Conn, session_id: &str) -> diesel::QueryResult<()> {
+    use super::schema::deriver_queue;
+    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+    deriver_queue::table
+        .filter(deriver_queue::session_id.eq(session_id))
+        .filter(deriver_queue::status.eq_any(["pending", "processing"]))
+        .order(deriver_queue::id.asc())
+        .select(deriver_queue::id)
+        .for_update()
+        .load::<i64>(conn)
+        .map(|_| ())
+}

@@ -101,7 +101,9 @@ fn new_token() -> String {
 }
 
 /// Whether `lease` is still held, extending it by `duration` when given. The update also locks the
-/// lease row until the transaction ends, so no claim can take the session meanwhile.
+/// lease row until the transaction ends, so no claim can take the session meanwhile. Callers that
+/// change the session's items lock them first (`dialect::lock_open_items`): items before lease,
+/// the order of a claim.
 fn hold(
     conn: &mut Conn,
     lease: &Lease,
@@ -132,6 +134,7 @@ pub fn renew_lease(
 /// Gives up a lease; an item left in progress goes back to pending (its attempt counted).
 pub fn release_lease(conn: &mut Conn, lease: &Lease) -> DbResult<()> {
     dialect::write_tx(conn, |conn| {
+        dialect::lock_open_items(conn, &lease.session_id)?;
         let n = diesel::delete(
             deriver_leases::table
                 .filter(deriver_leases::session_id.eq(&lease.session_id))
@@ -163,6 +166,7 @@ struct HeadRow {
 
 pub fn next_item(conn: &mut Conn, lease: &Lease, policy: ItemPolicy) -> DbResult<Option<WorkItem>> {
     dialect::write_tx(conn, |conn| {
+        dialect::lock_open_items(conn, &lease.session_id)?;
         if !hold(conn, lease, Some(policy.lease))? {
             return Ok(None);
         }
@@ -402,6 +406,7 @@ pub fn complete_item(
     derived: Derived,
 ) -> DbResult<bool> {
     dialect::write_tx(conn, |conn| {
+        dialect::lock_open_items(conn, &lease.session_id)?;
         if !hold(conn, lease, None)? {
             return Ok(false);
         }
@@ -473,6 +478,7 @@ pub fn fail_item(
     retry_at: Option<DateTime<Utc>>,
 ) -> DbResult<bool> {
     dialect::write_tx(conn, |conn| {
+        dialect::lock_open_items(conn, &lease.session_id)?;
         if !hold(conn, lease, None)? {
             return Ok(false);
         }

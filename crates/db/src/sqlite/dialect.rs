@@ -71,6 +71,11 @@ pub fn next_revision(conn: &mut Conn, _collection_id: &str) -> diesel::QueryResu
     .get_result(conn)
 }
 
+/// SQLite has one writer at a time (`write_tx`): nothing to lock.
+pub fn lock_open_items(_conn: &mut Conn, _session_id: &str) -> diesel::QueryResult<()> {
+    Ok(())
+}
+
 /// SQLite has one writer at a time (`write_tx`): claims never run concurrently.
 pub const SKIP_LOCKED: &str = "";
 
