@@ -175,36 +175,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         println!("{USAGE}");
         return Ok(());
     };
-    // `$HONCHO_ROOT` overrides the workspace root (for running this file elsewhere).
-    let root = match std::env::var_os("HONCHO_ROOT") {
-        Some(root) => PathBuf::from(root),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("in a workspace")
-            .into(),
-    };
-    if !opts.skip_build {
-        eprintln!("building the release server...");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(&root)
-            .args(BUILD_ARGS)
-            .status();
-        match status {
-            Ok(status) if status.success() => {}
-            Ok(status) => return Err(format!("cargo build failed ({status})")),
-            Err(e) => return Err(format!("cannot run cargo: {e}")),
-        }
-    }
-    // Cargo puts build output in `$CARGO_TARGET_DIR` (relative to the root) or `target`.
-    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
-    let binary = root.join(target).join("release/honcho");
-    if !binary.is_file() {
-        return Err(format!(
-            "{} does not exist; build it first",
-            binary.display()
-        ));
-    }
+    let binary = server_binary(opts.skip_build)?;
 
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -233,6 +204,46 @@ pub fn run(args: &[String]) -> Result<(), String> {
         bench_backend("postgres", url, &binary, &opts)?;
     }
     Ok(())
+}
+
+/// The workspace root: `$HONCHO_ROOT` (for running this file elsewhere), else the parent of the
+/// xtask crate.
+pub(crate) fn workspace_root() -> PathBuf {
+    match std::env::var_os("HONCHO_ROOT") {
+        Some(root) => PathBuf::from(root),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("in a workspace")
+            .into(),
+    }
+}
+
+/// The release server binary, built first unless `skip_build`.
+pub(crate) fn server_binary(skip_build: bool) -> Result<PathBuf, String> {
+    let root = workspace_root();
+    if !skip_build {
+        eprintln!("building the release server...");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(&root)
+            .args(BUILD_ARGS)
+            .status();
+        match status {
+            Ok(status) if status.success() => {}
+            Ok(status) => return Err(format!("cargo build failed ({status})")),
+            Err(e) => return Err(format!("cannot run cargo: {e}")),
+        }
+    }
+    // Cargo puts build output in `$CARGO_TARGET_DIR` (relative to the root) or `target`.
+    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
+    let binary = root.join(target).join("release/honcho");
+    if !binary.is_file() {
+        return Err(format!(
+            "{} does not exist; build it first",
+            binary.display()
+        ));
+    }
+    Ok(binary)
 }
 
 /// Deletes a SQLite database and its WAL side files.

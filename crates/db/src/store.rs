@@ -547,19 +547,15 @@ impl Db {
     pub fn set_embedding(&self, internal_id: i64, embedding: &Embedding) -> DbResult<()> {
         dispatch!(self, set_embedding(internal_id, embedding))
     }
-    /// The `top` nearest documents to `query`; see the queries for the details.
+    /// The `top` documents best ranked for `search`; see the query for the details.
     pub fn query_documents(
         &self,
         key: &CollectionKey,
-        query: &Embedding,
+        search: &honcho_domain::retrieval::Search,
         top: usize,
         filter: Option<&Metadata>,
     ) -> DbResult<Vec<Document>> {
-        match filter {
-            // A metadata filter is applied by the database while it reads the vectors.
-            Some(_) => dispatch!(self, query_documents(key, query, top, filter)),
-            None => dispatch!(self, query_documents_cached(key, query, top, &self.vectors)),
-        }
+        dispatch!(self, query_documents(key, search, top, filter, &self.vectors))
     }
 
     // Metamessages

@@ -1,5 +1,5 @@
-//! An in-process copy of collections' vectors, so a query does not read every vector of a collection
-//! from the database each time. A copy is used only while the collection's version is unchanged:
+//! An in-process copy of collections' vectors and word postings, so a query does not read every
+//! document of a collection from the database each time. A copy is used only while the collection's version is unchanged:
 //! its largest internal document id, its largest document revision, and the revision drawn at its
 //! last document deletion. Ids are never reused, every new vector takes a new revision and every
 //! deletion draws one, so an unchanged version means unchanged vectors, whichever process wrote them;
@@ -9,7 +9,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// The vectors of one collection at one version.
+use honcho_domain::lexical::LexicalIndex;
+use honcho_domain::retrieval::{best, RetrievalMode, Search};
+use honcho_domain::vector::top_k;
+use honcho_domain::Embedding;
+
+/// The vectors and word postings of one collection at one version.
 #[derive(Debug)]
 pub struct CollectionVectors {
     /// `(largest internal id, largest revision, deletion revision)` when the copy was made.
@@ -19,12 +24,115 @@ pub struct CollectionVectors {
     /// `(embedder, dimensions)` of each vector.
     pub made_by: Vec<(Arc<str>, i32)>,
     pub vectors: Vec<Vec<f32>>,
+    /// BM25 postings of the documents' contents, document `i` being `ids[i]`.
+    pub lexical: LexicalIndex,
 }
 
 impl CollectionVectors {
-    fn bytes(&self) -> usize {
-        self.vectors.iter().map(|v| v.len() * 4 + 48).sum::<usize>() + 64
+    /// An empty copy at `version`.
+    pub fn new(version: (i64, i64, i64)) -> Self {
+        CollectionVectors {
+            version,
+            ids: Vec::new(),
+            made_by: Vec::new(),
+            vectors: Vec::new(),
+            lexical: LexicalIndex::default(),
+        }
     }
+
+    fn bytes(&self) -> usize {
+        self.vectors.iter().map(|v| v.len() * 4 + 48).sum::<usize>() + self.lexical.bytes() + 64
+    }
+
+    /// Positions of the documents with a vector of `query`'s embedder and dimension.
+    fn comparable<'a>(&'a self, query: &'a Embedding) -> impl Iterator<Item = usize> + 'a {
+        let dims = query.vector.len() as i32;
+        self.made_by
+            .iter()
+            .enumerate()
+            .filter(move |(_, (name, d))| *d == dims && **name == *query.embedder)
+            .map(|(i, _)| i)
+    }
+
+    /// The internal ids of the `top` vectors nearest to `query` (same embedder and dimension) with
+    /// their cosine distances, nearest first.
+    pub fn nearest(&self, query: &Embedding, top: usize) -> Vec<(i64, f32)> {
+        let q = normalized(query.vector.clone());
+        let scored = self
+            .comparable(query)
+            .map(|i| (self.ids[i], 1.0 - dot(&q, &self.vectors[i])));
+        top_k(scored, top)
+    }
+
+    /// The internal ids of the `top` documents best ranked for `search`
+    /// ([`honcho_domain::retrieval`]), best first, among those whose id is in `allowed` (sorted)
+    /// when given.
+    pub fn rank(&self, search: &Search, allowed: Option<&[i64]>, top: usize) -> Vec<i64> {
+        let mode = search.retrieval.mode;
+        let mut candidates: Vec<usize> = match (&search.embedding, mode) {
+            (Some(query), RetrievalMode::Hybrid | RetrievalMode::Vector) => {
+                self.comparable(query).collect()
+            }
+            (None, RetrievalMode::Hybrid | RetrievalMode::Vector) => Vec::new(),
+            (_, RetrievalMode::Lexical) => (0..self.ids.len()).collect(),
+        };
+        if let Some(allowed) = allowed {
+            candidates.retain(|&i| allowed.binary_search(&self.ids[i]).is_ok());
+        }
+        let lexical: Vec<f32> = match mode {
+            RetrievalMode::Vector => Vec::new(),
+            _ => {
+                let all = self.lexical.scores(&search.text);
+                if mode == RetrievalMode::Lexical {
+                    candidates.retain(|&i| all[i] > 0.0);
+                }
+                candidates.iter().map(|&i| all[i]).collect()
+            }
+        };
+        let cosine: Vec<f32> = match (&search.embedding, mode) {
+            (Some(query), RetrievalMode::Hybrid | RetrievalMode::Vector) => {
+                let q = normalized(query.vector.clone());
+                candidates
+                    .iter()
+                    .map(|&i| dot(&q, &self.vectors[i]))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        let fused = search.retrieval.fuse(&lexical, &cosine);
+        best(candidates.iter().map(|&i| self.ids[i]).zip(fused), top)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+}
+
+/// `v` scaled to unit length (a zero vector stays zero: it is at distance 1 from everything), so
+/// that cosine distance is one minus a dot product.
+pub fn normalized(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = dot(&v, &v).sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+/// Dot product with eight independent sums, which the compiler turns into vector instructions.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            sums[i] += x[i] * y[i];
+        }
+    }
+    sums.iter().sum::<f32>() + tail
 }
 
 #[derive(Debug)]

@@ -17,8 +17,19 @@ pub const REPRESENTATION_LABEL: &str = "honcho_user_representation";
 pub const SHORT_SUMMARY_EVERY: i64 = 20;
 /// Messages since the last long summary that call for a new one.
 pub const LONG_SUMMARY_EVERY: i64 = 60;
-/// A fact this close (cosine distance) to a stored one is a near-duplicate and not stored.
+/// A fact this close (cosine distance) to a stored one, and a restatement of it
+/// ([`restates`]), is a near-duplicate and not stored.
 pub const DUPLICATE_DISTANCE: f32 = 0.15;
+
+/// Whether `new` says nothing in words that `old` does not: every term of `new` (stemmed, stop
+/// words left out, [`crate::lexical`]) is a term of `old`. With the vectors' distance this makes a
+/// near-duplicate: `The user is a nurse` restates `The user works as a nurse`, while `The user has
+/// a cat named Biscuit` does not restate `... a dog named Biscuit`, however near their vectors (a
+/// static embedder barely tells such facts apart, nor numbers and names).
+pub fn restates(new: &str, old: &str) -> bool {
+    let old = crate::lexical::terms(old);
+    crate::lexical::terms(new).iter().all(|t| old.contains(t))
+}
 
 /// A claim on one session's queue: only the holder of `token` may change the session's items.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +145,7 @@ pub trait DeriverStore: Send + Sync {
         -> Result<Option<WorkItem>, Self::Error>;
     /// Stores what an item produced and marks it done, in one transaction, only while `lease` is
     /// held; `false` (nothing written) when it was lost. Facts within `DUPLICATE_DISTANCE` of a
-    /// stored fact of the same embedder are skipped.
+    /// stored fact of the same embedder that they restate ([`restates`]) are skipped.
     fn complete_item(
         &self,
         lease: &Lease,
@@ -207,5 +218,23 @@ pub fn check_query_count(count: usize) -> Result<(), crate::Invalid> {
             actual: n,
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod restatement {
+    use super::restates;
+
+    #[test]
+    fn a_restatement_adds_no_word() {
+        assert!(restates("The user is a nurse", "The user works as a nurse"));
+        assert!(restates("The user plays cello", "The user plays the cello"));
+        assert!(restates("", "anything"));
+        assert!(!restates(
+            "The user has a cat named Biscuit",
+            "The user has a dog named Biscuit"
+        ));
+        assert!(!restates("The user said: message 3", "The user said: message 2"));
+        assert!(!restates("The user works as a nurse", "The user is a nurse"));
     }
 }

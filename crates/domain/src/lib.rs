@@ -9,8 +9,10 @@ pub mod facts;
 pub mod id;
 pub mod insights;
 pub mod json;
+pub mod lexical;
 pub mod llm;
 pub mod page;
+pub mod retrieval;
 pub mod values;
 pub mod vector;
 

@@ -1,6 +1,8 @@
 //! Choosing the embedder from the environment.
 //!
-//! - `EMBEDDING_PROVIDER`: `local` (the default) or `openai`, case-insensitive.
+//! - `EMBEDDING_PROVIDER`, case-insensitive: `local` (the default: the shipped potion-base-8M
+//!   model, 256 dimensions, [`crate::potion`]), `local-hash` (the feature-hashing `local-hash-v1`,
+//!   512 dimensions, [`crate::local`]) or `openai`.
 //! - `OPENAI_API_KEY`: the bearer key; required with `openai`.
 //! - `OPENAI_BASE_URL`: the base URL **including** the version path, e.g.
 //!   `http://localhost:11434/v1`; default `https://api.openai.com/v1`.
@@ -9,8 +11,9 @@
 //!   for `text-embedding-3-small`), required for any other model.
 //! - `EMBEDDING_TIMEOUT_SECS`: limit per attempt in seconds, fractions allowed; default 30.
 //!
-//! With `local`, the `OPENAI_*` variables and `EMBEDDING_MODEL` are ignored (they may serve other
-//! purposes), but `EMBEDDING_DIMENSIONS`, if set, must be the local dimension (512).
+//! With `local` and `local-hash`, the `OPENAI_*` variables and `EMBEDDING_MODEL` are ignored (they
+//! may serve other purposes), but `EMBEDDING_DIMENSIONS`, if set, must be the embedder's own (256
+//! or 512).
 //!
 //! The dimension of a model other than OpenAI's is required rather than learnt from the first
 //! answer, because it must be known at start-up, before any request: it is compared with the
@@ -28,6 +31,7 @@ use honcho_domain::embed::Embedder;
 
 use crate::local::{self, LocalEmbedder};
 use crate::openai::{self, OpenAiConfig, OpenAiEmbedder, RetryPolicy};
+use crate::potion::{self, PotionEmbedder};
 
 /// Longest accepted `EMBEDDING_TIMEOUT_SECS`.
 const MAX_TIMEOUT_SECS: f64 = 3600.0;
@@ -37,8 +41,10 @@ const MAX_DIMENSIONS: usize = 65_536;
 /// Which embedder to build, and how.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EmbedderConfig {
-    /// [`LocalEmbedder`].
+    /// [`PotionEmbedder`], the default.
     Local,
+    /// [`LocalEmbedder`] (`local-hash-v1`).
+    Hash,
     /// [`OpenAiEmbedder`] with this configuration.
     OpenAi(OpenAiConfig),
 }
@@ -63,18 +69,20 @@ impl EmbedderConfig {
             .map(|v| parse_dimensions(&v))
             .transpose()?;
         let provider = var("EMBEDDING_PROVIDER").unwrap_or_else(|| "local".into());
+        let fixed = |config: EmbedderConfig, own: usize| match dimensions {
+            Some(d) if d != own => Err(format!(
+                "EMBEDDING_DIMENSIONS: the {} embedder makes vectors of {own} dimensions, not {d}",
+                provider.to_ascii_lowercase()
+            )),
+            _ => Ok(config),
+        };
         match provider.to_ascii_lowercase().as_str() {
-            "local" => match dimensions {
-                Some(d) if d != local::DIMENSIONS => Err(format!(
-                    "EMBEDDING_DIMENSIONS: the local embedder makes vectors of {} dimensions, \
-                     not {d}",
-                    local::DIMENSIONS
-                )),
-                _ => Ok(EmbedderConfig::Local),
-            },
+            "local" => fixed(EmbedderConfig::Local, potion::DIMENSIONS),
+            "local-hash" => fixed(EmbedderConfig::Hash, local::DIMENSIONS),
             "openai" => openai_config(&var, dimensions).map(EmbedderConfig::OpenAi),
             _ => Err(format!(
-                "EMBEDDING_PROVIDER: unknown provider '{provider}' (expected 'local' or 'openai')"
+                "EMBEDDING_PROVIDER: unknown provider '{provider}' (expected 'local', \
+                 'local-hash' or 'openai')"
             )),
         }
     }
@@ -82,7 +90,12 @@ impl EmbedderConfig {
     /// The embedder this configuration describes; no request is made.
     pub fn build(self) -> Result<Arc<dyn Embedder>, String> {
         Ok(match self {
-            EmbedderConfig::Local => Arc::new(LocalEmbedder::new()),
+            EmbedderConfig::Local => {
+                let embedder = PotionEmbedder::new();
+                embedder.load();
+                Arc::new(embedder)
+            }
+            EmbedderConfig::Hash => Arc::new(LocalEmbedder::new()),
             EmbedderConfig::OpenAi(config) => Arc::new(OpenAiEmbedder::new(config)?),
         })
     }
@@ -193,10 +206,19 @@ mod tests {
         let vars = [
             ("OPENAI_BASE_URL", "nonsense"),
             ("EMBEDDING_MODEL", "x"),
-            ("EMBEDDING_DIMENSIONS", "512"),
+            ("EMBEDDING_DIMENSIONS", "256"),
         ];
         assert_eq!(config(&vars), Ok(EmbedderConfig::Local));
         let embedder = EmbedderConfig::Local.build().expect("local");
+        assert_eq!(
+            (embedder.id(), embedder.dimensions()),
+            ("model2vec:potion-base-8M", 256)
+        );
+        assert_eq!(
+            config(&[("EMBEDDING_PROVIDER", "Local-Hash")]),
+            Ok(EmbedderConfig::Hash)
+        );
+        let embedder = EmbedderConfig::Hash.build().expect("hash");
         assert_eq!(
             (embedder.id(), embedder.dimensions()),
             ("local-hash-v1", 512)

@@ -51,6 +51,7 @@ mod http;
 pub mod llm_config;
 pub mod local;
 pub mod openai;
+pub mod potion;
 
 pub use chat::{ChatConfig, HttpChatModel, Protocol};
 pub use config::{embedder_from_env, EmbedderConfig};
@@ -59,3 +60,4 @@ pub use honcho_domain::vector::{self, cosine_distance, decode, encode, top_k};
 pub use llm_config::{models_from_env, Models};
 pub use local::LocalEmbedder;
 pub use openai::{OpenAiConfig, OpenAiEmbedder, RetryPolicy};
+pub use potion::PotionEmbedder;

@@ -28,6 +28,8 @@ pub struct Config {
     pub cors_origins: Option<Vec<String>>,
     /// The deriver's workers (`DERIVER_*`).
     pub deriver: honcho_insights::DeriverSettings,
+    /// How `documents/query` ranks (`RETRIEVAL_MODE`, `RETRIEVAL_LEXICAL_WEIGHT`).
+    pub retrieval: honcho_domain::retrieval::Retrieval,
 }
 
 /// Where the SQLite database lives when nothing is configured.
@@ -153,6 +155,7 @@ impl Config {
                     .collect()
             }),
             deriver: deriver_settings()?,
+            retrieval: retrieval()?,
         })
     }
 
@@ -184,6 +187,25 @@ impl Config {
                 .unwrap_or(1)
         })
     }
+}
+
+/// `RETRIEVAL_MODE` (`hybrid`, the default, `vector` or `lexical`) and
+/// `RETRIEVAL_LEXICAL_WEIGHT` (the weight of BM25 in hybrid ranking, 0 to 1, default 0.5).
+fn retrieval() -> Result<honcho_domain::retrieval::Retrieval, String> {
+    use honcho_domain::retrieval::Retrieval;
+    let defaults = Retrieval::default();
+    Ok(Retrieval {
+        mode: match var("RETRIEVAL_MODE") {
+            Some(v) => v.parse().map_err(|e| format!("RETRIEVAL_MODE: {e}"))?,
+            None => defaults.mode,
+        },
+        lexical_weight: match var("RETRIEVAL_LEXICAL_WEIGHT") {
+            Some(v) => {
+                Retrieval::parse_weight(&v).map_err(|e| format!("RETRIEVAL_LEXICAL_WEIGHT: {e}"))?
+            }
+            None => defaults.lexical_weight,
+        },
+    })
 }
 
 /// `DERIVER_WORKERS` (sessions at once in this process; 0 turns the in-process deriver off),

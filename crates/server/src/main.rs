@@ -386,6 +386,7 @@ fn serve(config: Config) -> Result<(), String> {
         deriver_signal: deriver.as_ref().map(honcho_insights::Deriver::signal),
         models,
         embedder,
+        retrieval: config.retrieval,
         body_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
         cors_origins: config.cors_origins.clone(),
     };

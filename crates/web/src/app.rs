@@ -30,6 +30,8 @@ pub struct AppState {
     pub deriver_signal: Option<std::sync::Arc<honcho_insights::Signal>>,
     /// The model that embeds documents and queries.
     pub embedder: std::sync::Arc<dyn honcho_domain::embed::Embedder>,
+    /// How `documents/query` ranks (`RETRIEVAL_MODE`, `RETRIEVAL_LEXICAL_WEIGHT`).
+    pub retrieval: honcho_domain::retrieval::Retrieval,
     /// How long a client has to send a request's body.
     pub body_timeout: std::time::Duration,
     /// Origins browsers may call the API from (`CORS_ORIGINS`); `None` is v1.1.0's list.
@@ -111,6 +113,7 @@ pub fn build_app(
             .app_data(Data::new(features))
             .app_data(Data::new(crate::extract::BodyTimeout(state.body_timeout)))
             .app_data(Data::from(state.embedder))
+            .app_data(Data::new(state.retrieval))
             .app_data(web::PayloadConfig::new(crate::BODY_LIMIT)),
     )
     .split_for_parts();

@@ -4,7 +4,7 @@
 // with its completion in one transaction that first checks its token: a worker whose lease was taken
 // over writes nothing.
 
-use super::documents::{current_vectors, insert_document, nearest};
+use super::documents::{current_vectors, insert_document};
 use super::messages::MessageRow;
 use super::metamessages::NewMetamessageRow;
 use super::schema::{
@@ -16,8 +16,8 @@ use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use honcho_domain::insights::{
-    Conversation, Derived, ItemPolicy, Lease, QueueCounts, QueueScope, Summary, WorkItem,
-    DUPLICATE_DISTANCE, LONG_SUMMARY_EVERY, REPRESENTATION_LABEL, SHORT_SUMMARY_EVERY,
+    restates, Conversation, Derived, ItemPolicy, Lease, NewFact, QueueCounts, QueueScope, Summary,
+    WorkItem, DUPLICATE_DISTANCE, LONG_SUMMARY_EVERY, REPRESENTATION_LABEL, SHORT_SUMMARY_EVERY,
     SUMMARY_LONG_LABEL, SUMMARY_SHORT_LABEL,
 };
 use honcho_domain::vector::cosine_distance;
@@ -25,6 +25,9 @@ use honcho_domain::{
     id::new_id, now, CollectionKey, Embedding, Error, Message, SessionKey, PROTECTED_COLLECTION,
 };
 use serde_json::Value;
+
+/// Stored facts nearest to a new one that are checked for being restated by it.
+const DUPLICATE_CANDIDATES: usize = 4;
 
 /// Statuses of an item still to be done.
 const OPEN: [&str; 2] = ["pending", "processing"];
@@ -416,23 +419,33 @@ pub fn complete_item(
             // Read before the first insert: the cached copy of the collection's vectors must only
             // ever hold committed documents.
             let stored = current_vectors(conn, &key, cache)?;
-            let mut kept: Vec<&Embedding> = Vec::new();
-            let mut fresh = Vec::new();
+            let mut kept: Vec<&NewFact> = Vec::new();
             for fact in &derived.facts {
-                let near_stored = stored.as_ref().is_some_and(|copy| {
-                    nearest(copy, &fact.embedding, 1)
-                        .first()
-                        .is_some_and(|(_, d)| *d <= DUPLICATE_DISTANCE)
+                let near_stored: Vec<i64> = stored.as_ref().map_or_else(Vec::new, |copy| {
+                    copy.nearest(&fact.embedding, DUPLICATE_CANDIDATES)
+                        .into_iter()
+                        .filter(|(_, d)| *d <= DUPLICATE_DISTANCE)
+                        .map(|(id, _)| id)
+                        .collect()
                 });
-                let near_new = kept.iter().any(|e| {
-                    e.embedder == fact.embedding.embedder
-                        && cosine_distance(&e.vector, &fact.embedding.vector) <= DUPLICATE_DISTANCE
+                let restates_stored = !near_stored.is_empty()
+                    && documents::table
+                        .filter(documents::id.eq_any(&near_stored))
+                        .select(documents::content)
+                        .load::<String>(conn)?
+                        .iter()
+                        .any(|old| restates(&fact.content, old));
+                let restates_new = kept.iter().any(|k| {
+                    k.embedding.embedder == fact.embedding.embedder
+                        && cosine_distance(&k.embedding.vector, &fact.embedding.vector)
+                            <= DUPLICATE_DISTANCE
+                        && restates(&fact.content, &k.content)
                 });
-                if !near_stored && !near_new {
-                    kept.push(&fact.embedding);
-                    fresh.push(fact);
+                if !restates_stored && !restates_new {
+                    kept.push(fact);
                 }
             }
+            let fresh = kept;
             for fact in fresh {
                 insert_document(
                     conn,
@@ -634,7 +647,7 @@ pub fn search_facts(
     let found: Vec<Vec<(i64, f32)>> = queries
         .iter()
         .map(|q| {
-            nearest(&copy, q, top)
+            copy.nearest(q, top)
                 .into_iter()
                 .filter(|(_, d)| *d <= max_distance)
                 .collect()

@@ -1,11 +1,12 @@
 use super::collections::{collection_of, find_collection};
 use super::schema::{collections, documents};
 use super::{dialect, into_map, page_of, Conn};
-use crate::vectors::{CollectionVectors, VectorCache};
+use crate::vectors::{normalized, CollectionVectors, VectorCache};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use honcho_domain::vector::{cosine_distance, decode, encode, top_k};
+use honcho_domain::retrieval::Search;
+use honcho_domain::vector::{decode, encode};
 use honcho_domain::{
     id::new_id, now, CollectionKey, Document, Embedding, Error, Metadata, Page, PageRequest, Text,
     PROTECTED_COLLECTION,
@@ -226,40 +227,35 @@ pub fn list_documents(
     })
 }
 
-/// The `top_k` documents nearest to `query` by cosine distance, nearest first, among those that
-/// pass the filter and were embedded by the same embedder with the same dimension. Only ids and
-/// vectors are read for the scan; whole rows only for the winners.
+/// The `top` documents of the collection best ranked for `search`
+/// ([`honcho_domain::retrieval`]), best first, among those that pass `filter`. Scores come from the
+/// cached copy of the collection (brought up to date first); the database applies the filter and
+/// reads the winners' rows. An unknown collection has no documents.
 pub fn query_documents(
     conn: &mut Conn,
     key: &CollectionKey,
-    query: &Embedding,
+    search: &Search,
     top: usize,
     filter: Option<&Metadata>,
+    cache: &VectorCache,
 ) -> DbResult<Vec<Document>> {
-    let mut candidates = documents::table
-        .filter(documents::collection_id.eq(&key.collection_id))
-        .filter(documents::user_id.eq(&key.user_id))
-        .filter(documents::app_id.eq(&key.app_id))
-        .filter(documents::embedder.eq(&query.embedder))
-        .filter(documents::dimensions.eq(query.vector.len() as i32))
-        .select((documents::id, documents::embedding))
-        .into_boxed();
-    if let Some(f) = filter {
-        candidates = candidates.filter(dialect::metadata_contains(f.as_map()));
-    }
-    let scored = candidates
-        .load_iter::<(i64, Vec<u8>), diesel::connection::DefaultLoadingMode>(conn)?
-        .map(|row| {
-            row.map(|(id, bytes)| {
-                (
-                    id,
-                    decode(&bytes).map_or(1.0, |v| cosine_distance(&query.vector, &v)),
-                )
-            })
-        })
-        .collect::<QueryResult<Vec<_>>>()?;
-    let winners = top_k(scored, top);
-    let ids: Vec<i64> = winners.iter().map(|(id, _)| *id).collect();
+    let Some(copy) = current_vectors(conn, key, cache)? else {
+        return Ok(Vec::new());
+    };
+    let allowed: Option<Vec<i64>> = match filter {
+        Some(f) => Some(
+            documents::table
+                .filter(documents::collection_id.eq(&key.collection_id))
+                .filter(documents::user_id.eq(&key.user_id))
+                .filter(documents::app_id.eq(&key.app_id))
+                .filter(dialect::metadata_contains(f.as_map()))
+                .order(documents::id.asc())
+                .select(documents::id)
+                .load(conn)?,
+        ),
+        None => None,
+    };
+    let ids = copy.rank(search, allowed.as_deref(), top);
     documents_in_order(conn, &ids)
 }
 
@@ -338,34 +334,31 @@ fn load_vectors(
         .order(documents::id.asc())
         .select(VECTOR_COLUMNS)
         .load(conn)?;
-    let mut copy = CollectionVectors {
-        version,
-        ids: Vec::new(),
-        made_by: Vec::new(),
-        vectors: Vec::new(),
-    };
+    let mut copy = CollectionVectors::new(version);
     append(&mut copy, rows);
     Ok(copy)
 }
 
-/// `(id, embedder, dimensions, embedding)` of a document.
-type VectorRow = (i64, String, i32, Vec<u8>);
+/// `(id, embedder, dimensions, embedding, content)` of a document.
+type VectorRow = (i64, String, i32, Vec<u8>, String);
 const VECTOR_COLUMNS: (
     documents::id,
     documents::embedder,
     documents::dimensions,
     documents::embedding,
+    documents::content,
 ) = (
     documents::id,
     documents::embedder,
     documents::dimensions,
     documents::embedding,
+    documents::content,
 );
 
-/// Adds `rows` (in id order, after the copy's) to the copy, unit length.
+/// Adds `rows` (in id order, after the copy's) to the copy: unit-length vectors and postings.
 fn append(copy: &mut CollectionVectors, rows: Vec<VectorRow>) {
     let mut names: Vec<Arc<str>> = Vec::new();
-    for (id, embedder, dims, bytes) in rows {
+    for (id, embedder, dims, bytes, content) in rows {
         let known = copy.made_by.iter().map(|(n, _)| n).chain(names.iter());
         let name = match known.into_iter().find(|n| ***n == *embedder) {
             Some(n) => n.clone(),
@@ -378,6 +371,7 @@ fn append(copy: &mut CollectionVectors, rows: Vec<VectorRow>) {
         copy.made_by.push((name, dims));
         copy.vectors
             .push(normalized(decode(&bytes).unwrap_or_default()));
+        copy.lexical.push(&content);
     }
 }
 
@@ -412,56 +406,20 @@ fn extend_vectors(
         ids: old.ids.clone(),
         made_by: old.made_by.clone(),
         vectors: old.vectors.clone(),
+        lexical: old.lexical.clone(),
     };
     append(&mut copy, rows);
     Ok(Some(copy))
 }
 
-/// `v` scaled to unit length (a zero vector stays zero: it is at distance 1 from everything), so
-/// that cosine distance is one minus a dot product.
-fn normalized(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = dot(&v, &v).sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-    v
-}
-
-/// Dot product with eight independent sums, which the compiler turns into vector instructions.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            sums[i] += x[i] * y[i];
-        }
-    }
-    sums.iter().sum::<f32>() + tail
-}
-
-/// Like `query_documents` without a filter, scoring against the cached copy of the collection's
-/// vectors (refreshed when the collection changed). An unknown collection has no documents.
-pub fn query_documents_cached(
-    conn: &mut Conn,
-    key: &CollectionKey,
-    query: &Embedding,
-    top: usize,
-    cache: &VectorCache,
-) -> DbResult<Vec<Document>> {
-    let Some(copy) = current_vectors(conn, key, cache)? else {
-        return Ok(Vec::new());
-    };
-    let ids: Vec<i64> = nearest(&copy, query, top)
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    documents_in_order(conn, &ids)
+#[derive(QueryableByName)]
+struct VersionRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    deleted_revision: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    max_id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    max_revision: Option<i64>,
 }
 
 /// The cached copy of the collection's vectors, reloaded when the collection changed since it was
@@ -471,28 +429,28 @@ pub(super) fn current_vectors(
     key: &CollectionKey,
     cache: &VectorCache,
 ) -> DbResult<Option<Arc<CollectionVectors>>> {
-    let deleted_revision: Option<i64> = collection_of!(key)
-        .select(collections::deleted_revision)
-        .get_result(conn)
-        .optional()?;
-    let Some(deleted_revision) = deleted_revision else {
+    // One round trip: the collection's deletion revision and its documents' largest id and
+    // revision (each an index read). `$n` is one parameter wherever it appears, on both engines.
+    let read = diesel::sql_query(
+        "SELECT c.deleted_revision, \
+         (SELECT max(d.id) FROM documents d WHERE d.collection_id = $1) AS max_id, \
+         (SELECT max(d.revision) FROM documents d WHERE d.collection_id = $1) AS max_revision \
+         FROM collections c WHERE c.public_id = $1 AND c.user_id = $2 AND c.app_id = $3",
+    )
+    .bind::<diesel::sql_types::Text, _>(&key.collection_id)
+    .bind::<diesel::sql_types::Text, _>(&key.user_id)
+    .bind::<diesel::sql_types::Text, _>(&key.app_id)
+    .get_result::<VersionRow>(conn)
+    .optional()?
+    .map(|r| (r.deleted_revision, r.max_id, r.max_revision));
+    let Some((deleted_revision, max_id, max_revision)) = read else {
         return Ok(None);
     };
-    let in_collection = || documents::table.filter(documents::collection_id.eq(&key.collection_id));
-    let mut version = || -> QueryResult<(i64, i64, i64)> {
-        let max_id: Option<i64> = in_collection()
-            .select(diesel::dsl::max(documents::id))
-            .get_result(conn)?;
-        let max_revision: Option<i64> = in_collection()
-            .select(diesel::dsl::max(documents::revision))
-            .get_result(conn)?;
-        Ok((
-            max_id.unwrap_or(0),
-            max_revision.unwrap_or(0),
-            deleted_revision,
-        ))
-    };
-    let version = version()?;
+    let version = (
+        max_id.unwrap_or(0),
+        max_revision.unwrap_or(0),
+        deleted_revision,
+    );
     let cached = |cache: &VectorCache| {
         cache
             .get(&key.collection_id)
@@ -525,19 +483,4 @@ pub(super) fn current_vectors(
         }
     };
     Ok(Some(copy))
-}
-
-/// The internal ids of the `top` vectors of `copy` nearest to `query` (same embedder and
-/// dimension) with their cosine distances, nearest first.
-pub(super) fn nearest(copy: &CollectionVectors, query: &Embedding, top: usize) -> Vec<(i64, f32)> {
-    let dims = query.vector.len() as i32;
-    let q = normalized(query.vector.clone());
-    let scored = copy
-        .ids
-        .iter()
-        .zip(&copy.made_by)
-        .zip(&copy.vectors)
-        .filter(|((_, (name, d)), _)| *d == dims && **name == *query.embedder)
-        .map(|((id, _), v)| (*id, 1.0 - dot(&q, v)));
-    top_k(scored, top)
 }

@@ -1,7 +1,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use honcho_db::{DatabaseUrl, Db, DbOptions};
-use honcho_models::{Embedder, LocalEmbedder};
+use honcho_models::{Embedder, PotionEmbedder};
 use honcho_web::auth::{AuthConfig, Keys};
 use serde_json::{json, Value};
 use std::sync::mpsc;
@@ -21,11 +21,13 @@ pub struct TestApp {
     db_url: String,
 }
 
-/// How a test's server is set up; `Default` is authentication off, the local embedder, a fresh
-/// database.
+/// How a test's server is set up; `Default` is authentication off, the shipped embedder, hybrid
+/// ranking, a fresh database.
 pub struct Options {
     pub auth: AuthConfig,
     pub embedder: Arc<dyn Embedder>,
+    /// How `documents/query` ranks.
+    pub retrieval: honcho_domain::retrieval::Retrieval,
     /// SQLite only: the database file (a fresh temporary one when `None`).
     pub sqlite_path: Option<std::path::PathBuf>,
     pub db: DbOptions,
@@ -42,7 +44,8 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             auth: AuthConfig::default(),
-            embedder: Arc::new(LocalEmbedder::new()),
+            embedder: Arc::new(PotionEmbedder::new()),
+            retrieval: Default::default(),
             sqlite_path: None,
             db: DbOptions::with_max_size(4),
             body_timeout: Duration::from_secs(30),
@@ -134,7 +137,7 @@ pub fn on_postgres() -> bool {
 }
 
 impl TestApp {
-    /// A server with authentication off and the local embedder.
+    /// A server with authentication off and the shipped embedder.
     pub fn spawn() -> TestApp {
         Self::spawn_with(Options::default())
     }
@@ -170,6 +173,7 @@ impl TestApp {
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = mpsc::channel();
         let (auth, embedder, body_timeout) = (options.auth, options.embedder, options.body_timeout);
+        let retrieval = options.retrieval;
         let deriver = match (&options.models, options.deriver) {
             (Some(models), Some(settings)) => Some(honcho_insights::Deriver::start(
                 db.clone(),
@@ -190,6 +194,7 @@ impl TestApp {
                     models,
                     deriver_signal,
                     embedder,
+                    retrieval,
                     body_timeout,
                     cors_origins: None,
                 };

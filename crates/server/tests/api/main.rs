@@ -15,6 +15,7 @@ mod model_server;
 mod openapi;
 mod operations;
 mod properties;
+mod retrieval;
 mod routing;
 mod sessions;
 mod users;

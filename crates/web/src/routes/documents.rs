@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::web::{Data, Json, Path};
 use actix_web::{delete, get, post, put, HttpRequest};
 use honcho_domain::embed::Embedder;
+use honcho_domain::retrieval::{Retrieval, Search};
 use honcho_domain::Text;
 use serde::Deserialize;
 use serde_json::json;
@@ -171,18 +172,23 @@ async fn delete_document(
     }))
 }
 
-/// The documents nearest to a query, nearest first
+/// The documents that best match a query, best first
+///
+/// Ranked by meaning and words together by default (cosine similarity of the embedder's vectors
+/// and BM25, each min-max scaled over the documents that pass the filter, then weighted);
+/// `RETRIEVAL_MODE` and `RETRIEVAL_LEXICAL_WEIGHT` configure it.
 #[utoipa::path(
     tag = "documents",
     operation_id = "query_documents_v1_apps__app_id__users__user_id__collections__collection_id__documents_query_post",
     params(CollectionPath),
     request_body(content = DocumentQuery, description = "Query parameters for document search"),
-    responses((status = 200, description = "The nearest documents", body = Vec<Document>))
+    responses((status = 200, description = "The best matching documents", body = Vec<Document>))
 )]
 #[post("/query")]
 async fn query_documents(
     access: Access<scope::Collection>,
     embedder: Data<dyn Embedder>,
+    retrieval: Data<Retrieval>,
     path: Path<CollectionPath>,
     body: Body<DocumentQuery>,
 ) -> Result<Json<Vec<Document>>, ApiError> {
@@ -213,9 +219,19 @@ async fn query_documents(
     }
     let filter = parse_filter(filter)?;
     let key = path.into_inner().key();
-    let embedding = embed(&embedder, query.into_inner()).await?;
+    let retrieval = **retrieval;
+    let text = query.into_inner();
+    let embedding = match retrieval.mode.uses_vectors() {
+        true => Some(embed(&embedder, text.clone()).await?),
+        false => None,
+    };
+    let search = Search {
+        text,
+        embedding,
+        retrieval,
+    };
     let documents = run(access.db(), move |db| {
-        db.query_documents(&key, &embedding, top_k as usize, filter.as_ref())
+        db.query_documents(&key, &search, top_k as usize, filter.as_ref())
     })
     .await?;
     Ok(Json(documents.into_iter().map(Document::from).collect()))

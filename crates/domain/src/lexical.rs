@@ -1,0 +1,219 @@
+//! Lexical ranking: Okapi BM25 over stemmed words.
+//!
+//! # Terms
+//! A text is split into words at Unicode word boundaries (UAX #29: `don't` and `Maya's` are one
+//! word each, an ideograph is a word of its own), keeping the words that hold a letter or digit.
+//! Each word is lower-cased (Unicode rules, with `’` read as `'`), dropped if it is an English stop
+//! word ([`STOP_WORDS`]), and reduced to its Snowball English stem (`running`, `runs` → `run`;
+//! words of other languages pass through the stemmer mostly unchanged, so they still match
+//! themselves exactly).
+//!
+//! # Scoring
+//! For a query's distinct terms `t` and a document `d` of a collection of `N` documents:
+//!
+//! `score(d) = Σ idf(t) · tf(t,d) · (K1 + 1) / (tf(t,d) + K1 · (1 − B + B · len(d) / avglen))`
+//!
+//! with `idf(t) = ln(1 + (N − df(t) + 0.5) / (df(t) + 0.5))`, `df(t)` the number of documents
+//! holding `t`, `len(d)` the number of terms of `d` (stop words not counted) and `avglen` their
+//! mean. The statistics are those of the whole collection, whatever filter a query adds (as search
+//! engines do), so a filter narrows the candidates without changing their scores.
+
+use std::collections::HashMap;
+
+use rust_stemmers::{Algorithm, Stemmer};
+use unicode_segmentation::UnicodeSegmentation;
+
+/// Term frequency saturation.
+pub const K1: f32 = 1.2;
+/// Length normalisation.
+pub const B: f32 = 0.75;
+
+/// English words too common to tell documents apart, matched after lower-casing and before
+/// stemming.
+pub const STOP_WORDS: &[&str] = &[
+    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are",
+    "aren't", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both",
+    "but", "by", "can", "can't", "cannot", "could", "couldn't", "did", "didn't", "do", "does",
+    "doesn't", "doing", "don't", "down", "during", "each", "few", "for", "from", "further", "had",
+    "hadn't", "has", "hasn't", "have", "haven't", "having", "he", "he'd", "he'll", "he's", "her",
+    "here", "here's", "hers", "herself", "him", "himself", "his", "how", "how's", "i", "i'd",
+    "i'll", "i'm", "i've", "if", "in", "into", "is", "isn't", "it", "it's", "its", "itself",
+    "let's", "me", "more", "most", "mustn't", "my", "myself", "no", "nor", "not", "of", "off",
+    "on", "once", "only", "or", "other", "ought", "our", "ours", "ourselves", "out", "over", "own",
+    "same", "shan't", "she", "she'd", "she'll", "she's", "should", "shouldn't", "so", "some",
+    "such", "than", "that", "that's", "the", "their", "theirs", "them", "themselves", "then",
+    "there", "there's", "these", "they", "they'd", "they'll", "they're", "they've", "this",
+    "those", "through", "to", "too", "under", "until", "up", "very", "was", "wasn't", "we", "we'd",
+    "we'll", "we're", "we've", "were", "weren't", "what", "what's", "when", "when's", "where",
+    "where's", "which", "while", "who", "who's", "whom", "why", "why's", "will", "with", "won't",
+    "would", "wouldn't", "you", "you'd", "you'll", "you're", "you've", "your", "yours",
+    "yourself", "yourselves",
+];
+
+/// Calls `each` with every term of `text`, in order (repeats included).
+pub fn for_each_term(text: &str, mut each: impl FnMut(&str)) {
+    let stemmer = Stemmer::create(Algorithm::English);
+    let mut word = String::new();
+    for raw in text.unicode_words() {
+        word.clear();
+        for c in raw.chars() {
+            match c {
+                '\u{2019}' | '\u{2018}' => word.push('\''),
+                c => word.extend(c.to_lowercase()),
+            }
+        }
+        if STOP_WORDS.binary_search(&word.as_str()).is_ok() {
+            continue;
+        }
+        each(&stemmer.stem(&word));
+    }
+}
+
+/// The terms of `text`, in order (repeats included).
+pub fn terms(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for_each_term(text, |t| out.push(t.to_string()));
+    out
+}
+
+/// The postings of a set of documents, numbered 0, 1, … in the order they were added. Adding is
+/// the only change: a document that changes or goes means building the index again.
+#[derive(Debug, Clone, Default)]
+pub struct LexicalIndex {
+    ids: HashMap<Box<str>, u32>,
+    /// Per term: (document number, occurrences), in document order.
+    postings: Vec<Vec<(u32, u32)>>,
+    /// Per document: its number of terms.
+    lengths: Vec<u32>,
+    total_length: u64,
+}
+
+impl LexicalIndex {
+    /// Adds the next document.
+    pub fn push(&mut self, text: &str) {
+        let doc = self.lengths.len() as u32;
+        let mut counts: HashMap<String, u32> = HashMap::new();
+        let mut length = 0u32;
+        for_each_term(text, |t| {
+            length += 1;
+            match counts.get_mut(t) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(t.to_string(), 1);
+                }
+            }
+        });
+        // Postings stay in document order whatever the hash map's order.
+        for (term, count) in counts {
+            let next = self.postings.len() as u32;
+            let id = *self.ids.entry(term.into_boxed_str()).or_insert(next);
+            if id == next {
+                self.postings.push(Vec::new());
+            }
+            self.postings[id as usize].push((doc, count));
+        }
+        self.lengths.push(length);
+        self.total_length += u64::from(length);
+    }
+
+    /// Number of documents.
+    pub fn len(&self) -> usize {
+        self.lengths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lengths.is_empty()
+    }
+
+    /// Approximate memory held, in bytes.
+    pub fn bytes(&self) -> usize {
+        let postings: usize = self.postings.iter().map(|p| p.len() * 8 + 24).sum();
+        let terms: usize = self.ids.keys().map(|k| k.len() + 16 + 4 + 8).sum();
+        postings + terms + self.lengths.len() * 4 + 64
+    }
+
+    /// The BM25 score of every document for `query`, indexed by document number (0 for a
+    /// document holding none of its terms, and for every document when the query has no term).
+    pub fn scores(&self, query: &str) -> Vec<f32> {
+        let mut scores = vec![0.0f32; self.lengths.len()];
+        if self.lengths.is_empty() {
+            return scores;
+        }
+        let n = self.lengths.len() as f64;
+        let average = (self.total_length as f64 / n).max(1.0) as f32;
+        let mut seen: Vec<u32> = Vec::new();
+        for_each_term(query, |t| {
+            let Some(&id) = self.ids.get(t) else {
+                return;
+            };
+            if seen.contains(&id) {
+                return;
+            }
+            seen.push(id);
+            let postings = &self.postings[id as usize];
+            let df = postings.len() as f64;
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln() as f32;
+            for &(doc, tf) in postings {
+                let tf = tf as f32;
+                let length = self.lengths[doc as usize] as f32;
+                let norm = K1 * (1.0 - B + B * length / average);
+                scores[doc as usize] += idf * tf * (K1 + 1.0) / (tf + norm);
+            }
+        });
+        scores
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_words_are_sorted_for_binary_search() {
+        assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn terms_are_lower_cased_stemmed_words_without_stop_words() {
+        assert_eq!(
+            terms("The runners were RUNNING; she runs daily!"),
+            vec!["runner", "run", "run", "daili"]
+        );
+        assert_eq!(terms("Maya’s dog didn't bark"), vec!["maya", "dog", "bark"]);
+        assert_eq!(terms("the and of it"), Vec::<String>::new());
+        assert_eq!(terms("2024 was 3.5 times better"), vec!["2024", "3.5", "time", "better"]);
+        // Other scripts: words (or ideographs) pass through, never a panic.
+        assert_eq!(terms("Füße Straße"), vec!["füße", "straße"]);
+        assert_eq!(terms("東京に住む").len(), 5);
+        assert!(terms("🎻 — …").is_empty());
+    }
+
+    #[test]
+    fn bm25_follows_the_formula() {
+        let mut index = LexicalIndex::default();
+        index.push("cello cello practice");
+        index.push("piano lessons");
+        index.push("the cello");
+        let scores = index.scores("cello");
+        // N = 3, df = 2, lengths 3, 2, 1 (average 2).
+        let idf = (1.0f32 + (3.0 - 2.0 + 0.5) / (2.0 + 0.5)).ln();
+        let expect = |tf: f32, len: f32| idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * len / 2.0));
+        assert!((scores[0] - expect(2.0, 3.0)).abs() < 1e-6);
+        assert_eq!(scores[1], 0.0);
+        assert!((scores[2] - expect(1.0, 1.0)).abs() < 1e-6);
+        // Repeating a query word does not count it twice; stop words count nothing.
+        assert_eq!(index.scores("cello cello the"), scores);
+        assert_eq!(index.scores("the of"), vec![0.0; 3]);
+        assert_eq!(LexicalIndex::default().scores("cello"), Vec::<f32>::new());
+    }
+
+    #[test]
+    fn rarer_terms_weigh_more() {
+        let mut index = LexicalIndex::default();
+        for text in ["dog park", "dog walk", "dog food", "cat park"] {
+            index.push(text);
+        }
+        let s = index.scores("cat dog");
+        assert!(s[3] > s[0], "{s:?}");
+    }
+}

@@ -1,0 +1,193 @@
+//! How `documents/query` ranks a collection's documents: by meaning (cosine similarity of the
+//! embedder's vectors), by words (BM25, [`crate::lexical`]), or by both fused.
+//!
+//! # Fusion (`hybrid`, the default)
+//! Over the candidates (the documents that pass the query's filter and carry a vector of the
+//! configured embedder), each list of scores is min-max normalised to `[0, 1]` (a list whose scores
+//! are all equal, such as BM25 for a query made only of stop words, normalises to 0 and so ranks
+//! nothing), then `score = w · bm25' + (1 − w) · cosine'` with `w` the lexical weight. Ties go to
+//! the older document. Both engines rank the same data identically: the scores are computed in
+//! process from the same documents in the same order.
+//!
+//! `vector` ranks by cosine similarity alone (the v1.1.0 behaviour); `lexical` by BM25 alone, over
+//! every document whatever its embedder, returning only documents holding a query term.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::vector::top_k;
+use crate::Embedding;
+
+/// One query of a collection's documents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Search {
+    /// The query as written (for BM25).
+    pub text: String,
+    /// Its vector; absent when the mode does not use vectors.
+    pub embedding: Option<Embedding>,
+    pub retrieval: Retrieval,
+}
+
+/// Which scores rank documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RetrievalMode {
+    #[default]
+    Hybrid,
+    Vector,
+    Lexical,
+}
+
+impl RetrievalMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetrievalMode::Hybrid => "hybrid",
+            RetrievalMode::Vector => "vector",
+            RetrievalMode::Lexical => "lexical",
+        }
+    }
+
+    /// Whether the query text must be embedded.
+    pub fn uses_vectors(self) -> bool {
+        self != RetrievalMode::Lexical
+    }
+}
+
+impl fmt::Display for RetrievalMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RetrievalMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "hybrid" => Ok(RetrievalMode::Hybrid),
+            "vector" => Ok(RetrievalMode::Vector),
+            "lexical" => Ok(RetrievalMode::Lexical),
+            _ => Err(format!(
+                "'{s}' is not a retrieval mode (expected 'hybrid', 'vector' or 'lexical')"
+            )),
+        }
+    }
+}
+
+/// The ranking configuration of a process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retrieval {
+    pub mode: RetrievalMode,
+    /// Weight of the lexical scores in `hybrid` mode, in `[0, 1]`.
+    pub lexical_weight: f32,
+}
+
+/// The default lexical weight.
+pub const DEFAULT_LEXICAL_WEIGHT: f32 = 0.5;
+
+impl Default for Retrieval {
+    fn default() -> Self {
+        Retrieval {
+            mode: RetrievalMode::Hybrid,
+            lexical_weight: DEFAULT_LEXICAL_WEIGHT,
+        }
+    }
+}
+
+impl Retrieval {
+    /// Parses a lexical weight: a number from 0 to 1.
+    pub fn parse_weight(s: &str) -> Result<f32, String> {
+        s.trim()
+            .parse::<f32>()
+            .ok()
+            .filter(|w| (0.0..=1.0).contains(w))
+            .ok_or_else(|| format!("'{s}' is not a number from 0 to 1"))
+    }
+
+    /// The fused score of each candidate, from its lexical and cosine scores (same order, same
+    /// length), as the mode asks.
+    pub fn fuse(&self, lexical: &[f32], cosine: &[f32]) -> Vec<f32> {
+        match self.mode {
+            RetrievalMode::Vector => cosine.to_vec(),
+            RetrievalMode::Lexical => lexical.to_vec(),
+            RetrievalMode::Hybrid => {
+                let w = self.lexical_weight;
+                normalized(lexical)
+                    .zip(normalized(cosine))
+                    .map(|(l, c)| w * l + (1.0 - w) * c)
+                    .collect()
+            }
+        }
+    }
+}
+
+/// `scores` min-max scaled to `[0, 1]`; all zeros when they are all equal (or not finite).
+fn normalized(scores: &[f32]) -> impl Iterator<Item = f32> + '_ {
+    let (min, max) = scores
+        .iter()
+        .filter(|s| s.is_finite())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
+            (lo.min(*s), hi.max(*s))
+        });
+    let span = max - min;
+    scores.iter().map(move |s| {
+        if span > 0.0 && span.is_finite() && s.is_finite() {
+            (s - min) / span
+        } else {
+            0.0
+        }
+    })
+}
+
+/// The `k` best of `scored` (highest score first; on equal scores, the item that came first).
+pub fn best<T>(scored: impl IntoIterator<Item = (T, f32)>, k: usize) -> Vec<(T, f32)> {
+    top_k(scored.into_iter().map(|(t, s)| (t, -s)), k)
+        .into_iter()
+        .map(|(t, s)| (t, -s))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_print() {
+        for mode in [
+            RetrievalMode::Hybrid,
+            RetrievalMode::Vector,
+            RetrievalMode::Lexical,
+        ] {
+            assert_eq!(mode.as_str().parse::<RetrievalMode>(), Ok(mode));
+        }
+        assert_eq!(" Hybrid ".parse::<RetrievalMode>(), Ok(RetrievalMode::Hybrid));
+        assert!("bm25".parse::<RetrievalMode>().is_err());
+        assert_eq!(Retrieval::parse_weight("0.3"), Ok(0.3));
+        assert!(Retrieval::parse_weight("1.5").is_err());
+        assert!(Retrieval::parse_weight("NaN").is_err());
+    }
+
+    #[test]
+    fn hybrid_is_a_weighted_sum_of_min_max_scaled_scores() {
+        let r = Retrieval::default();
+        let fused = r.fuse(&[0.0, 2.0, 4.0], &[0.5, 0.9, 0.1]);
+        let expect = [0.25, 0.5 * 0.5 + 0.5, 0.5];
+        for (f, e) in fused.iter().zip(expect) {
+            assert!((f - e).abs() < 1e-6, "{fused:?}");
+        }
+        // A flat list (no query term matched) leaves the order to the other.
+        let fused = r.fuse(&[0.0, 0.0, 0.0], &[0.2, 0.8, 0.5]);
+        assert_eq!(best(fused.into_iter().enumerate(), 3)[0].0, 1);
+        let lexical_only = Retrieval {
+            lexical_weight: 1.0,
+            ..r
+        };
+        assert_eq!(lexical_only.fuse(&[1.0, 3.0], &[0.9, 0.1]), vec![0.0, 1.0]);
+    }
+
+    #[test]
+    fn best_prefers_high_scores_then_the_first() {
+        let ranked = best([("a", 0.5), ("b", 0.9), ("c", 0.9), ("d", 0.1)], 3);
+        let names: Vec<&str> = ranked.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["b", "c", "a"]);
+    }
+}
