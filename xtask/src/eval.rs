@@ -67,7 +67,11 @@ fn load() -> Result<Vec<Conversation>, String> {
         // The name the person goes by: a quoted nickname (`Augustin "Gus" Farrow`), else the first.
         let first_name = match person.split('"').nth(1) {
             Some(nickname) if !nickname.trim().is_empty() => nickname.trim().to_string(),
-            _ => person.split_whitespace().next().unwrap_or("User").to_string(),
+            _ => person
+                .split_whitespace()
+                .next()
+                .unwrap_or("User")
+                .to_string(),
         };
         let mut turns = Vec::new();
         for session in list(&c, "sessions")? {
@@ -84,10 +88,20 @@ fn load() -> Result<Vec<Conversation>, String> {
         for q in list(&c, "questions")? {
             let evidence = list(&q, "evidence")?
                 .iter()
-                .map(|e| e.as_str().map(str::to_owned).ok_or("evidence ids are strings"))
+                .map(|e| {
+                    e.as_str()
+                        .map(str::to_owned)
+                        .ok_or("evidence ids are strings")
+                })
                 .collect::<Result<Vec<_>, _>>()?;
-            if let Some(missing) = evidence.iter().find(|e| !turns.iter().any(|(id, _)| id == *e)) {
-                return Err(format!("{}: unknown evidence turn {missing}", path.display()));
+            if let Some(missing) = evidence
+                .iter()
+                .find(|e| !turns.iter().any(|(id, _)| id == *e))
+            {
+                return Err(format!(
+                    "{}: unknown evidence turn {missing}",
+                    path.display()
+                ));
             }
             questions.push(Question {
                 kind: str_of(&q, "kind")?,
@@ -153,7 +167,10 @@ fn run_one(
             )?;
             let base = format!("/v1/apps/{app}/users/{user}/collections/{collection}/documents");
             for (id, text) in &conversation.turns {
-                client.create(&base, json!({ "content": text, "metadata": { "turn": id } }))?;
+                client.create(
+                    &base,
+                    json!({ "content": text, "metadata": { "turn": id } }),
+                )?;
             }
             for q in &conversation.questions {
                 let body = json!({ "query": q.text, "top_k": 50 }).to_string();

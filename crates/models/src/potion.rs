@@ -99,7 +99,10 @@ mod tests {
         assert_eq!(v.len(), DIMENSIONS);
         let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "{norm}");
-        assert_eq!(v, e.embed_one("Maya tuned her old cello before the concert."));
+        assert_eq!(
+            v,
+            e.embed_one("Maya tuned her old cello before the concert.")
+        );
         assert_eq!(e.embed(&["a", "b"]).expect("embeds").len(), 2);
     }
 
@@ -111,7 +114,10 @@ mod tests {
         assert!(related < unrelated, "{related} vs {unrelated}");
         assert!(
             distance("my puppy chewed the slippers", "the dog ate my shoes")
-                < distance("my puppy chewed the slippers", "quarterly tax filing deadline")
+                < distance(
+                    "my puppy chewed the slippers",
+                    "quarterly tax filing deadline"
+                )
         );
     }
 
@@ -124,7 +130,12 @@ mod tests {
             assert!(v.iter().all(|x| *x == 0.0), "{text:?}: {v:?}");
         }
         // Any script: no panic, a vector of the right length.
-        for text in ["日本語のテキスト", "Ελληνικά κείμενα", "emoji 🎻🐶", "ÅÄÖ åäö"] {
+        for text in [
+            "日本語のテキスト",
+            "Ελληνικά κείμενα",
+            "emoji 🎻🐶",
+            "ÅÄÖ åäö",
+        ] {
             assert_eq!(e.embed_one(text).len(), DIMENSIONS);
         }
     }
@@ -135,6 +146,10 @@ mod tests {
     fn vectors_are_stable() {
         let v = PotionEmbedder::new().embed_one("The user adopted a beagle named Biscuit.");
         let head: Vec<i32> = v[..4].iter().map(|x| (x * 1e4).round() as i32).collect();
-        assert_eq!(head, vec![739, -2272, -783, -1370], "the potion-base-8M vectors changed");
+        assert_eq!(
+            head,
+            vec![739, -2272, -783, -1370],
+            "the potion-base-8M vectors changed"
+        );
     }
 }

@@ -8,6 +8,12 @@ use honcho_domain::retrieval::{Retrieval, RetrievalMode};
 use honcho_models::PotionEmbedder;
 use serde_json::{json, Value};
 
+const MODES: [RetrievalMode; 3] = [
+    RetrievalMode::Hybrid,
+    RetrievalMode::Vector,
+    RetrievalMode::Lexical,
+];
+
 fn app_with(mode: RetrievalMode) -> TestApp {
     TestApp::spawn_with(Options {
         retrieval: Retrieval {
@@ -73,7 +79,10 @@ fn reference_scores(
     let q = model.embed_one(query);
     let cosine = |text: &str| -> f64 {
         let v = model.embed_one(text);
-        q.iter().zip(&v).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum()
+        q.iter()
+            .zip(&v)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum()
     };
     let lexical: Vec<f64> = candidates.iter().map(|&i| f64::from(bm25[i])).collect();
     let dense: Vec<f64> = candidates.iter().map(|&i| cosine(&all[i].1)).collect();
@@ -194,11 +203,7 @@ fn add_all(app: &TestApp, docs: &str) -> Vec<String> {
 
 #[test]
 fn every_mode_ranks_by_its_formula_and_stays_exact_through_changes() {
-    for mode in [
-        RetrievalMode::Hybrid,
-        RetrievalMode::Vector,
-        RetrievalMode::Lexical,
-    ] {
+    for mode in MODES {
         let retrieval = Retrieval {
             mode,
             ..Retrieval::default()
@@ -206,7 +211,10 @@ fn every_mode_ranks_by_its_formula_and_stays_exact_through_changes() {
         let app = app_with(mode);
         let docs = collection(&app);
         // A first copy of the collection is taken with one document, then extended.
-        app.ok(app.post(&docs, json!({ "content": "Maya keeps bees.", "metadata": {} })));
+        app.ok(app.post(
+            &docs,
+            json!({ "content": "Maya keeps bees.", "metadata": {} }),
+        ));
         check_all(&app, &docs, retrieval, &format!("{mode}: one document"));
         let ids = add_all(&app, &docs);
         check_all(&app, &docs, retrieval, &format!("{mode}: created"));
@@ -229,7 +237,12 @@ fn every_mode_ranks_by_its_formula_and_stays_exact_through_changes() {
             &docs,
             json!({ "content": "Biscuit the beagle learnt to sit.", "metadata": { "even": true } }),
         ));
-        check_all(&app, &docs, retrieval, &format!("{mode}: added after delete"));
+        check_all(
+            &app,
+            &docs,
+            retrieval,
+            &format!("{mode}: added after delete"),
+        );
     }
 }
 
@@ -267,19 +280,22 @@ fn deleted_and_edited_documents_change_results_at_once() {
 
 #[test]
 fn edge_queries_answer_sensibly() {
-    for mode in [
-        RetrievalMode::Hybrid,
-        RetrievalMode::Vector,
-        RetrievalMode::Lexical,
-    ] {
+    for mode in MODES {
         let app = app_with(mode);
         let docs = collection(&app);
         // An empty collection.
-        assert_eq!(query(&app, &docs, json!({ "query": "anything" })), Vec::<String>::new());
+        assert_eq!(
+            query(&app, &docs, json!({ "query": "anything" })),
+            Vec::<String>::new()
+        );
         add_all(&app, &docs);
         // Only stop words: no word counts; hybrid and vector still rank by meaning, lexical finds
         // nothing.
-        let found = query(&app, &docs, json!({ "query": "what is the of and", "top_k": 5 }));
+        let found = query(
+            &app,
+            &docs,
+            json!({ "query": "what is the of and", "top_k": 5 }),
+        );
         match mode {
             RetrievalMode::Lexical => assert!(found.is_empty(), "{found:?}"),
             _ => assert_eq!(found.len(), 5),
@@ -319,19 +335,13 @@ fn text_in_other_languages_is_ranked_without_trouble() {
 #[test]
 fn both_engines_rank_the_same() {
     let mut out = serde_json::Map::new();
-    for mode in [
-        RetrievalMode::Hybrid,
-        RetrievalMode::Vector,
-        RetrievalMode::Lexical,
-    ] {
+    for mode in MODES {
         let app = app_with(mode);
         let docs = collection(&app);
         add_all(&app, &docs);
         for q in QUERIES {
-            let found = app.ok(app.post(
-                &format!("{docs}/query"),
-                json!({ "query": q, "top_k": 5 }),
-            ));
+            let found =
+                app.ok(app.post(&format!("{docs}/query"), json!({ "query": q, "top_k": 5 })));
             let contents: Vec<Value> = found
                 .as_array()
                 .unwrap()
