@@ -15,15 +15,18 @@ use honcho_domain::vector::top_k;
 use honcho_domain::Embedding;
 
 /// The vectors and word postings of one collection at one version.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CollectionVectors {
     /// `(largest internal id, largest revision, deletion revision)` when the copy was made.
     pub version: (i64, i64, i64),
-    /// Internal document ids, in the order of `vectors`.
+    /// Internal document ids, ascending; document `i` is the `i`-th of every list.
     pub ids: Vec<i64>,
     /// `(embedder, dimensions)` of each vector.
     pub made_by: Vec<(Arc<str>, i32)>,
-    pub vectors: Vec<Vec<f32>>,
+    /// Every vector, unit length, one after the other (one block of memory, scanned in order).
+    values: Vec<f32>,
+    /// Vector `i` is `values[starts[i]..starts[i + 1]]`.
+    starts: Vec<usize>,
     /// BM25 postings of the documents' contents, document `i` being `ids[i]`.
     pub lexical: LexicalIndex,
 }
@@ -35,13 +38,29 @@ impl CollectionVectors {
             version,
             ids: Vec::new(),
             made_by: Vec::new(),
-            vectors: Vec::new(),
+            values: Vec::new(),
+            starts: vec![0],
             lexical: LexicalIndex::default(),
         }
     }
 
+    /// Adds the next document (ids ascending): its vector (scaled to unit length here) and
+    /// content.
+    pub fn push(&mut self, id: i64, made_by: (Arc<str>, i32), vector: Vec<f32>, content: &str) {
+        self.ids.push(id);
+        self.made_by.push(made_by);
+        self.values.extend(normalized(vector));
+        self.starts.push(self.values.len());
+        self.lexical.push(content);
+    }
+
+    /// The vector of document `i`.
+    fn vector(&self, i: usize) -> &[f32] {
+        &self.values[self.starts[i]..self.starts[i + 1]]
+    }
+
     fn bytes(&self) -> usize {
-        self.vectors.iter().map(|v| v.len() * 4 + 48).sum::<usize>() + self.lexical.bytes() + 64
+        self.values.len() * 4 + self.ids.len() * 40 + self.lexical.bytes() + 64
     }
 
     /// Positions of the documents with a vector of `query`'s embedder and dimension.
@@ -60,7 +79,7 @@ impl CollectionVectors {
         let q = normalized(query.vector.clone());
         let scored = self
             .comparable(query)
-            .map(|i| (self.ids[i], 1.0 - dot(&q, &self.vectors[i])));
+            .map(|i| (self.ids[i], 1.0 - dot(&q, self.vector(i))));
         top_k(scored, top)
     }
 
@@ -94,7 +113,7 @@ impl CollectionVectors {
                 let q = normalized(query.vector.clone());
                 candidates
                     .iter()
-                    .map(|&i| dot(&q, &self.vectors[i]))
+                    .map(|&i| dot(&q, self.vector(i)))
                     .collect()
             }
             _ => Vec::new(),

@@ -1,7 +1,7 @@
 use super::collections::{collection_of, find_collection};
 use super::schema::{collections, documents};
 use super::{dialect, into_map, page_of, Conn};
-use crate::vectors::{normalized, CollectionVectors, VectorCache};
+use crate::vectors::{CollectionVectors, VectorCache};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -367,11 +367,12 @@ fn append(copy: &mut CollectionVectors, rows: Vec<VectorRow>) {
                 names[names.len() - 1].clone()
             }
         };
-        copy.ids.push(id);
-        copy.made_by.push((name, dims));
-        copy.vectors
-            .push(normalized(decode(&bytes).unwrap_or_default()));
-        copy.lexical.push(&content);
+        copy.push(
+            id,
+            (name, dims),
+            decode(&bytes).unwrap_or_default(),
+            &content,
+        );
     }
 }
 
@@ -401,13 +402,8 @@ fn extend_vectors(
         // A document the copy holds has a new vector.
         return Ok(None);
     }
-    let mut copy = CollectionVectors {
-        version,
-        ids: old.ids.clone(),
-        made_by: old.made_by.clone(),
-        vectors: old.vectors.clone(),
-        lexical: old.lexical.clone(),
-    };
+    let mut copy = old.clone();
+    copy.version = version;
     append(&mut copy, rows);
     Ok(Some(copy))
 }
