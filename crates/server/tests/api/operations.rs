@@ -69,6 +69,9 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("REQUEST_TIMEOUT", "0"),
         ("DATABASE_POOL_SIZE", "0"),
         ("LLM_PROVIDER", "cohere"),
+        ("RETRIEVAL_MODE", "bm25"),
+        ("RETRIEVAL_LEXICAL_WEIGHT", "2"),
+        ("EMBEDDING_PROVIDER", "potion"),
     ] {
         let out = run(
             &["serve", "--port", "0"],
