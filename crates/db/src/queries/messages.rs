@@ -51,18 +51,6 @@ pub(super) struct NewMessageRow<'a> {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = deriver_queue)]
-struct NewQueueRow<'a> {
-    app_id: &'a str,
-    user_id: &'a str,
-    session_id: &'a str,
-    message_id: &'a str,
-    not_before: DateTime<Utc>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
 /// Stores `batch` in the session, in order, in one transaction: all of it or none of it. The session
 /// must belong to the user and app of `key`. With `enqueue`, each message also gets a deriver queue
 /// row in the same transaction (unless the session disables the deriver).
@@ -99,26 +87,46 @@ pub fn create_messages(
             })
             .collect();
         let enqueue = enqueue && !deriver_disabled(&into_map(session_metadata));
+        // The session's newest message before this batch: the batch's rows come after it (the
+        // session row is locked, so no other batch of the session can interleave).
+        let before: Option<i64> = if enqueue {
+            messages::table
+                .filter(messages::session_id.eq(&key.session_id))
+                .select(diesel::dsl::max(messages::id))
+                .get_result(conn)?
+        } else {
+            None
+        };
         diesel::insert_into(messages::table)
             .values(&rows)
             .execute(conn)?;
         if enqueue {
-            // One queue row per new message, in the batch's order (the session row is locked, so
-            // no other batch of the session can interleave; ids are drawn in row order).
-            let queued: Vec<NewQueueRow> = rows
-                .iter()
-                .map(|r| NewQueueRow {
-                    app_id: r.app_id,
-                    user_id: r.user_id,
-                    session_id: r.session_id,
-                    message_id: &r.public_id,
-                    not_before: created_at,
-                    created_at,
-                    updated_at: created_at,
-                })
-                .collect();
+            // One queue row per new message, copied by the database from the rows just written.
             diesel::insert_into(deriver_queue::table)
-                .values(&queued)
+                .values(
+                    messages::table
+                        .filter(messages::session_id.eq(&key.session_id))
+                        .filter(messages::id.gt(before.unwrap_or(0)))
+                        .order(messages::id.asc())
+                        .select((
+                            messages::app_id,
+                            messages::user_id,
+                            messages::session_id,
+                            messages::public_id,
+                            messages::created_at,
+                            messages::created_at,
+                            messages::created_at,
+                        )),
+                )
+                .into_columns((
+                    deriver_queue::app_id,
+                    deriver_queue::user_id,
+                    deriver_queue::session_id,
+                    deriver_queue::message_id,
+                    deriver_queue::not_before,
+                    deriver_queue::created_at,
+                    deriver_queue::updated_at,
+                ))
                 .execute(conn)?;
         }
         Ok::<_, DbError>(
