@@ -1,10 +1,11 @@
 //! An in-process copy of collections' vectors and word postings, so a query does not read every
-//! document of a collection from the database each time. A copy is used only while the collection's version is unchanged:
-//! its largest internal document id, its largest document revision, and the revision drawn at its
-//! last document deletion. Ids are never reused, every new vector takes a new revision and every
-//! deletion draws one, so an unchanged version means unchanged vectors, whichever process wrote them;
-//! all three are read through indexes, whatever the collection's size. Least recently used copies
-//! are dropped beyond a memory budget.
+//! document of a collection from the database each time. A copy is used only while the
+//! collection's version is unchanged: its largest internal document id, its largest document
+//! revision, and the revision drawn at its last document deletion. Ids are never reused, every new
+//! vector (and so every new content) takes a new revision and every deletion draws one, so an
+//! unchanged version means unchanged vectors and postings, whichever process wrote them; all three
+//! are read through indexes, whatever the collection's size. Least recently used copies are dropped
+//! beyond a memory budget.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

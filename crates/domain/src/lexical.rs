@@ -275,15 +275,6 @@ impl LexicalIndex {
         self.total_length += u64::from(length);
     }
 
-    /// Number of documents.
-    pub fn len(&self) -> usize {
-        self.lengths.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lengths.is_empty()
-    }
-
     /// Approximate memory held, in bytes.
     pub fn bytes(&self) -> usize {
         let postings: usize = self.postings.iter().map(|p| p.len() * 8 + 24).sum();

@@ -45,15 +45,11 @@ impl PotionEmbedder {
 
     /// The vector of one text: [`DIMENSIONS`] components, unit length or all zeros.
     pub fn embed_one(&self, text: &str) -> Vec<f32> {
-        let mut vector = model()
+        // A text without tokens pools nothing and comes back as the zero vector.
+        model()
             .encode_with_args(&[text.to_string()], None, 1)
             .pop()
-            .unwrap_or_default();
-        // A text without tokens pools nothing: keep it the exact zero vector.
-        if vector.iter().any(|x| !x.is_finite()) {
-            vector.iter_mut().for_each(|x| *x = 0.0);
-        }
-        vector
+            .unwrap_or_default()
     }
 }
 

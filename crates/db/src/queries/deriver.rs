@@ -445,8 +445,7 @@ pub fn complete_item(
                     kept.push(fact);
                 }
             }
-            let fresh = kept;
-            for fact in fresh {
+            for fact in kept {
                 insert_document(
                     conn,
                     &key,
