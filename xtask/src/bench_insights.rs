@@ -272,11 +272,18 @@ pub fn run(label: &str, db_url: &str, binary: &Path, opts: &Options) -> Result<(
         );
     }
     if part("enqueue") {
-        // Off and on twice, interleaved, so that drift of the machine shows.
+        // Off and on twice, in the order off, on, on, off: the database grows with every run, and
+        // this order gives both settings the same share of the growth (and of the machine's drift).
         let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
         for round in 1..=2 {
-            let off = batch_rate(label, db_url, binary, &[], opts)?;
-            let on = batch_rate(label, db_url, binary, &model_env(&base, 0), opts)?;
+            let measure = |env: &[(&str, String)]| batch_rate(label, db_url, binary, env, opts);
+            let (off, on) = if round == 1 {
+                let off = measure(&[])?;
+                (off, measure(&model_env(&base, 0))?)
+            } else {
+                let on = measure(&model_env(&base, 0))?;
+                (measure(&[])?, on)
+            };
             println!(
                 "enqueue {round}    batch of 100: insights off {:.0} req/s (p50 {} ms), on {:.0} req/s \
                  (p50 {} ms): {:+.1}%",

@@ -131,6 +131,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Moment,
         updated_at -> Moment,
+        message_count -> Integer,
     }
 }
 

@@ -165,6 +165,7 @@ struct HeadRow {
     message_id: String,
     attempts: i32,
     not_before: DateTime<Utc>,
+    last_error: Option<String>,
 }
 
 pub fn next_item(conn: &mut Conn, lease: &Lease, policy: ItemPolicy) -> DbResult<Option<WorkItem>> {
@@ -185,6 +186,7 @@ pub fn next_item(conn: &mut Conn, lease: &Lease, policy: ItemPolicy) -> DbResult
                     deriver_queue::message_id,
                     deriver_queue::attempts,
                     deriver_queue::not_before,
+                    deriver_queue::last_error,
                 ))
                 .first(conn)
                 .optional()?;
@@ -205,17 +207,10 @@ pub fn next_item(conn: &mut Conn, lease: &Lease, policy: ItemPolicy) -> DbResult
             let item = deriver_queue::table.filter(deriver_queue::id.eq(head.id));
             if head.attempts >= policy.max_attempts {
                 // Tried as often as allowed (a worker died during the last attempt): park it.
-                diesel::update(item)
-                    .set((
-                        deriver_queue::status.eq("failed"),
-                        deriver_queue::updated_at.eq(at),
-                        deriver_queue::last_error.eq(diesel::dsl::sql::<
-                            diesel::sql_types::Nullable<diesel::sql_types::Text>,
-                        >(
-                            "coalesce(last_error, 'the worker stopped during the last attempt')",
-                        )),
-                    ))
-                    .execute(conn)?;
+                let error = head
+                    .last_error
+                    .unwrap_or_else(|| "the worker stopped during the last attempt".to_string());
+                settle_first(conn, head.id, Some(&error), at)?;
                 continue;
             }
             diesel::update(item)
@@ -471,15 +466,88 @@ pub fn complete_item(
                 })
                 .execute(conn)?;
         }
-        diesel::update(deriver_queue::table.filter(deriver_queue::id.eq(item.id)))
-            .set((
-                deriver_queue::status.eq("done"),
-                deriver_queue::last_error.eq(None::<String>),
-                deriver_queue::updated_at.eq(at),
-            ))
-            .execute(conn)?;
+        settle_first(conn, item.id, None, at)?;
         Ok::<_, DbError>(true)
     })
+}
+
+/// Ends the first message of queue row `id`: `done`, or `failed` with `error`. A row covering one
+/// message is updated in place. A batch row leaves a row recording that message (with its attempts
+/// and error) and moves on to the session's next message: due now, not yet attempted. Called by
+/// the lease holder, with the session's open items locked.
+fn settle_first(
+    conn: &mut Conn,
+    id: i64,
+    error: Option<&str>,
+    at: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let status = if error.is_some() { "failed" } else { "done" };
+    let row = deriver_queue::table.filter(deriver_queue::id.eq(id));
+    let (app_id, user_id, session_id, message_id, message_count, attempts, created_at): (
+        String,
+        String,
+        String,
+        String,
+        i32,
+        i32,
+        DateTime<Utc>,
+    ) = row
+        .select((
+            deriver_queue::app_id,
+            deriver_queue::user_id,
+            deriver_queue::session_id,
+            deriver_queue::message_id,
+            deriver_queue::message_count,
+            deriver_queue::attempts,
+            deriver_queue::created_at,
+        ))
+        .get_result(conn)?;
+    if message_count <= 1 {
+        return diesel::update(row)
+            .set((
+                deriver_queue::status.eq(status),
+                deriver_queue::last_error.eq(error),
+                deriver_queue::updated_at.eq(at),
+            ))
+            .execute(conn);
+    }
+    diesel::insert_into(deriver_queue::table)
+        .values((
+            deriver_queue::app_id.eq(&app_id),
+            deriver_queue::user_id.eq(&user_id),
+            deriver_queue::session_id.eq(&session_id),
+            deriver_queue::message_id.eq(&message_id),
+            deriver_queue::message_count.eq(1),
+            deriver_queue::status.eq(status),
+            deriver_queue::attempts.eq(attempts),
+            deriver_queue::last_error.eq(error),
+            deriver_queue::not_before.eq(at),
+            deriver_queue::created_at.eq(created_at),
+            deriver_queue::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    let position: i64 = messages::table
+        .filter(messages::public_id.eq(&message_id))
+        .select(messages::id)
+        .get_result(conn)?;
+    // Messages are never deleted, and the batch's messages follow each other in the session.
+    let next: String = messages::table
+        .filter(messages::session_id.eq(&session_id))
+        .filter(messages::id.gt(position))
+        .order(messages::id.asc())
+        .select(messages::public_id)
+        .first(conn)?;
+    diesel::update(row)
+        .set((
+            deriver_queue::message_id.eq(&next),
+            deriver_queue::message_count.eq(message_count - 1),
+            deriver_queue::status.eq("pending"),
+            deriver_queue::attempts.eq(0),
+            deriver_queue::last_error.eq(None::<String>),
+            deriver_queue::not_before.eq(at),
+            deriver_queue::updated_at.eq(at),
+        ))
+        .execute(conn)
 }
 
 pub fn fail_item(
@@ -506,19 +574,42 @@ pub fn fail_item(
                     deriver_queue::updated_at.eq(at),
                 ))
                 .execute(conn)?,
-            None => diesel::update(item)
-                .set((
-                    deriver_queue::status.eq("failed"),
-                    deriver_queue::last_error.eq(&error),
-                    deriver_queue::updated_at.eq(at),
-                ))
-                .execute(conn)?,
+            None => settle_first(conn, item_id, Some(&error), at)?,
         };
         Ok(true)
     })
 }
 
-/// Items by status for an app (optionally one user or session), read through its index.
+/// Per status: rows, the messages they cover, and the lowest row id.
+type StatusRow = (String, i64, Option<i64>, Option<i64>);
+
+/// Message counts by status from [`StatusRow`]s. A row in progress covers one message in progress
+/// and the rest of its batch still pending.
+fn tally(rows: Vec<StatusRow>) -> (QueueCounts, Option<i64>) {
+    let mut counts = QueueCounts::default();
+    let mut oldest_open: Option<i64> = None;
+    for (status, rows, messages, first) in rows {
+        let messages = messages.unwrap_or(rows);
+        match status.as_str() {
+            "pending" => counts.pending += messages,
+            "processing" => {
+                counts.in_progress += rows;
+                counts.pending += messages - rows;
+            }
+            "failed" => counts.failed += messages,
+            _ => counts.done += messages,
+        }
+        if OPEN.contains(&status.as_str()) {
+            oldest_open = match (oldest_open, first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    (counts, oldest_open)
+}
+
+/// Messages by status for an app (optionally one user or session), read through its index.
 pub fn queue_counts(conn: &mut Conn, scope: &QueueScope) -> DbResult<QueueCounts> {
     let mut query = deriver_queue::table
         .filter(deriver_queue::app_id.eq(&scope.app_id))
@@ -526,6 +617,7 @@ pub fn queue_counts(conn: &mut Conn, scope: &QueueScope) -> DbResult<QueueCounts
         .select((
             deriver_queue::status,
             diesel::dsl::count_star(),
+            diesel::dsl::sum(deriver_queue::message_count),
             diesel::dsl::min(deriver_queue::id),
         ))
         .into_boxed();
@@ -535,23 +627,7 @@ pub fn queue_counts(conn: &mut Conn, scope: &QueueScope) -> DbResult<QueueCounts
     if let Some(session_id) = &scope.session_id {
         query = query.filter(deriver_queue::session_id.eq(session_id));
     }
-    let rows: Vec<(String, i64, Option<i64>)> = query.load(conn)?;
-    let mut counts = QueueCounts::default();
-    let mut oldest_open: Option<i64> = None;
-    for (status, n, first) in rows {
-        match status.as_str() {
-            "pending" => counts.pending = n,
-            "processing" => counts.in_progress = n,
-            "failed" => counts.failed = n,
-            _ => counts.done = n,
-        }
-        if OPEN.contains(&status.as_str()) {
-            oldest_open = match (oldest_open, first) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
-    }
+    let (mut counts, oldest_open) = tally(query.load(conn)?);
     if let Some(id) = oldest_open {
         counts.oldest_open = deriver_queue::table
             .find(id)
@@ -562,28 +638,28 @@ pub fn queue_counts(conn: &mut Conn, scope: &QueueScope) -> DbResult<QueueCounts
     Ok(counts)
 }
 
-/// The whole queue's open and failed items (read through partial indexes) and the oldest open
+/// The whole queue's open and failed messages (read through partial indexes) and the oldest open
 /// item's time; `done` is not counted: it grows with every message.
 pub fn queue_depth(conn: &mut Conn) -> DbResult<QueueCounts> {
-    let count = |conn: &mut Conn, status: &str| -> QueryResult<i64> {
-        deriver_queue::table
+    let mut rows: Vec<StatusRow> = Vec::new();
+    for status in ["pending", "processing", "failed"] {
+        let (n, messages): (i64, Option<i64>) = deriver_queue::table
             .filter(deriver_queue::status.eq(status))
-            .count()
-            .get_result(conn)
-    };
-    let oldest_open: Option<DateTime<Utc>> = deriver_queue::table
+            .select((
+                diesel::dsl::count_star(),
+                diesel::dsl::sum(deriver_queue::message_count),
+            ))
+            .get_result(conn)?;
+        rows.push((status.to_string(), n, messages, None));
+    }
+    let (mut counts, _) = tally(rows);
+    counts.oldest_open = deriver_queue::table
         .filter(deriver_queue::status.eq_any(OPEN))
         .order(deriver_queue::id.asc())
         .select(deriver_queue::created_at)
         .first(conn)
         .optional()?;
-    Ok(QueueCounts {
-        pending: count(conn, "pending")?,
-        in_progress: count(conn, "processing")?,
-        failed: count(conn, "failed")?,
-        done: 0,
-        oldest_open,
-    })
+    Ok(counts)
 }
 
 /// The session's conversation for the dialectic: U404 / S404 first.

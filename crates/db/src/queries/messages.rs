@@ -52,7 +52,7 @@ pub(super) struct NewMessageRow<'a> {
 }
 
 /// Stores `batch` in the session, in order, in one transaction: all of it or none of it. The session
-/// must belong to the user and app of `key`. With `enqueue`, each message also gets a deriver queue
+/// must belong to the user and app of `key`. With `enqueue`, the batch also gets a deriver queue
 /// row in the same transaction (unless the session disables the deriver).
 pub fn create_messages(
     conn: &mut Conn,
@@ -87,45 +87,22 @@ pub fn create_messages(
             })
             .collect();
         let enqueue = enqueue && !deriver_disabled(&into_map(session_metadata));
-        // The session's newest message before this batch: the batch's rows come after it (the
-        // session row is locked, so no other batch of the session can interleave).
-        let before: Option<i64> = if enqueue {
-            messages::table
-                .filter(messages::session_id.eq(&key.session_id))
-                .select(diesel::dsl::max(messages::id))
-                .get_result(conn)?
-        } else {
-            None
-        };
         diesel::insert_into(messages::table)
             .values(&rows)
             .execute(conn)?;
         if enqueue {
-            // One queue row per new message, copied by the database from the rows just written.
+            // One queue row for the whole batch: its first message and how many follow it in the
+            // session (the session row is locked, so no other batch of the session interleaves).
             diesel::insert_into(deriver_queue::table)
-                .values(
-                    messages::table
-                        .filter(messages::session_id.eq(&key.session_id))
-                        .filter(messages::id.gt(before.unwrap_or(0)))
-                        .order(messages::id.asc())
-                        .select((
-                            messages::app_id,
-                            messages::user_id,
-                            messages::session_id,
-                            messages::public_id,
-                            messages::created_at,
-                            messages::created_at,
-                            messages::created_at,
-                        )),
-                )
-                .into_columns((
-                    deriver_queue::app_id,
-                    deriver_queue::user_id,
-                    deriver_queue::session_id,
-                    deriver_queue::message_id,
-                    deriver_queue::not_before,
-                    deriver_queue::created_at,
-                    deriver_queue::updated_at,
+                .values((
+                    deriver_queue::app_id.eq(&key.app_id),
+                    deriver_queue::user_id.eq(&key.user_id),
+                    deriver_queue::session_id.eq(&key.session_id),
+                    deriver_queue::message_id.eq(&rows[0].public_id),
+                    deriver_queue::message_count.eq(rows.len() as i32),
+                    deriver_queue::not_before.eq(created_at),
+                    deriver_queue::created_at.eq(created_at),
+                    deriver_queue::updated_at.eq(created_at),
                 ))
                 .execute(conn)?;
         }

@@ -27,6 +27,16 @@ impl Worker {
         workers: usize,
         lease_secs: u64,
     ) -> Worker {
+        Self::start_with_env(app, server, workers, lease_secs, &[])
+    }
+
+    fn start_with_env(
+        app: &TestApp,
+        server: &ModelServer,
+        workers: usize,
+        lease_secs: u64,
+        env: &[(&str, &str)],
+    ) -> Worker {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_honcho"));
         cmd.arg("deriver")
             .env("DATABASE_URL", app.database_url())
@@ -41,6 +51,7 @@ impl Worker {
         for (name, value) in server.env() {
             cmd.env(name, value);
         }
+        cmd.envs(env.iter().copied());
         Worker(cmd.spawn().expect("honcho deriver starts"))
     }
 
@@ -180,6 +191,69 @@ fn a_deriver_killed_in_the_middle_of_an_item_loses_and_repeats_nothing() {
         if session == 0 {
             assert_eq!(asked, 11, "the held item was asked for again");
         }
+    }
+}
+
+#[test]
+fn a_message_whose_worker_dies_on_its_last_attempt_is_parked_and_its_batch_goes_on() {
+    // One attempt per message; the facts call of message 1 (of a batch of 4) is held the first
+    // time and its worker killed: the restarted worker parks message 1 as failed without asking
+    // again, and derives messages 2 and 3.
+    let held = Arc::new(AtomicBool::new(false));
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let (h, o) = (held.clone(), order.clone());
+    let server = ModelServer::scripted(Protocol::OpenAi, move |asked| {
+        if asked.role() == Role::Facts {
+            let at = position(asked);
+            o.lock().unwrap().push(at.1);
+            if at == (0, 1) && !h.swap(true, Ordering::SeqCst) {
+                return Reply::Hold;
+            }
+        }
+        default_reply(asked)
+    });
+    let app = api(&server);
+    let s = app.session_path();
+    let batch: Vec<Value> = (0..4)
+        .map(|m| json!({ "content": content(0, m), "is_user": true }))
+        .collect();
+    let stored = app.ok(app.post(
+        &format!("{}/messages/batch", s.session_path()),
+        json!({ "messages": batch }),
+    ));
+    let one_attempt = [("DERIVER_MAX_ATTEMPTS", "1")];
+    let mut worker = Worker::start_with_env(&app, &server, 1, 2, &one_attempt);
+    let started = Instant::now();
+    while !held.load(Ordering::SeqCst) {
+        assert!(started.elapsed() < Duration::from_secs(60), "no held call");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let scope = format!("session_id={}", s.session);
+    let status = app.ok(app.get(&format!("/v1/apps/{}/deriver/status?{scope}", s.app)));
+    assert_eq!(
+        (&status["done"], &status["in_progress"], &status["pending"]),
+        (&json!(1), &json!(1), &json!(2)),
+        "{status}"
+    );
+    worker.kill();
+
+    let _restarted = Worker::start_with_env(&app, &server, 1, 2, &one_attempt);
+    let status = wait_for_queue(&app, &s.app, &scope, 4);
+    assert_eq!(
+        (&status["done"], &status["failed"]),
+        (&json!(3), &json!(1)),
+        "{status}"
+    );
+    assert_eq!(
+        *order.lock().unwrap(),
+        vec![0, 1, 2, 3],
+        "message 1 asked once"
+    );
+    let facts = facts_by_message(&app, &s.user_path());
+    let messages = stored.as_array().unwrap();
+    for (i, message) in messages.iter().enumerate() {
+        let expected = if i == 1 { None } else { Some(&1) };
+        assert_eq!(facts.get(&id(message)), expected, "message {i}");
     }
 }
 

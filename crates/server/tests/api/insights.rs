@@ -179,9 +179,15 @@ fn without_a_model_or_with_the_deriver_disabled_nothing_is_queued() {
         &format!("{}/messages", s.session_path()),
         json!({ "content": "hello", "is_user": true }),
     ));
+    // A batch is queued as one row and counted as its messages.
+    app.ok(app.post(
+        &format!("{}/messages/batch", s.session_path()),
+        json!({ "messages": [{ "content": "c", "is_user": true }, { "content": "d", "is_user": false }] }),
+    ));
     std::thread::sleep(Duration::from_millis(100));
     let status = app.ok(app.get(&format!("/v1/apps/{}/deriver/status", s.app)));
-    assert_eq!(status["pending"], 1, "{status}");
+    assert_eq!(status["pending"], 3, "{status}");
+    assert_eq!(status["done"], 0, "{status}");
     assert!(status["oldest_pending_age_seconds"].as_f64().unwrap() > 0.0);
     for scope in [
         format!("session_id={}", id(&disabled)),

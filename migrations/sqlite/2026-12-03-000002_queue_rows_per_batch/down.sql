@@ -1,0 +1,1 @@
+ALTER TABLE deriver_queue DROP COLUMN message_count;
