@@ -113,24 +113,54 @@ fn facts_by_message(app: &TestApp, user_path: &str) -> HashMap<String, usize> {
     }
 }
 
+/// A model server that holds the first facts call for `(session, message)` open (the worker asking
+/// it can be killed while it waits) and answers every other call; with the positions of the facts
+/// calls in the order asked.
+struct Holding {
+    server: ModelServer,
+    held: Arc<AtomicBool>,
+    order: Arc<Mutex<Vec<(usize, usize)>>>,
+}
+
+impl Holding {
+    fn at(target: (usize, usize)) -> Holding {
+        let held = Arc::new(AtomicBool::new(false));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (h, o) = (held.clone(), order.clone());
+        let server = ModelServer::scripted(Protocol::OpenAi, move |asked| {
+            if asked.role() == Role::Facts {
+                let at = position(asked);
+                o.lock().unwrap().push(at);
+                if at == target && !h.swap(true, Ordering::SeqCst) {
+                    return Reply::Hold;
+                }
+            }
+            default_reply(asked)
+        });
+        Holding {
+            server,
+            held,
+            order,
+        }
+    }
+
+    /// Waits until the held call has been asked.
+    fn wait_for_hold(&self) {
+        let started = Instant::now();
+        while !self.held.load(Ordering::SeqCst) {
+            assert!(started.elapsed() < Duration::from_secs(60), "no held call");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 #[test]
 fn a_deriver_killed_in_the_middle_of_an_item_loses_and_repeats_nothing() {
     // The facts call for message 5 of session 0 is held open the first time: the worker is killed
     // while it waits.
-    let held = Arc::new(AtomicBool::new(false));
-    let order = Arc::new(Mutex::new(Vec::new()));
-    let (h, o) = (held.clone(), order.clone());
-    let server = ModelServer::scripted(Protocol::OpenAi, move |asked| {
-        if asked.role() == Role::Facts {
-            let at = position(asked);
-            o.lock().unwrap().push(at);
-            if at == (0, 5) && !h.swap(true, Ordering::SeqCst) {
-                return Reply::Hold;
-            }
-        }
-        default_reply(asked)
-    });
-    let app = api(&server);
+    let holding = Holding::at((0, 5));
+    let (server, order) = (&holding.server, &holding.order);
+    let app = api(server);
     let s = app.session_path();
     let second = app.ok(app.post(
         &format!("/v1/apps/{}/users/{}/sessions", s.app, s.user),
@@ -149,12 +179,8 @@ fn a_deriver_killed_in_the_middle_of_an_item_loses_and_repeats_nothing() {
         messages.extend(stored.as_array().unwrap().iter().cloned());
     }
 
-    let mut worker = Worker::start(&app, &server, 2);
-    let started = Instant::now();
-    while !held.load(Ordering::SeqCst) {
-        assert!(started.elapsed() < Duration::from_secs(60), "no held call");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut worker = Worker::start(&app, server, 2);
+    holding.wait_for_hold();
     std::thread::sleep(Duration::from_millis(100));
     worker.kill();
     let status = app.ok(app.get(&format!(
@@ -164,7 +190,7 @@ fn a_deriver_killed_in_the_middle_of_an_item_loses_and_repeats_nothing() {
     assert_eq!(status["done"], 5, "items before the held one: {status}");
     assert_eq!(status["in_progress"], 1, "the held one: {status}");
 
-    let _restarted = Worker::start(&app, &server, 2);
+    let _restarted = Worker::start(&app, server, 2);
     let status = wait_for_queue(&app, &s.app, &format!("user_id={}", s.user), 20);
     assert_eq!(status["done"], 20, "{status}");
     assert_eq!(status["failed"], 0, "{status}");
@@ -199,20 +225,9 @@ fn a_message_whose_worker_dies_on_its_last_attempt_is_parked_and_its_batch_goes_
     // One attempt per message; the facts call of message 1 (of a batch of 4) is held the first
     // time and its worker killed: the restarted worker parks message 1 as failed without asking
     // again, and derives messages 2 and 3.
-    let held = Arc::new(AtomicBool::new(false));
-    let order = Arc::new(Mutex::new(Vec::new()));
-    let (h, o) = (held.clone(), order.clone());
-    let server = ModelServer::scripted(Protocol::OpenAi, move |asked| {
-        if asked.role() == Role::Facts {
-            let at = position(asked);
-            o.lock().unwrap().push(at.1);
-            if at == (0, 1) && !h.swap(true, Ordering::SeqCst) {
-                return Reply::Hold;
-            }
-        }
-        default_reply(asked)
-    });
-    let app = api(&server);
+    let holding = Holding::at((0, 1));
+    let (server, order) = (&holding.server, &holding.order);
+    let app = api(server);
     let s = app.session_path();
     let batch: Vec<Value> = (0..4)
         .map(|m| json!({ "content": content(0, m), "is_user": true }))
@@ -222,12 +237,8 @@ fn a_message_whose_worker_dies_on_its_last_attempt_is_parked_and_its_batch_goes_
         json!({ "messages": batch }),
     ));
     let one_attempt = [("DERIVER_MAX_ATTEMPTS", "1")];
-    let mut worker = Worker::start_with_env(&app, &server, 1, 2, &one_attempt);
-    let started = Instant::now();
-    while !held.load(Ordering::SeqCst) {
-        assert!(started.elapsed() < Duration::from_secs(60), "no held call");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut worker = Worker::start_with_env(&app, server, 1, 2, &one_attempt);
+    holding.wait_for_hold();
     let scope = format!("session_id={}", s.session);
     let status = app.ok(app.get(&format!("/v1/apps/{}/deriver/status?{scope}", s.app)));
     assert_eq!(
@@ -237,18 +248,15 @@ fn a_message_whose_worker_dies_on_its_last_attempt_is_parked_and_its_batch_goes_
     );
     worker.kill();
 
-    let _restarted = Worker::start_with_env(&app, &server, 1, 2, &one_attempt);
+    let _restarted = Worker::start_with_env(&app, server, 1, 2, &one_attempt);
     let status = wait_for_queue(&app, &s.app, &scope, 4);
     assert_eq!(
         (&status["done"], &status["failed"]),
         (&json!(3), &json!(1)),
         "{status}"
     );
-    assert_eq!(
-        *order.lock().unwrap(),
-        vec![0, 1, 2, 3],
-        "message 1 asked once"
-    );
+    let asked: Vec<usize> = order.lock().unwrap().iter().map(|(_, m)| *m).collect();
+    assert_eq!(asked, vec![0, 1, 2, 3], "message 1 asked once");
     let facts = facts_by_message(&app, &s.user_path());
     let messages = stored.as_array().unwrap();
     for (i, message) in messages.iter().enumerate() {
