@@ -409,6 +409,25 @@ pub fn complete_item(
             return Ok(false);
         }
         let at = now();
+        // The item's own rows first: storing a fact locks the user's collection row until the
+        // commit (`dialect::next_revision`), and the user's other sessions wait on that lock.
+        for summary in &derived.summaries {
+            let metadata = Value::Object(summary.metadata.clone());
+            diesel::insert_into(metamessages::table)
+                .values(&NewMetamessageRow {
+                    public_id: &new_id(),
+                    app_id: &item.session.app_id,
+                    user_id: &item.session.user_id,
+                    session_id: Some(&item.session.session_id),
+                    message_id: Some(&item.message.id),
+                    label: summary.label,
+                    content: &summary.content,
+                    metadata: &metadata,
+                    created_at: at,
+                })
+                .execute(conn)?;
+        }
+        settle_first(conn, item.id, None, at)?;
         if !derived.facts.is_empty() {
             let key = protected_collection(conn, &item.session.app_id, &item.session.user_id)?;
             // Read before the first insert: the cached copy of the collection's vectors must only
@@ -450,23 +469,6 @@ pub fn complete_item(
                 )?;
             }
         }
-        for summary in &derived.summaries {
-            let metadata = Value::Object(summary.metadata.clone());
-            diesel::insert_into(metamessages::table)
-                .values(&NewMetamessageRow {
-                    public_id: &new_id(),
-                    app_id: &item.session.app_id,
-                    user_id: &item.session.user_id,
-                    session_id: Some(&item.session.session_id),
-                    message_id: Some(&item.message.id),
-                    label: summary.label,
-                    content: &summary.content,
-                    metadata: &metadata,
-                    created_at: at,
-                })
-                .execute(conn)?;
-        }
-        settle_first(conn, item.id, None, at)?;
         Ok::<_, DbError>(true)
     })
 }
