@@ -1,6 +1,8 @@
 //! `cargo xtask bench --insights`: the insights against a mock model that answers after a fixed
 //! 50 ms (OpenAI-compatible, on 127.0.0.1, in this process):
-//! - deriver throughput: items/s with 1, 4 and 16 workers. The mock's latency bounds it: one call
+//! - deriver throughput: items/s with 1, 4 and 16 workers, measured twice: in process, the
+//!   server's workers deriving while the batches are stored, and as a drain, a `honcho deriver`
+//!   process working off a queue stored beforehand. The mock's latency bounds it: one call
 //!   per item is at most 20 items/s per worker, and a session of 20 messages makes 21 calls (its
 //!   20th message also asks for a short summary), so at most 19 items/s per worker here;
 //! - chat: latency of `chat` (one query-expansion call and one answer call, 100 ms of model time)
@@ -130,6 +132,27 @@ fn status(client: &mut Client, app: &str) -> Result<Value, String> {
     serde_json::from_slice(&r.body).map_err(|e| e.to_string())
 }
 
+/// How the deriver's work reaches it in a throughput run.
+#[derive(Clone, Copy, PartialEq)]
+enum Feed {
+    /// The server's own workers derive while the batches are being stored (the clock starts
+    /// before the first batch).
+    InProcess,
+    /// Every batch is stored first, through a server without workers; then a `honcho deriver`
+    /// process drains the queue (the clock starts when it is spawned).
+    Drain,
+}
+
+/// A `honcho deriver` process; killed when dropped.
+struct DeriverProcess(std::process::Child);
+
+impl Drop for DeriverProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Items/s of `workers` deriver workers over sessions of `MESSAGES_PER_SESSION` user messages.
 fn deriver_throughput(
     label: &str,
@@ -137,8 +160,10 @@ fn deriver_throughput(
     binary: &Path,
     base: &str,
     workers: usize,
+    feed: Feed,
 ) -> Result<(usize, f64), String> {
-    let (server, _) = Server::start_with(binary, db_url, label, &model_env(base, workers))?;
+    let in_server = if feed == Feed::InProcess { workers } else { 0 };
+    let (server, _) = Server::start_with(binary, db_url, label, &model_env(base, in_server))?;
     let mut client = Client::new(server.port);
     let (app, sessions) = app_and_user(&mut client, label)?;
     let session_count = (workers * 2).max(4);
@@ -148,7 +173,7 @@ fn deriver_throughput(
         let id = client.create(&sessions, json!({}))?;
         paths.push(format!("{sessions}/{id}/messages/batch"));
     }
-    let started = Instant::now();
+    let mut started = Instant::now();
     for (s, path) in paths.iter().enumerate() {
         let messages: Vec<Value> = (0..MESSAGES_PER_SESSION)
             .map(|m| json!({ "content": format!("session {s} message {m} kilo{s}x{m} lima{s}x{m}"), "is_user": true }))
@@ -162,6 +187,23 @@ fn deriver_throughput(
             return Err(format!("POST {path}: {}", r.describe()));
         }
     }
+    let _deriver = match feed {
+        Feed::InProcess => None,
+        Feed::Drain => {
+            started = Instant::now();
+            let child = std::process::Command::new(binary)
+                .arg("deriver")
+                .envs(model_env(base, workers))
+                .env("DATABASE_URL", db_url)
+                .env("LOG_LEVEL", "warn")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::inherit())
+                .spawn()
+                .map_err(|e| format!("cannot start {} deriver: {e}", binary.display()))?;
+            Some(DeriverProcess(child))
+        }
+    };
     loop {
         let now = status(&mut client, &app)?;
         let finished = now["done"].as_u64().unwrap_or(0) + now["failed"].as_u64().unwrap_or(0);
@@ -249,14 +291,19 @@ pub fn run(label: &str, db_url: &str, binary: &Path, opts: &Options) -> Result<(
     );
     let part = |name: &str| opts.insights_parts.contains(&name);
     if part("deriver") {
-        println!("deriver      workers    items   items/s   1 call/item   21 calls/20 items");
+        println!(
+            "deriver      workers    items   in-process items/s   drain items/s   1 call/item   \
+             21 calls/20 items"
+        );
         for workers in [1, 4, 16] {
-            let (items, rate) = deriver_throughput(label, db_url, binary, &base, workers)?;
+            let throughput = |feed| deriver_throughput(label, db_url, binary, &base, workers, feed);
+            let (items, rate) = throughput(Feed::InProcess)?;
+            let (_, drain) = throughput(Feed::Drain)?;
             // What the model's latency alone allows (see the module documentation).
             let per_call = workers as f64 * 1000.0 / MODEL_LATENCY.as_millis() as f64;
             let calls = (MESSAGES_PER_SESSION + 1) as f64 / MESSAGES_PER_SESSION as f64;
             println!(
-                "{:<12} {workers:>7} {items:>8} {rate:>9.1} {per_call:>13.0} {:>19.1}",
+                "{:<12} {workers:>7} {items:>8} {rate:>20.1} {drain:>15.1} {per_call:>13.0} {:>19.1}",
                 "",
                 per_call / calls
             );
