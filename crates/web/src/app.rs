@@ -74,11 +74,22 @@ where
         .service(crate::observe::serve_metrics)
 }
 
-/// The OpenAPI document, built from the route list without serving anything.
-pub(crate) fn document() -> OpenApi {
+/// The complete OpenAPI document of the server, built from the route list without serving
+/// anything.
+pub fn api_doc() -> OpenApi {
     let (_, api) =
         with_routes(App::new().into_utoipa_app().openapi(crate::openapi::base())).split_for_parts();
     crate::openapi::finish(api)
+}
+
+/// The document as pretty JSON (what `GET /openapi.json` serves).
+pub fn api_json() -> String {
+    crate::openapi::to_json(&api_doc())
+}
+
+/// The document as YAML (the committed `openapi.yaml`).
+pub fn api_yaml() -> String {
+    crate::openapi::to_yaml(&api_doc())
 }
 
 /// Builds the application for one worker.

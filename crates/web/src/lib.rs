@@ -12,10 +12,9 @@ mod openapi;
 mod path;
 mod routes;
 
-pub use app::{build_app, AppState, DEFAULT_CORS_ORIGINS};
+pub use app::{api_doc, api_json, api_yaml, build_app, AppState, DEFAULT_CORS_ORIGINS};
 pub use error::{ApiError, ValidationIssue};
 pub use observe::metrics;
-pub use openapi::{api_doc, api_json, api_yaml};
 pub use routes::Features;
 
 /// Largest request body accepted; larger ones are answered 413.

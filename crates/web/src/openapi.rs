@@ -193,22 +193,17 @@ pub(crate) fn finish(mut api: OpenApi) -> OpenApi {
     api
 }
 
-/// The complete OpenAPI document of the server.
-pub fn api_doc() -> OpenApi {
-    crate::app::document()
-}
-
-/// The document as pretty JSON (what `GET /openapi.json` serves).
-pub fn api_json() -> String {
-    api_doc()
-        .to_pretty_json()
+/// `api` as pretty JSON.
+pub(crate) fn to_json(api: &OpenApi) -> String {
+    api.to_pretty_json()
         .expect("the OpenAPI document serialises")
 }
 
-/// The document as YAML (the committed `openapi.yaml`). It goes through JSON text: serde_json keeps
-/// numbers exactly (`arbitrary_precision`), which only its own serialiser understands, and JSON is
-/// YAML, so the YAML library reads the numbers (and the order of every map) back as written.
-pub fn api_yaml() -> String {
-    let json: serde_norway::Value = serde_norway::from_str(&api_json()).expect("JSON text is YAML");
+/// `api` as YAML. It goes through JSON text: serde_json keeps numbers exactly
+/// (`arbitrary_precision`), which only its own serialiser understands, and JSON is YAML, so the
+/// YAML library reads the numbers (and the order of every map) back as written.
+pub(crate) fn to_yaml(api: &OpenApi) -> String {
+    let json: serde_norway::Value =
+        serde_norway::from_str(&to_json(api)).expect("JSON text is YAML");
     serde_norway::to_string(&json).expect("the OpenAPI document serialises")
 }

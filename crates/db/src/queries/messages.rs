@@ -1,6 +1,5 @@
 use super::schema::{deriver_queue, messages, sessions};
-use super::sessions::session_of;
-use super::{dialect, into_map, page_of, updated_row, Conn};
+use super::{dialect, into_map, page_of, session_of, updated_row, Conn};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

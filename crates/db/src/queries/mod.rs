@@ -27,6 +27,18 @@ pub use metamessages::*;
 pub use sessions::*;
 pub use users::*;
 
+/// Sessions of `key`'s user in `key`'s app with `key`'s id: the only way a session is looked up
+/// (by the session queries, and by the message queries that lock and count a session).
+macro_rules! session_of {
+    ($key:expr) => {
+        sessions::table
+            .filter(sessions::public_id.eq(&$key.session_id))
+            .filter(sessions::user_id.eq(&$key.user_id))
+            .filter(sessions::app_id.eq(&$key.app_id))
+    };
+}
+pub(crate) use session_of;
+
 /// Metadata as stored (always an object) to the domain's map.
 fn into_map(v: Value) -> Map<String, Value> {
     match v {

@@ -1,7 +1,7 @@
 use super::messages::NewMessageRow;
 use super::metamessages::NewMetamessageRow;
 use super::schema::{messages, metamessages, sessions};
-use super::{dialect, into_map, page_of, updated_row, Conn};
+use super::{dialect, into_map, page_of, session_of, updated_row, Conn};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -44,17 +44,6 @@ struct NewSessionRow<'a> {
     message_count: i64,
     created_at: DateTime<Utc>,
 }
-
-/// Sessions of `key`'s user in `key`'s app with `key`'s id: the only way a session is looked up.
-macro_rules! session_of {
-    ($key:expr) => {
-        sessions::table
-            .filter(sessions::public_id.eq(&$key.session_id))
-            .filter(sessions::user_id.eq(&$key.user_id))
-            .filter(sessions::app_id.eq(&$key.app_id))
-    };
-}
-pub(super) use session_of;
 
 fn insert_session(
     conn: &mut Conn,
