@@ -365,6 +365,16 @@ fn protected_collection(
     app_id: &str,
     user_id: &str,
 ) -> QueryResult<CollectionKey> {
+    let key = |collection_id| CollectionKey {
+        app_id: app_id.to_string(),
+        user_id: user_id.to_string(),
+        collection_id,
+    };
+    // Read first: it exists after the user's first fact, and on PostgreSQL even an insert that
+    // conflicts draws an id from the sequence.
+    if let Some(found) = find_protected(conn, app_id, user_id)? {
+        return Ok(key(found));
+    }
     diesel::insert_into(collections::table)
         .values((
             collections::public_id.eq(new_id()),
@@ -377,13 +387,9 @@ fn protected_collection(
         .on_conflict((collections::user_id, collections::name))
         .do_nothing()
         .execute(conn)?;
-    let collection_id =
-        find_protected(conn, app_id, user_id)?.ok_or(diesel::result::Error::NotFound)?;
-    Ok(CollectionKey {
-        app_id: app_id.to_string(),
-        user_id: user_id.to_string(),
-        collection_id,
-    })
+    find_protected(conn, app_id, user_id)?
+        .map(key)
+        .ok_or(diesel::result::Error::NotFound)
 }
 
 fn find_protected(conn: &mut Conn, app_id: &str, user_id: &str) -> QueryResult<Option<String>> {
