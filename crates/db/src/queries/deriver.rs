@@ -534,14 +534,16 @@ fn settle_first(
             deriver_queue::updated_at.eq(at),
         ))
         .execute(conn)?;
-    let position: i64 = messages::table
-        .filter(messages::public_id.eq(&message_id))
-        .select(messages::id)
-        .get_result(conn)?;
-    // Messages are never deleted, and the batch's messages follow each other in the session.
+    // The message after the settled one (messages are never deleted, and a batch's messages
+    // follow each other in the session), found in one query.
+    let settled = diesel::alias!(messages as settled);
+    let position = settled
+        .filter(settled.field(messages::public_id).eq(&message_id))
+        .select(settled.field(messages::id))
+        .single_value();
     let next: String = messages::table
         .filter(messages::session_id.eq(&session_id))
-        .filter(messages::id.gt(position))
+        .filter(messages::id.nullable().gt(position))
         .order(messages::id.asc())
         .select(messages::public_id)
         .first(conn)?;
