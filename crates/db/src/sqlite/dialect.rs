@@ -1,11 +1,14 @@
 //! What SQLite does its own way.
 
 use super::{Backend, Conn};
-use diesel::connection::SimpleConnection;
+use diesel::connection::{SimpleConnection, TransactionManager};
 use diesel::dsl::sql;
 use diesel::expression::BoxableExpression;
 use diesel::sql_types::{Bool, Text};
+use diesel::{Connection, RunQueryDsl};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 #[diesel::declare_sql_function]
 extern "SQL" {
@@ -26,12 +29,40 @@ pub fn metadata_contains<QS: 'static>(
 }
 
 /// A read-write transaction, taking the write lock up front (`BEGIN IMMEDIATE`) so that concurrent
-/// writers wait for each other instead of failing on a lock upgrade.
+/// writers wait for each other instead of failing on a lock upgrade. Writers of one database in
+/// this process first queue on its [`writer_gate`]; a nested call (a savepoint) is already inside.
 pub fn write_tx<T, E>(conn: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T, E>) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
 {
+    let outermost = <Conn as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_none();
+    if !outermost {
+        return conn.immediate_transaction(f);
+    }
+    let gate = writer_gate(conn)?;
+    let _turn = gate.lock().unwrap_or_else(|e| e.into_inner());
     conn.immediate_transaction(f)
+}
+
+#[derive(diesel::QueryableByName)]
+struct MainFile {
+    #[diesel(sql_type = Text)]
+    file: String,
+}
+
+/// The queue of this process's writers to the database file `conn` is open on. SQLite lets a
+/// waiting writer poll the lock with sleeps growing to 100 ms (the busy timeout), so under
+/// contention the lock sits free while writers sleep; in a queue, the next writer starts as soon
+/// as the previous one commits. Writers in other processes still meet the busy timeout.
+fn writer_gate(conn: &mut Conn) -> diesel::QueryResult<Arc<Mutex<()>>> {
+    static GATES: LazyLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> =
+        LazyLock::new(Default::default);
+    let main = diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        .get_result::<MainFile>(conn)?;
+    let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(gates.entry(main.file).or_default().clone())
 }
 
 /// Per-connection set-up: WAL with the configured durability and log size, foreign keys, a busy
@@ -64,7 +95,6 @@ pub fn prepare_connection(
 /// (`write_tx`), so no other writer can draw the same number, and draws happen in commit order (the
 /// collection needs no lock of its own, unlike on PostgreSQL).
 pub fn next_revision(conn: &mut Conn, _collection_id: &str) -> diesel::QueryResult<i64> {
-    use diesel::RunQueryDsl;
     diesel::select(sql::<diesel::sql_types::BigInt>(
         "(SELECT coalesce(max(revision), 0) + 1 FROM documents)",
     ))
@@ -83,7 +113,6 @@ pub const SKIP_LOCKED: &str = "";
 mod tests {
     use super::*;
     use crate::store::{DbOptions, SqliteSync};
-    use diesel::{Connection, RunQueryDsl};
 
     #[derive(diesel::QueryableByName)]
     struct Synchronous {
