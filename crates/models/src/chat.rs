@@ -8,7 +8,9 @@
 //! provider says; a stream is retried only until its first piece arrived. Other failures fail at
 //! once, one log line each. The key is sent only in its header and never appears in errors or logs.
 
-use crate::http::{error_answer, retrying, transport_failure, Failure, RetryPolicy};
+use crate::http::{
+    error_answer, retrying, transport_failure, Failure, RetryPolicy, IDLE_CONNECTIONS,
+};
 use honcho_domain::llm::{ChatModel, LlmError, Prompt, Role};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
@@ -88,6 +90,7 @@ impl HttpChatModel {
             Protocol::Anthropic => ("messages", "anthropic"),
         };
         let agent = ureq::AgentBuilder::new()
+            .max_idle_connections_per_host(IDLE_CONNECTIONS)
             .timeout_connect(config.timeout)
             .timeout_read(config.timeout)
             .timeout_write(config.timeout)

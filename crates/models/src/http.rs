@@ -8,6 +8,10 @@ use std::time::Duration;
 const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
 /// Longest provider error message quoted in an error.
 pub(crate) const MAX_QUOTED_CHARS: usize = 300;
+/// Idle keep-alive connections a client keeps to its provider. Deriver workers and chat requests
+/// call a provider concurrently; with fewer kept, every call beyond them opens a connection (and,
+/// over TLS, repeats the handshake).
+pub(crate) const IDLE_CONNECTIONS: usize = 64;
 
 /// How often and how patiently a failing request is retried.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -173,6 +173,7 @@ impl OpenAiEmbedder {
             return Err("embedding batch size: must be positive".into());
         }
         let agent = ureq::AgentBuilder::new()
+            .max_idle_connections_per_host(crate::http::IDLE_CONNECTIONS)
             .timeout(config.timeout)
             // A redirected POST would be replayed as a GET; report the redirect instead.
             .redirects(0)
