@@ -8,7 +8,7 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use honcho_domain::insights::{Conversation, Derived, ItemPolicy, Lease, WorkItem};
+use honcho_domain::insights::{Completion, Conversation, Derived, ItemPolicy, Lease, WorkItem};
 use honcho_domain::{
     App, Collection, CollectionKey, Document, Embedding, Message, Metadata, Name, NewMessage, Page,
     PageRequest, Session, SessionKey, Text, User,
@@ -616,8 +616,12 @@ impl Db {
 impl honcho_domain::insights::DeriverStore for Db {
     type Error = DbError;
 
-    fn claim_session(&self, worker: &str, lease: Duration) -> DbResult<Option<Lease>> {
-        dispatch!(self, claim_session(worker, lease))
+    fn claim_session(
+        &self,
+        worker: &str,
+        policy: ItemPolicy,
+    ) -> DbResult<Option<(Lease, Option<WorkItem>)>> {
+        dispatch!(self, claim_session(worker, policy))
     }
     fn renew_lease(&self, lease: &Lease, duration: Duration) -> DbResult<bool> {
         dispatch!(self, renew_lease(lease, duration))
@@ -625,8 +629,17 @@ impl honcho_domain::insights::DeriverStore for Db {
     fn next_item(&self, lease: &Lease, policy: ItemPolicy) -> DbResult<Option<WorkItem>> {
         dispatch!(self, next_item(lease, policy))
     }
-    fn complete_item(&self, lease: &Lease, item: &WorkItem, derived: Derived) -> DbResult<bool> {
-        dispatch!(self, complete_item(&self.vectors, lease, item, derived))
+    fn complete_item(
+        &self,
+        lease: &Lease,
+        item: &WorkItem,
+        derived: Derived,
+        next: Option<ItemPolicy>,
+    ) -> DbResult<Completion> {
+        dispatch!(
+            self,
+            complete_item(&self.vectors, lease, item, derived, next)
+        )
     }
     fn fail_item(
         &self,

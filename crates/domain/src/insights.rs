@@ -109,6 +109,16 @@ pub struct Derived {
     pub summaries: Vec<NewSummary>,
 }
 
+/// What storing an item's outcome came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    /// The lease was lost: nothing was written.
+    LeaseLost,
+    /// Stored. With the session's next item when one was asked for: taken in the same transaction,
+    /// as [`DeriverStore::next_item`] takes it (`None`, and the lease given up, when none is due).
+    Stored(Option<WorkItem>),
+}
+
 /// The queue's state for an app, a user or a session.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct QueueCounts {
@@ -133,9 +143,15 @@ pub struct QueueScope {
 pub trait DeriverStore: Send + Sync {
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// Leases a session whose oldest open item is due and which no live lease holds, for `lease`;
-    /// `None` when there is none.
-    fn claim_session(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, Self::Error>;
+    /// Leases a session whose oldest open item is due and which no live lease holds, for
+    /// `policy.lease`, and takes its first item in the same transaction, as
+    /// [`DeriverStore::next_item`] does (`None` beside the lease, given up again, when it is no
+    /// longer due). `None` when there is no such session.
+    fn claim_session(
+        &self,
+        worker: &str,
+        policy: ItemPolicy,
+    ) -> Result<Option<(Lease, Option<WorkItem>)>, Self::Error>;
     /// Extends the lease; `false` when it was lost (expired and claimed by another worker).
     fn renew_lease(&self, lease: &Lease, duration: Duration) -> Result<bool, Self::Error>;
     /// The session's oldest open item, marked in progress with one more attempt. Items already tried
@@ -144,14 +160,17 @@ pub trait DeriverStore: Send + Sync {
     fn next_item(&self, lease: &Lease, policy: ItemPolicy)
         -> Result<Option<WorkItem>, Self::Error>;
     /// Stores what an item produced and marks it done, in one transaction, only while `lease` is
-    /// held; `false` (nothing written) when it was lost. Facts within `DUPLICATE_DISTANCE` of a
-    /// stored fact of the same embedder that they restate ([`restates`]) are skipped.
+    /// held; [`Completion::LeaseLost`] (nothing written) when it was lost. Facts within
+    /// `DUPLICATE_DISTANCE` of a stored fact of the same embedder that they restate ([`restates`])
+    /// are skipped. With `next`, the same transaction also takes the session's next item under that
+    /// policy, so a worker going through a session commits once per item.
     fn complete_item(
         &self,
         lease: &Lease,
         item: &WorkItem,
         derived: Derived,
-    ) -> Result<bool, Self::Error>;
+        next: Option<ItemPolicy>,
+    ) -> Result<Completion, Self::Error>;
     /// Records a failed attempt: the item is tried again after `retry_at`, or, when `retry_at` is
     /// `None`, marked failed for good. `false` when the lease was lost.
     fn fail_item(

@@ -7,8 +7,8 @@ use crate::prompts::{self, SummaryKind};
 use honcho_domain::embed::{EmbedError, Embedder};
 use honcho_domain::facts::parse_facts;
 use honcho_domain::insights::{
-    Derived, DeriverStore, ItemPolicy, Lease, NewFact, NewSummary, WorkItem, LONG_SUMMARY_EVERY,
-    SHORT_SUMMARY_EVERY, SUMMARY_LONG_LABEL, SUMMARY_SHORT_LABEL,
+    Completion, Derived, DeriverStore, ItemPolicy, Lease, NewFact, NewSummary, WorkItem,
+    LONG_SUMMARY_EVERY, SHORT_SUMMARY_EVERY, SUMMARY_LONG_LABEL, SUMMARY_SHORT_LABEL,
 };
 use honcho_domain::llm::{LlmError, Models};
 use honcho_domain::Embedding;
@@ -77,15 +77,20 @@ pub struct Signal {
 }
 
 impl Signal {
-    /// New work may be waiting: idle workers look now.
+    /// New work may be waiting: one idle worker looks now (one session's new items need one
+    /// worker; waking every idle worker would send them all claiming at once).
     pub fn wake(&self) {
-        let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
-        *woken = woken.wrapping_add(1);
-        self.cv.notify_all();
+        self.bump();
+        self.cv.notify_one();
     }
     fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
-        self.wake();
+        self.bump();
+        self.cv.notify_all();
+    }
+    fn bump(&self) {
+        let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
+        *woken = woken.wrapping_add(1);
     }
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
@@ -182,8 +187,8 @@ impl<S: DeriverStore> Worker<S> {
     fn run(self) {
         tracing::debug!(worker = %self.name, "deriver worker started");
         while !self.signal.stopping() {
-            match self.store.claim_session(&self.name, self.settings.lease) {
-                Ok(Some(lease)) => self.work_on(&lease),
+            match self.store.claim_session(&self.name, self.policy()) {
+                Ok(Some((lease, first))) => self.work_on(&lease, first),
                 Ok(None) => self.signal.wait(self.settings.poll),
                 Err(e) => {
                     tracing::warn!(error = %e, "deriver: cannot read the queue");
@@ -194,79 +199,123 @@ impl<S: DeriverStore> Worker<S> {
         tracing::debug!(worker = %self.name, "deriver worker stopped");
     }
 
-    /// Works through the leased session's due items, in order.
-    fn work_on(&self, lease: &Lease) {
-        loop {
-            if self.signal.stopping() {
-                if let Err(e) = self.store.release_lease(lease) {
-                    tracing::warn!(error = %e, "deriver: cannot release a session");
-                }
-                return;
-            }
-            let item = match self.store.next_item(lease, self.policy()) {
-                Ok(Some(item)) => item,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "deriver: cannot read the next item");
-                    let _ = self.store.release_lease(lease);
-                    self.signal.wait(self.settings.poll);
-                    return;
-                }
-            };
+    /// Works through the leased session's due items, in order, from `first` (taken with the
+    /// lease). Storing an item's outcome also takes the next one (one transaction per item),
+    /// unless the worker is stopping.
+    fn work_on(&self, lease: &Lease, first: Option<WorkItem>) {
+        let mut next = first;
+        while let Some(item) = next {
             let started = Instant::now();
             let outcome = self.with_renewal(lease, || self.derive(&item));
             metrics::histogram!("honcho_deriver_item_seconds")
                 .record(started.elapsed().as_secs_f64());
-            let kept = match outcome {
-                Ok(derived) => {
-                    let facts = derived.facts.len();
-                    let summaries = derived.summaries.len();
-                    let kept = self.store.complete_item(lease, &item, derived);
-                    if matches!(kept, Ok(true)) {
-                        metrics::counter!("honcho_deriver_items_total", "outcome" => "done")
-                            .increment(1);
-                        tracing::debug!(item = item.id, facts, summaries, "deriver: item done");
-                    }
-                    kept
-                }
-                Err(e) => {
-                    let retry_at = (item.attempt < self.settings.max_attempts)
-                        .then(|| honcho_domain::now() + self.backoff(item.attempt));
-                    let outcome = if retry_at.is_some() {
-                        "retried"
-                    } else {
-                        "failed"
-                    };
-                    metrics::counter!("honcho_deriver_items_total", "outcome" => outcome)
-                        .increment(1);
-                    tracing::warn!(
-                        item = item.id,
-                        session = %item.session.session_id,
-                        attempt = item.attempt,
-                        error = %e,
-                        "deriver: item {outcome}"
-                    );
-                    self.store
-                        .fail_item(lease, item.id, &e.to_string(), retry_at)
-                }
+            next = match outcome {
+                Ok(derived) => self.complete(lease, &item, derived),
+                Err(e) => self.fail(lease, &item, e),
             };
-            match kept {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(
-                        item = item.id,
-                        "deriver: the session's lease was lost; its new holder redoes the item"
-                    );
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(item = item.id, error = %e, "deriver: cannot store an item's outcome");
-                    let _ = self.store.release_lease(lease);
-                    self.signal.wait(self.settings.poll);
-                    return;
-                }
+        }
+    }
+
+    /// The session's next item, or `None` when the worker is stopping (the lease given up), when
+    /// nothing is due, or when the queue cannot be read.
+    fn take_next(&self, lease: &Lease) -> Option<WorkItem> {
+        if self.signal.stopping() {
+            self.release(lease);
+            return None;
+        }
+        match self.store.next_item(lease, self.policy()) {
+            Ok(item) => item,
+            Err(e) => {
+                tracing::warn!(error = %e, "deriver: cannot read the next item");
+                self.release_and_wait(lease);
+                None
             }
         }
+    }
+
+    /// Stores a derived item; returns the session's next item.
+    fn complete(&self, lease: &Lease, item: &WorkItem, derived: Derived) -> Option<WorkItem> {
+        let facts = derived.facts.len();
+        let summaries = derived.summaries.len();
+        let going_on = !self.signal.stopping();
+        let policy = going_on.then(|| self.policy());
+        match self.store.complete_item(lease, item, derived, policy) {
+            Ok(Completion::Stored(next)) => {
+                metrics::counter!("honcho_deriver_items_total", "outcome" => "done").increment(1);
+                tracing::debug!(item = item.id, facts, summaries, "deriver: item done");
+                if !going_on {
+                    self.release(lease);
+                }
+                next
+            }
+            Ok(Completion::LeaseLost) => {
+                self.lost(item);
+                None
+            }
+            Err(e) => {
+                self.unstored(item, &e);
+                self.release_and_wait(lease);
+                None
+            }
+        }
+    }
+
+    /// Records a failed attempt (to retry after a backoff, or failed for good after the last
+    /// attempt); returns the session's next item.
+    fn fail(&self, lease: &Lease, item: &WorkItem, e: ItemError) -> Option<WorkItem> {
+        let retry_at = (item.attempt < self.settings.max_attempts)
+            .then(|| honcho_domain::now() + self.backoff(item.attempt));
+        let outcome = if retry_at.is_some() {
+            "retried"
+        } else {
+            "failed"
+        };
+        metrics::counter!("honcho_deriver_items_total", "outcome" => outcome).increment(1);
+        tracing::warn!(
+            item = item.id,
+            session = %item.session.session_id,
+            attempt = item.attempt,
+            error = %e,
+            "deriver: item {outcome}"
+        );
+        match self
+            .store
+            .fail_item(lease, item.id, &e.to_string(), retry_at)
+        {
+            Ok(true) => self.take_next(lease),
+            Ok(false) => {
+                self.lost(item);
+                None
+            }
+            Err(e) => {
+                self.unstored(item, &e);
+                self.release_and_wait(lease);
+                None
+            }
+        }
+    }
+
+    fn lost(&self, item: &WorkItem) {
+        tracing::warn!(
+            item = item.id,
+            "deriver: the session's lease was lost; its new holder redoes the item"
+        );
+    }
+
+    fn unstored(&self, item: &WorkItem, e: &S::Error) {
+        tracing::warn!(item = item.id, error = %e, "deriver: cannot store an item's outcome");
+    }
+
+    fn release(&self, lease: &Lease) {
+        if let Err(e) = self.store.release_lease(lease) {
+            tracing::warn!(error = %e, "deriver: cannot release a session");
+        }
+    }
+
+    /// Gives the session up after a database error and waits a poll interval before going on.
+    fn release_and_wait(&self, lease: &Lease) {
+        let _ = self.store.release_lease(lease);
+        self.signal.wait(self.settings.poll);
     }
 
     /// Runs `f` while a helper thread renews the lease every third of its length.

@@ -16,9 +16,9 @@ use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use honcho_domain::insights::{
-    restates, Conversation, Derived, ItemPolicy, Lease, NewFact, QueueCounts, QueueScope, Summary,
-    WorkItem, DUPLICATE_DISTANCE, LONG_SUMMARY_EVERY, REPRESENTATION_LABEL, SHORT_SUMMARY_EVERY,
-    SUMMARY_LONG_LABEL, SUMMARY_SHORT_LABEL,
+    restates, Completion, Conversation, Derived, ItemPolicy, Lease, NewFact, QueueCounts,
+    QueueScope, Summary, WorkItem, DUPLICATE_DISTANCE, LONG_SUMMARY_EVERY, REPRESENTATION_LABEL,
+    SHORT_SUMMARY_EVERY, SUMMARY_LONG_LABEL, SUMMARY_SHORT_LABEL,
 };
 use honcho_domain::vector::cosine_distance;
 use honcho_domain::{
@@ -47,13 +47,13 @@ fn lease_until(lease: std::time::Duration) -> DateTime<Utc> {
 }
 
 /// Leases the session of the oldest due item that heads its session's queue and that no live
-/// lease holds. On PostgreSQL concurrent claimers skip each other's candidates (`SKIP LOCKED`); on
-/// both engines the lease row decides: it is taken only when absent or expired.
+/// lease holds, and takes that item. On PostgreSQL concurrent claimers skip each other's candidates
+/// (`SKIP LOCKED`); on both engines the lease row decides: it is taken only when absent or expired.
 pub fn claim_session(
     conn: &mut Conn,
     worker: &str,
-    lease: std::time::Duration,
-) -> DbResult<Option<Lease>> {
+    policy: ItemPolicy,
+) -> DbResult<Option<(Lease, Option<WorkItem>)>> {
     dialect::write_tx(conn, |conn| {
         let at = now();
         // `$1` is the same parameter at both places on both engines.
@@ -74,6 +74,8 @@ pub fn claim_session(
         else {
             return Ok(None);
         };
+        // Items before lease, as every transaction that touches both (see `hold`).
+        dialect::lock_open_items(conn, &candidate.session_id)?;
         diesel::delete(
             deriver_leases::table
                 .filter(deriver_leases::session_id.eq(&candidate.session_id))
@@ -86,15 +88,20 @@ pub fn claim_session(
                 deriver_leases::session_id.eq(&candidate.session_id),
                 deriver_leases::token.eq(&token),
                 deriver_leases::worker.eq(worker),
-                deriver_leases::leased_until.eq(lease_until(lease)),
+                deriver_leases::leased_until.eq(lease_until(policy.lease)),
             ))
             .on_conflict(deriver_leases::session_id)
             .do_nothing()
             .execute(conn)?;
-        Ok::<_, DbError>((taken == 1).then_some(Lease {
+        if taken != 1 {
+            return Ok(None);
+        }
+        let lease = Lease {
             session_id: candidate.session_id,
             token,
-        }))
+        };
+        let first = take_head(conn, &lease, policy)?;
+        Ok::<_, DbError>(Some((lease, first)))
     })
 }
 
@@ -174,66 +181,67 @@ pub fn next_item(conn: &mut Conn, lease: &Lease, policy: ItemPolicy) -> DbResult
         if !hold(conn, lease, Some(policy.lease))? {
             return Ok(None);
         }
-        loop {
-            let head: Option<HeadRow> = deriver_queue::table
-                .filter(deriver_queue::session_id.eq(&lease.session_id))
-                .filter(deriver_queue::status.eq_any(OPEN))
-                .order(deriver_queue::id.asc())
-                .select((
-                    deriver_queue::id,
-                    deriver_queue::app_id,
-                    deriver_queue::user_id,
-                    deriver_queue::message_id,
-                    deriver_queue::attempts,
-                    deriver_queue::not_before,
-                    deriver_queue::last_error,
-                ))
-                .first(conn)
-                .optional()?;
-            let at = now();
-            let head = match head {
-                Some(h) if h.not_before <= at => h,
-                // Nothing due: give the session up (another worker claims it when it is due).
-                _ => {
-                    diesel::delete(
-                        deriver_leases::table
-                            .filter(deriver_leases::session_id.eq(&lease.session_id))
-                            .filter(deriver_leases::token.eq(&lease.token)),
-                    )
-                    .execute(conn)?;
-                    return Ok(None);
-                }
-            };
-            let item = deriver_queue::table.filter(deriver_queue::id.eq(head.id));
-            if head.attempts >= policy.max_attempts {
-                // Tried as often as allowed (a worker died during the last attempt): park it.
-                let error = head
-                    .last_error
-                    .unwrap_or_else(|| "the worker stopped during the last attempt".to_string());
-                settle_first(conn, head.id, Some(&error), at)?;
-                continue;
-            }
-            diesel::update(item)
-                .set((
-                    deriver_queue::status.eq("processing"),
-                    deriver_queue::attempts.eq(head.attempts + 1),
-                    deriver_queue::updated_at.eq(at),
-                ))
-                .execute(conn)?;
-            let key = SessionKey {
-                app_id: head.app_id,
-                user_id: head.user_id,
-                session_id: lease.session_id.clone(),
-            };
-            return Ok(Some(work_item(
-                conn,
-                key,
-                head.id,
-                head.attempts + 1,
-                &head.message_id,
-            )?));
-        }
+        take_head(conn, lease, policy)
     })
+}
+
+/// The session's oldest open item, marked in progress with one more attempt; items tried
+/// `policy.max_attempts` times are parked first. When nothing is due the lease is given up. The
+/// caller holds the lease, with the session's open items locked.
+fn take_head(conn: &mut Conn, lease: &Lease, policy: ItemPolicy) -> DbResult<Option<WorkItem>> {
+    loop {
+        let head: Option<HeadRow> = deriver_queue::table
+            .filter(deriver_queue::session_id.eq(&lease.session_id))
+            .filter(deriver_queue::status.eq_any(OPEN))
+            .order(deriver_queue::id.asc())
+            .select((
+                deriver_queue::id,
+                deriver_queue::app_id,
+                deriver_queue::user_id,
+                deriver_queue::message_id,
+                deriver_queue::attempts,
+                deriver_queue::not_before,
+                deriver_queue::last_error,
+            ))
+            .first(conn)
+            .optional()?;
+        let at = now();
+        let head = match head {
+            Some(h) if h.not_before <= at => h,
+            // Nothing due: give the session up (another worker claims it when it is due).
+            _ => {
+                diesel::delete(
+                    deriver_leases::table
+                        .filter(deriver_leases::session_id.eq(&lease.session_id))
+                        .filter(deriver_leases::token.eq(&lease.token)),
+                )
+                .execute(conn)?;
+                return Ok(None);
+            }
+        };
+        let item = deriver_queue::table.filter(deriver_queue::id.eq(head.id));
+        if head.attempts >= policy.max_attempts {
+            // Tried as often as allowed (a worker died during the last attempt): park it.
+            let error = head
+                .last_error
+                .unwrap_or_else(|| "the worker stopped during the last attempt".to_string());
+            settle_first(conn, head.id, Some(&error), at)?;
+            continue;
+        }
+        diesel::update(item)
+            .set((
+                deriver_queue::status.eq("processing"),
+                deriver_queue::attempts.eq(head.attempts + 1),
+                deriver_queue::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+        let key = SessionKey {
+            app_id: head.app_id,
+            user_id: head.user_id,
+            session_id: lease.session_id.clone(),
+        };
+        return work_item(conn, key, head.id, head.attempts + 1, &head.message_id).map(Some);
+    }
 }
 
 fn work_item(
@@ -408,11 +416,12 @@ pub fn complete_item(
     lease: &Lease,
     item: &WorkItem,
     derived: Derived,
-) -> DbResult<bool> {
+    next: Option<ItemPolicy>,
+) -> DbResult<Completion> {
     dialect::write_tx(conn, |conn| {
         dialect::lock_open_items(conn, &lease.session_id)?;
-        if !hold(conn, lease, None)? {
-            return Ok(false);
+        if !hold(conn, lease, next.map(|policy| policy.lease))? {
+            return Ok(Completion::LeaseLost);
         }
         let at = now();
         // The item's own rows first: storing a fact locks the user's collection row until the
@@ -434,6 +443,11 @@ pub fn complete_item(
                 .execute(conn)?;
         }
         settle_first(conn, item.id, None, at)?;
+        // The next item before the facts, for the same reason.
+        let next = match next {
+            Some(policy) => take_head(conn, lease, policy)?,
+            None => None,
+        };
         if !derived.facts.is_empty() {
             let key = protected_collection(conn, &item.session.app_id, &item.session.user_id)?;
             // Read before the first insert: the cached copy of the collection's vectors must only
@@ -475,7 +489,7 @@ pub fn complete_item(
                 )?;
             }
         }
-        Ok::<_, DbError>(true)
+        Ok::<_, DbError>(Completion::Stored(next))
     })
 }
 
