@@ -116,7 +116,7 @@ pub enum Completion {
     LeaseLost,
     /// Stored. With the session's next item when one was asked for: taken in the same transaction,
     /// as [`DeriverStore::next_item`] takes it (`None`, and the lease given up, when none is due).
-    Stored(Option<WorkItem>),
+    Stored(Option<Box<WorkItem>>),
 }
 
 /// The queue's state for an app, a user or a session.

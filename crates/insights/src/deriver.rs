@@ -239,25 +239,22 @@ impl<S: DeriverStore> Worker<S> {
         let summaries = derived.summaries.len();
         let going_on = !self.signal.stopping();
         let policy = going_on.then(|| self.policy());
-        match self.store.complete_item(lease, item, derived, policy) {
-            Ok(Completion::Stored(next)) => {
-                metrics::counter!("honcho_deriver_items_total", "outcome" => "done").increment(1);
-                tracing::debug!(item = item.id, facts, summaries, "deriver: item done");
-                if !going_on {
-                    self.release(lease);
+        let stored = self
+            .store
+            .complete_item(lease, item, derived, policy)
+            .map(|completion| match completion {
+                Completion::Stored(next) => {
+                    metrics::counter!("honcho_deriver_items_total", "outcome" => "done")
+                        .increment(1);
+                    tracing::debug!(item = item.id, facts, summaries, "deriver: item done");
+                    if !going_on {
+                        self.release(lease);
+                    }
+                    Some(next.map(|item| *item))
                 }
-                next
-            }
-            Ok(Completion::LeaseLost) => {
-                self.lost(item);
-                None
-            }
-            Err(e) => {
-                self.unstored(item, &e);
-                self.release_and_wait(lease);
-                None
-            }
-        }
+                Completion::LeaseLost => None,
+            });
+        self.went_on(lease, item, stored)
     }
 
     /// Records a failed attempt (to retry after a backoff, or failed for good after the last
@@ -278,32 +275,36 @@ impl<S: DeriverStore> Worker<S> {
             error = %e,
             "deriver: item {outcome}"
         );
-        match self
+        let stored = self
             .store
             .fail_item(lease, item.id, &e.to_string(), retry_at)
-        {
-            Ok(true) => self.take_next(lease),
-            Ok(false) => {
-                self.lost(item);
+            .map(|kept| kept.then(|| self.take_next(lease)));
+        self.went_on(lease, item, stored)
+    }
+
+    /// The session's next item after `item`'s outcome was stored: `Ok(Some(next))` when it was
+    /// (with the next item, if any); `Ok(None)` when the lease had been lost.
+    fn went_on(
+        &self,
+        lease: &Lease,
+        item: &WorkItem,
+        stored: Result<Option<Option<WorkItem>>, S::Error>,
+    ) -> Option<WorkItem> {
+        match stored {
+            Ok(Some(next)) => next,
+            Ok(None) => {
+                tracing::warn!(
+                    item = item.id,
+                    "deriver: the session's lease was lost; its new holder redoes the item"
+                );
                 None
             }
             Err(e) => {
-                self.unstored(item, &e);
+                tracing::warn!(item = item.id, error = %e, "deriver: cannot store an item's outcome");
                 self.release_and_wait(lease);
                 None
             }
         }
-    }
-
-    fn lost(&self, item: &WorkItem) {
-        tracing::warn!(
-            item = item.id,
-            "deriver: the session's lease was lost; its new holder redoes the item"
-        );
-    }
-
-    fn unstored(&self, item: &WorkItem, e: &S::Error) {
-        tracing::warn!(item = item.id, error = %e, "deriver: cannot store an item's outcome");
     }
 
     fn release(&self, lease: &Lease) {

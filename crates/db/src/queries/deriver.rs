@@ -489,7 +489,7 @@ pub fn complete_item(
                 )?;
             }
         }
-        Ok::<_, DbError>(Completion::Stored(next))
+        Ok::<_, DbError>(Completion::Stored(next.map(Box::new)))
     })
 }
 

@@ -30,7 +30,8 @@ pub fn metadata_contains<QS: 'static>(
 
 /// A read-write transaction, taking the write lock up front (`BEGIN IMMEDIATE`) so that concurrent
 /// writers wait for each other instead of failing on a lock upgrade. Writers of one database in
-/// this process first queue on its [`writer_gate`]; a nested call (a savepoint) is already inside.
+/// this process first queue on its [`writer_gate`]. A call inside a transaction skips the gate and
+/// fails (`AlreadyInTransaction`) instead of waiting for itself.
 pub fn write_tx<T, E>(conn: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T, E>) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
@@ -137,5 +138,55 @@ mod tests {
             ..DbOptions::with_max_size(1)
         };
         assert_eq!(synchronous(&normal), 1, "NORMAL");
+    }
+
+    #[test]
+    fn writers_of_one_file_take_turns_and_a_nested_write_fails_instead_of_waiting() {
+        let path = std::env::temp_dir().join(format!("honcho-gate-{}.db", std::process::id()));
+        let url = path.to_string_lossy().into_owned();
+        let open = || {
+            let mut conn = Conn::establish(&url).unwrap();
+            prepare_connection(&mut conn, &DbOptions::with_max_size(1)).unwrap();
+            conn
+        };
+        open()
+            .batch_execute("CREATE TABLE IF NOT EXISTS n (v INTEGER NOT NULL)")
+            .unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let mut conn = open();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        write_tx(&mut conn, |conn| {
+                            conn.batch_execute("INSERT INTO n (v) VALUES (1)")?;
+                            let nested = write_tx(conn, |conn| {
+                                conn.batch_execute("INSERT INTO n (v) VALUES (1)")
+                            });
+                            assert!(matches!(
+                                nested,
+                                Err(diesel::result::Error::AlreadyInTransaction)
+                            ));
+                            conn.batch_execute("INSERT INTO n (v) VALUES (1)")
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let count = diesel::sql_query("SELECT count(*) AS n FROM n")
+            .get_result::<Count>(&mut open())
+            .unwrap();
+        assert_eq!(count.n, 200);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{url}{suffix}"));
+        }
     }
 }
