@@ -64,15 +64,19 @@ pub struct DbOptions {
     pub sqlite_sync: SqliteSync,
     /// SQLite only: the write-ahead log is checkpointed and truncated when it grows past this.
     pub sqlite_wal_limit: u64,
+    /// Bytes of collection vectors and postings kept in memory.
+    pub vector_cache_bytes: usize,
 }
 
 impl DbOptions {
-    /// Defaults (durable commits, a 64 MiB log) with `max_size` connections.
+    /// Defaults (durable commits, a 64 MiB log, 256 MiB of cached vectors) with `max_size`
+    /// connections.
     pub fn with_max_size(max_size: u32) -> DbOptions {
         DbOptions {
             max_size,
             sqlite_sync: SqliteSync::Full,
             sqlite_wal_limit: 64 * 1024 * 1024,
+            vector_cache_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -163,9 +167,6 @@ impl WalBound {
     }
 }
 
-/// Bytes of vectors kept in memory per process (`VECTOR_CACHE_MB` overrides).
-const VECTOR_CACHE_BYTES: usize = 256 * 1024 * 1024;
-
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.backend())
@@ -220,6 +221,7 @@ impl Db {
 
     /// Opens a pool with `options`.
     pub fn open(url: &DatabaseUrl, options: DbOptions) -> DbResult<Db> {
+        let cache_bytes = options.vector_cache_bytes;
         let max_size = options.max_size;
         match url {
             DatabaseUrl::Postgres(u) => {
@@ -231,7 +233,7 @@ impl Db {
                     .test_on_check_out(true)
                     .build(PgManager::new(u.clone()))
                     .map_err(|e| DbError::Connect(e.to_string()))?;
-                Ok(Db::new(Backend::Postgres(pool)))
+                Ok(Db::new(Backend::Postgres(pool), cache_bytes))
             }
             DatabaseUrl::Sqlite(path) => {
                 let u = path.to_string_lossy().into_owned();
@@ -249,20 +251,16 @@ impl Db {
                     .connection_customizer(Box::new(SqliteSetup(options)))
                     .build(ConnectionManager::new(u))
                     .map_err(|e| DbError::Connect(e.to_string()))?;
-                Ok(Db::new(Backend::Sqlite(pool, wal)))
+                Ok(Db::new(Backend::Sqlite(pool, wal), cache_bytes))
             }
         }
     }
 
-    fn new(pool: Backend) -> Db {
-        let budget = std::env::var("VECTOR_CACHE_MB")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .map_or(VECTOR_CACHE_BYTES, |mb| mb * 1024 * 1024);
+    fn new(pool: Backend, vector_cache_bytes: usize) -> Db {
         Db {
             pool,
             liveness: Arc::default(),
-            vectors: Arc::new(VectorCache::new(budget)),
+            vectors: Arc::new(VectorCache::new(vector_cache_bytes)),
         }
     }
 

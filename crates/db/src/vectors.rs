@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use honcho_domain::lexical::LexicalIndex;
 use honcho_domain::retrieval::{best, RetrievalMode, Search};
-use honcho_domain::vector::top_k;
+use honcho_domain::vector::{dot, normalized, top_k};
 use honcho_domain::Embedding;
 
 /// The vectors and word postings of one collection at one version.
@@ -125,34 +125,6 @@ impl CollectionVectors {
             .map(|(id, _)| id)
             .collect()
     }
-}
-
-/// `v` scaled to unit length (a zero vector stays zero: it is at distance 1 from everything), so
-/// that cosine distance is one minus a dot product.
-pub fn normalized(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = dot(&v, &v).sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-    v
-}
-
-/// Dot product with eight independent sums, which the compiler turns into vector instructions.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            sums[i] += x[i] * y[i];
-        }
-    }
-    sums.iter().sum::<f32>() + tail
 }
 
 #[derive(Debug)]

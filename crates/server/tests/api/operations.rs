@@ -72,6 +72,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("RETRIEVAL_MODE", "bm25"),
         ("RETRIEVAL_LEXICAL_WEIGHT", "2"),
         ("EMBEDDING_PROVIDER", "potion"),
+        ("VECTOR_CACHE_MB", "lots"),
     ] {
         let out = run(
             &["serve", "--port", "0"],
