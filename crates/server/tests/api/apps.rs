@@ -1,4 +1,4 @@
-use crate::helpers::{id, redact, TestApp};
+use crate::helpers::{assert_redacted_snapshot, id, TestApp};
 use serde_json::json;
 
 #[test]
@@ -8,7 +8,7 @@ fn create_then_fetch_by_id_and_name() {
         "/v1/apps",
         json!({ "name": "demo", "metadata": { "tier": "gold" } }),
     ));
-    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&created)));
+    assert_redacted_snapshot!(created);
     let app_id = id(&created);
     assert_eq!(
         app.ok(app.get(&format!("/v1/apps?app_id={app_id}"))),
@@ -160,7 +160,7 @@ fn list_pages_filters_and_reverses() {
         ));
     }
     let page = app.ok(app.post("/v1/apps/list?size=2&page=2", json!({})));
-    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&page)));
+    assert_redacted_snapshot!(page);
 
     let names = |v: &serde_json::Value| -> Vec<String> {
         v["items"]

@@ -1,6 +1,6 @@
 //! Collections: names unique per user, the reserved name, the protected collection, cascading delete.
 
-use crate::helpers::{id, redact, TestApp};
+use crate::helpers::{assert_redacted_snapshot, id, TestApp};
 use serde_json::json;
 
 #[test]
@@ -11,7 +11,7 @@ fn create_get_list_update_delete() {
         &s.collections(),
         json!({ "name": "notes", "metadata": { "kind": "misc" } }),
     ));
-    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&created)));
+    assert_redacted_snapshot!(created);
     let cid = id(&created);
     assert_eq!(
         app.ok(app.get(&format!("{}?collection_id={cid}", s.collections()))),

@@ -1,6 +1,6 @@
 //! Documents: embedded on write, re-embedded on new content, nearest-first queries.
 
-use crate::helpers::{id, redact, Options, Scope, TestApp};
+use crate::helpers::{assert_redacted_snapshot, id, Options, Scope, TestApp};
 use honcho_domain::retrieval::{Retrieval, RetrievalMode};
 use honcho_models::{cosine_distance, LocalEmbedder, OpenAiConfig, OpenAiEmbedder, RetryPolicy};
 use serde_json::{json, Value};
@@ -23,7 +23,7 @@ fn create_get_update_delete() {
         &docs,
         json!({ "content": "The user lives in Lisbon.", "metadata": { "source": "chat" } }),
     ));
-    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&doc)));
+    assert_redacted_snapshot!(doc);
     let did = id(&doc);
     assert_eq!(app.ok(app.get(&format!("{docs}/{did}"))), doc);
     let updated = app.ok(app.put(

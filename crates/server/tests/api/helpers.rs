@@ -463,33 +463,59 @@ const ID_FIELDS: [&str; 6] = [
     "collection_id",
 ];
 
-/// Replaces ids and timestamps with placeholders after checking their shape, for snapshots.
-pub fn redact(v: &Value) -> Value {
-    match v {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let v = if ID_FIELDS.contains(&k.as_str()) && v.is_string() {
-                        let s = v.as_str().unwrap();
-                        assert_eq!(s.len(), 21, "{k} is not a 21-character id: {s}");
-                        assert!(s
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
-                        json!("[id]")
-                    } else if k == "created_at" {
-                        let s = v.as_str().expect("created_at is a string");
-                        chrono_like(s);
-                        json!("[timestamp]")
-                    } else {
-                        redact(v)
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
-        other => other.clone(),
+/// Snapshots a JSON value (`insta::assert_json_snapshot!`, optionally named) with its ids and
+/// timestamps replaced by placeholders, wherever they are, after checking their shape.
+macro_rules! assert_redacted_snapshot {
+    ($name:literal, $value:expr) => {
+        $crate::helpers::redacted(|| {
+            insta::assert_json_snapshot!($name, $crate::helpers::plain(&$value))
+        })
+    };
+    ($value:expr) => {
+        $crate::helpers::redacted(|| insta::assert_json_snapshot!($crate::helpers::plain(&$value)))
+    };
+}
+pub(crate) use assert_redacted_snapshot;
+
+/// Runs `f` with insta redacting ids ([`redact_id`]) and `created_at` ([`redact_timestamp`]).
+pub fn redacted<R>(f: impl FnOnce() -> R) -> R {
+    let mut settings = insta::Settings::clone_current();
+    for field in ID_FIELDS {
+        settings.add_redaction(&format!(".**.{field}"), insta::dynamic_redaction(redact_id));
     }
+    settings.add_redaction(".**.created_at", insta::dynamic_redaction(redact_timestamp));
+    settings.bind(f)
+}
+
+/// `[id]` for a 21-character public id (any other value is kept: a metadata key may be named `id`).
+pub fn redact_id(
+    value: insta::internals::Content,
+    path: insta::internals::ContentPath<'_>,
+) -> insta::internals::Content {
+    match value.as_str() {
+        Some(s) => {
+            assert_eq!(s.len(), 21, "{path} is not a 21-character id: {s}");
+            assert!(
+                s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+                "{path} is not an id: {s}"
+            );
+            "[id]".into()
+        }
+        None => value,
+    }
+}
+
+/// `[timestamp]` for an RFC 3339 UTC timestamp with microseconds.
+pub fn redact_timestamp(
+    value: insta::internals::Content,
+    path: insta::internals::ContentPath<'_>,
+) -> insta::internals::Content {
+    let s = value
+        .as_str()
+        .unwrap_or_else(|| panic!("{path} is not a string"));
+    chrono_like(s);
+    "[timestamp]".into()
 }
 
 /// Checks `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`.

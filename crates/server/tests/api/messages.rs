@@ -1,4 +1,4 @@
-use crate::helpers::{id, redact, TestApp};
+use crate::helpers::{assert_redacted_snapshot, id, TestApp};
 use serde_json::{json, Value};
 
 fn batch_of(n: usize) -> Value {
@@ -16,7 +16,7 @@ fn create_get_update() {
         &s.messages(),
         json!({ "content": "hello", "is_user": true, "metadata": { "mood": "good" } }),
     ));
-    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&msg)));
+    assert_redacted_snapshot!(msg);
     assert_eq!(
         (
             msg["session_id"].clone(),
@@ -88,7 +88,7 @@ fn batch_keeps_order_and_returns_every_message() {
     let ids: Vec<String> = page1["items"].as_array().unwrap().iter().map(id).collect();
     let sent: Vec<String> = stored.iter().map(id).collect();
     assert_eq!(ids, sent);
-    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&stored[..2].to_vec().into())));
+    assert_redacted_snapshot!(stored[..2].to_vec().into());
 }
 
 #[test]

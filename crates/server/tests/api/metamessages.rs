@@ -1,6 +1,6 @@
 //! metamessages: see the operations of the v1.1.0 contract.
 
-use crate::helpers::{id, redact, Scope, TestApp};
+use crate::helpers::{assert_redacted_snapshot, id, Scope, TestApp};
 use serde_json::{json, Value};
 
 fn metamessages(s: &Scope) -> String {
@@ -40,7 +40,7 @@ fn create_get_with_and_without_session_and_message() {
         &metamessages(&s),
         json!({ "metamessage_type": "note", "content": "about the user", "metadata": { "k": 1 } }),
     ));
-    insta::assert_json_snapshot!("bare", crate::helpers::plain(&redact(&bare)));
+    assert_redacted_snapshot!("bare", bare);
     assert_eq!(
         (
             bare["user_id"].clone(),
@@ -88,7 +88,7 @@ fn create_get_with_and_without_session_and_message() {
             "message_id": mid,
         }),
     ));
-    insta::assert_json_snapshot!("on_message", crate::helpers::plain(&redact(&on_message)));
+    assert_redacted_snapshot!("on_message", on_message);
     assert_eq!(
         (
             on_message["label"].clone(),
@@ -380,10 +380,7 @@ fn list_filters_pages_and_reverses() {
     let rev = list("?reverse=true&size=2", json!({ "label": "a" }));
     assert_eq!(contents(&rev), [json!("3"), json!("2")]);
     assert_eq!(rev["total"], 3);
-    insta::assert_json_snapshot!(
-        "page",
-        crate::helpers::plain(&redact(&list("?size=1", json!({ "label": "b" }))))
-    );
+    assert_redacted_snapshot!("page", list("?size=1", json!({ "label": "b" })));
 
     let (status, body) = app.post(&format!("{}/list?size=101", metamessages(&s)), json!({}));
     assert_eq!(
@@ -593,7 +590,7 @@ fn update_changes_label_metadata_session_and_message() {
         (moved["session_id"].clone(), moved["message_id"].clone()),
         (json!(s2), json!(n1))
     );
-    insta::assert_json_snapshot!("moved", crate::helpers::plain(&redact(&moved)));
+    assert_redacted_snapshot!("moved", moved);
     assert_eq!(app.ok(app.get(&path)), moved);
     let listed = app.ok(app.post(
         &format!("{}/list", metamessages(&s)),

@@ -1,4 +1,4 @@
-use crate::helpers::{id, redact, TestApp};
+use crate::helpers::{assert_redacted_snapshot, id, TestApp};
 use serde_json::{json, Value};
 
 #[test]
@@ -8,7 +8,7 @@ fn create_get_update_delete() {
     let user = app.create_user(&app_id, "alice");
     let base = format!("/v1/apps/{app_id}/users/{user}/sessions");
     let session = app.ok(app.post(&base, json!({ "metadata": { "topic": "travel" } })));
-    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&session)));
+    assert_redacted_snapshot!(session);
     let sid = id(&session);
     assert_eq!(
         app.ok(app.get(&format!("{base}?session_id={sid}"))),

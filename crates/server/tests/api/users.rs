@@ -1,4 +1,4 @@
-use crate::helpers::{id, redact, TestApp};
+use crate::helpers::{assert_redacted_snapshot, id, TestApp};
 use serde_json::json;
 
 #[test]
@@ -9,7 +9,7 @@ fn create_then_fetch() {
         &format!("/v1/apps/{app_id}/users"),
         json!({ "name": "alice", "metadata": { "lang": "en" } }),
     ));
-    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&user)));
+    assert_redacted_snapshot!(user);
     assert_eq!(user["app_id"], app_id.as_str());
     let user_id = id(&user);
     assert_eq!(
@@ -152,7 +152,7 @@ fn list_is_scoped_to_the_app() {
         &format!("/v1/apps/{a}/users/list?reverse=true&size=2"),
         json!({}),
     ));
-    insta::assert_json_snapshot!(crate::helpers::plain(&redact(&page)));
+    assert_redacted_snapshot!(page);
     // Lists never check that the parent exists.
     let empty = app.ok(app.post_empty("/v1/apps/nope/users/list"));
     assert_eq!(
