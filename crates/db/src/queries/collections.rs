@@ -52,19 +52,20 @@ struct CollectionChanges {
 }
 
 /// Collections of `key`'s user in `key`'s app with `key`'s id.
-macro_rules! collection_of {
-    ($key:expr) => {
-        collections::table
-            .filter(collections::public_id.eq(&$key.collection_id))
-            .filter(collections::user_id.eq(&$key.user_id))
-            .filter(collections::app_id.eq(&$key.app_id))
-    };
+#[diesel::dsl::auto_type(no_type_alias)]
+pub(super) fn collection_of<'a>(key: &'a CollectionKey) -> _ {
+    let id: &'a str = &key.collection_id;
+    let user_id: &'a str = &key.user_id;
+    let app_id: &'a str = &key.app_id;
+    collections::table
+        .filter(collections::public_id.eq(id))
+        .filter(collections::user_id.eq(user_id))
+        .filter(collections::app_id.eq(app_id))
 }
-pub(super) use collection_of;
 
 /// The collection, or C404.
 pub(super) fn find_collection(conn: &mut Conn, key: &CollectionKey) -> DbResult<CollectionRow> {
-    collection_of!(key)
+    collection_of(key)
         .select(CollectionRow::as_select())
         .get_result(conn)
         .optional()?
@@ -185,7 +186,7 @@ pub fn update_collection(
             name: name.map(Name::into_inner),
             metadata: metadata.map(|m| Value::Object(m.into_inner())),
         };
-        let r = diesel::update(collection_of!(key))
+        let r = diesel::update(collection_of(key))
             .set(&changes)
             .returning(CollectionRow::as_returning())
             .get_result(conn);
@@ -202,7 +203,7 @@ pub fn delete_collection(conn: &mut Conn, key: &CollectionKey) -> DbResult<()> {
         }
         diesel::delete(documents::table.filter(documents::collection_id.eq(&key.collection_id)))
             .execute(conn)?;
-        diesel::delete(collection_of!(key)).execute(conn)?;
+        diesel::delete(collection_of(key)).execute(conn)?;
         Ok::<_, DbError>(())
     })
 }

@@ -68,14 +68,17 @@ struct DocumentChanges {
     revision: Option<i64>,
 }
 
-macro_rules! document_of {
-    ($key:expr, $id:expr) => {
-        documents::table
-            .filter(documents::public_id.eq($id))
-            .filter(documents::collection_id.eq(&$key.collection_id))
-            .filter(documents::user_id.eq(&$key.user_id))
-            .filter(documents::app_id.eq(&$key.app_id))
-    };
+/// Documents of `key`'s collection with this id: the only way a document is looked up.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn document_of<'a>(key: &'a CollectionKey, id: &'a str) -> _ {
+    let collection_id: &'a str = &key.collection_id;
+    let user_id: &'a str = &key.user_id;
+    let app_id: &'a str = &key.app_id;
+    documents::table
+        .filter(documents::public_id.eq(id))
+        .filter(documents::collection_id.eq(collection_id))
+        .filter(documents::user_id.eq(user_id))
+        .filter(documents::app_id.eq(app_id))
 }
 
 /// C404 unless the collection exists (checked before embedding, so a bad path costs no model call).
@@ -135,7 +138,7 @@ pub(super) fn insert_document(
 }
 
 pub fn get_document(conn: &mut Conn, key: &CollectionKey, id: &str) -> DbResult<Document> {
-    document_of!(key, id)
+    document_of(key, id)
         .select(DocumentRow::as_select())
         .get_result(conn)
         .optional()?
@@ -166,7 +169,7 @@ pub fn update_document(
             embedder: embedding.map(|e| e.embedder),
             revision,
         };
-        diesel::update(document_of!(key, id))
+        diesel::update(document_of(key, id))
             .set(&changes)
             .returning(DocumentRow::as_returning())
             .get_result(conn)
@@ -182,13 +185,13 @@ pub fn delete_document(conn: &mut Conn, key: &CollectionKey, id: &str) -> DbResu
         if collection.name == PROTECTED_COLLECTION {
             return Err(Error::document_in_reserved_collection().into());
         }
-        let n = diesel::delete(document_of!(key, id)).execute(conn)?;
+        let n = diesel::delete(document_of(key, id)).execute(conn)?;
         if n == 0 {
             return Err(Error::document_not_found_for_delete().into());
         }
         // Tells cached copies of the collection's vectors that one is gone.
         let revision = dialect::next_revision(conn, &key.collection_id)?;
-        diesel::update(collection_of!(key))
+        diesel::update(collection_of(key))
             .set(collections::deleted_revision.eq(revision))
             .execute(conn)?;
         Ok::<_, DbError>(())

@@ -62,7 +62,7 @@ pub fn create_messages(
     dialect::write_tx(conn, |conn| {
         // Locks the session row for the rest of the transaction, so a session's messages are numbered
         // in commit order, and keeps its message count.
-        let session_metadata: Value = diesel::update(session_of!(key))
+        let session_metadata: Value = diesel::update(session_of(key))
             .set(sessions::message_count.eq(sessions::message_count + batch.len() as i64))
             .returning(sessions::metadata)
             .get_result(conn)
@@ -122,18 +122,21 @@ pub fn create_messages(
     })
 }
 
-macro_rules! message_of {
-    ($key:expr, $id:expr) => {
-        messages::table
-            .filter(messages::public_id.eq($id))
-            .filter(messages::session_id.eq(&$key.session_id))
-            .filter(messages::user_id.eq(&$key.user_id))
-            .filter(messages::app_id.eq(&$key.app_id))
-    };
+/// Messages of `key`'s session with this id: the only way a message is looked up.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn message_of<'a>(key: &'a SessionKey, id: &'a str) -> _ {
+    let session_id: &'a str = &key.session_id;
+    let user_id: &'a str = &key.user_id;
+    let app_id: &'a str = &key.app_id;
+    messages::table
+        .filter(messages::public_id.eq(id))
+        .filter(messages::session_id.eq(session_id))
+        .filter(messages::user_id.eq(user_id))
+        .filter(messages::app_id.eq(app_id))
 }
 
 pub fn get_message(conn: &mut Conn, key: &SessionKey, id: &str) -> DbResult<Message> {
-    message_of!(key, id)
+    message_of(key, id)
         .select(MessageRow::as_select())
         .get_result(conn)
         .optional()?
@@ -148,7 +151,7 @@ pub fn update_message(
     metadata: Metadata,
 ) -> DbResult<Message> {
     updated_row(
-        diesel::update(message_of!(key, id))
+        diesel::update(message_of(key, id))
             .set(messages::metadata.eq(Value::Object(metadata.into_inner())))
             .returning(MessageRow::as_returning()),
         conn,
@@ -165,7 +168,7 @@ pub fn list_messages(
     filter: Option<&Metadata>,
     req: PageRequest,
 ) -> DbResult<Page<Message>> {
-    let count: Option<i64> = session_of!(key)
+    let count: Option<i64> = session_of(key)
         .select(sessions::message_count)
         .get_result(conn)
         .optional()?;

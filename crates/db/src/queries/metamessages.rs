@@ -66,13 +66,12 @@ struct MetamessageChangeset {
 }
 
 /// Metamessages of the user and app with this id: the only way a metamessage is looked up.
-macro_rules! metamessage_of {
-    ($app_id:expr, $user_id:expr, $id:expr) => {
-        metamessages::table
-            .filter(metamessages::public_id.eq($id))
-            .filter(metamessages::user_id.eq($user_id))
-            .filter(metamessages::app_id.eq($app_id))
-    };
+#[diesel::dsl::auto_type(no_type_alias)]
+fn metamessage_of<'a>(app_id: &'a str, user_id: &'a str, id: &'a str) -> _ {
+    metamessages::table
+        .filter(metamessages::public_id.eq(id))
+        .filter(metamessages::user_id.eq(user_id))
+        .filter(metamessages::app_id.eq(app_id))
 }
 
 fn user_exists(conn: &mut Conn, app_id: &str, user_id: &str) -> QueryResult<bool> {
@@ -179,7 +178,7 @@ pub fn get_metamessage(
     user_id: &str,
     id: &str,
 ) -> DbResult<Metamessage> {
-    metamessage_of!(app_id, user_id, id)
+    metamessage_of(app_id, user_id, id)
         .select(MetamessageRow::as_select())
         .get_result(conn)
         .optional()?
@@ -197,7 +196,7 @@ pub fn update_metamessage(
     changes: MetamessageChanges,
 ) -> DbResult<Metamessage> {
     dialect::write_tx(conn, |conn| {
-        let stored: MetamessageRow = metamessage_of!(app_id, user_id, id)
+        let stored: MetamessageRow = metamessage_of(app_id, user_id, id)
             .select(MetamessageRow::as_select())
             .get_result(conn)
             .optional()?
@@ -233,7 +232,7 @@ pub fn update_metamessage(
         {
             return Ok(stored.into());
         }
-        diesel::update(metamessage_of!(app_id, user_id, id))
+        diesel::update(metamessage_of(app_id, user_id, id))
             .set(&changeset)
             .returning(MetamessageRow::as_returning())
             .get_result(conn)

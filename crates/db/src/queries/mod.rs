@@ -6,7 +6,8 @@
 
 use super::{dialect, schema, Conn};
 use crate::{DbError, DbResult};
-use honcho_domain::{Page, PageRequest};
+use diesel::{ExpressionMethods, QueryDsl};
+use honcho_domain::{Page, PageRequest, SessionKey};
 use serde_json::{Map, Value};
 
 mod apps;
@@ -29,15 +30,16 @@ pub use users::*;
 
 /// Sessions of `key`'s user in `key`'s app with `key`'s id: the only way a session is looked up
 /// (by the session queries, and by the message queries that lock and count a session).
-macro_rules! session_of {
-    ($key:expr) => {
-        sessions::table
-            .filter(sessions::public_id.eq(&$key.session_id))
-            .filter(sessions::user_id.eq(&$key.user_id))
-            .filter(sessions::app_id.eq(&$key.app_id))
-    };
+#[diesel::dsl::auto_type(no_type_alias)]
+pub(crate) fn session_of<'a>(key: &'a SessionKey) -> _ {
+    let id: &'a str = &key.session_id;
+    let user_id: &'a str = &key.user_id;
+    let app_id: &'a str = &key.app_id;
+    schema::sessions::table
+        .filter(schema::sessions::public_id.eq(id))
+        .filter(schema::sessions::user_id.eq(user_id))
+        .filter(schema::sessions::app_id.eq(app_id))
 }
-pub(crate) use session_of;
 
 /// Metadata as stored (always an object) to the domain's map.
 fn into_map(v: Value) -> Map<String, Value> {

@@ -99,7 +99,7 @@ pub fn create_session(
 }
 
 pub fn get_session(conn: &mut Conn, key: &SessionKey) -> DbResult<Session> {
-    session_of!(key)
+    session_of(key)
         .select(SessionRow::as_select())
         .get_result(conn)
         .optional()?
@@ -145,7 +145,7 @@ pub fn list_sessions(
 
 pub fn update_session(conn: &mut Conn, key: &SessionKey, metadata: Metadata) -> DbResult<Session> {
     updated_row(
-        diesel::update(session_of!(key))
+        diesel::update(session_of(key))
             .set(sessions::metadata.eq(Value::Object(metadata.into_inner())))
             .returning(SessionRow::as_returning()),
         conn,
@@ -156,7 +156,7 @@ pub fn update_session(conn: &mut Conn, key: &SessionKey, metadata: Metadata) -> 
 
 /// Soft delete: the session becomes inactive; its messages stay.
 pub fn delete_session(conn: &mut Conn, key: &SessionKey) -> DbResult<()> {
-    let n = diesel::update(session_of!(key))
+    let n = diesel::update(session_of(key))
         .set(sessions::is_active.eq(false))
         .execute(conn)?;
     if n == 0 {
@@ -194,7 +194,7 @@ pub fn clone_session(
     deep_copy: bool,
 ) -> DbResult<Session> {
     dialect::write_tx(conn, |conn| {
-        let source: SessionRow = session_of!(key)
+        let source: SessionRow = session_of(key)
             .select(SessionRow::as_select())
             .get_result(conn)
             .optional()?
