@@ -528,23 +528,6 @@ impl Db {
     pub fn embedders_in_use(&self) -> DbResult<Vec<(String, i32, i64)>> {
         dispatch!(self, embedders_in_use())
     }
-    /// Documents (internal id, content) after `after` whose vector another embedder made.
-    pub fn documents_to_reembed(
-        &self,
-        embedder: &str,
-        dimensions: i32,
-        after: i64,
-        limit: i64,
-    ) -> DbResult<Vec<(i64, String)>> {
-        dispatch!(
-            self,
-            documents_to_reembed(embedder, dimensions, after, limit)
-        )
-    }
-    /// Replaces one document's vector.
-    pub fn set_embedding(&self, internal_id: i64, embedding: &Embedding) -> DbResult<()> {
-        dispatch!(self, set_embedding(internal_id, embedding))
-    }
     /// The `top` documents best ranked for `search`; see the query for the details.
     pub fn query_documents(
         &self,
@@ -608,6 +591,27 @@ impl Db {
         scope: &honcho_domain::insights::QueueScope,
     ) -> DbResult<honcho_domain::insights::QueueCounts> {
         dispatch!(self, queue_counts(scope))
+    }
+}
+
+impl honcho_domain::embed::ReembedStore for Db {
+    type Error = DbError;
+
+    fn documents_to_reembed(
+        &self,
+        embedder: &str,
+        dimensions: usize,
+        after: i64,
+        limit: usize,
+    ) -> DbResult<Vec<(i64, String)>> {
+        let (dimensions, limit) = (dimensions as i32, limit as i64);
+        dispatch!(
+            self,
+            documents_to_reembed(embedder, dimensions, after, limit)
+        )
+    }
+    fn set_embedding(&self, internal_id: i64, embedding: &Embedding) -> DbResult<()> {
+        dispatch!(self, set_embedding(internal_id, embedding))
     }
 }
 

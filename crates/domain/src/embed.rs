@@ -27,3 +27,66 @@ pub enum EmbedError {
     #[error("embedding provider answered unexpectedly: {0}")]
     BadResponse(String),
 }
+
+/// Documents whose stored vector another embedder made, and a way to replace it: what
+/// [`reembed`] needs from the store.
+pub trait ReembedStore {
+    type Error: fmt::Display;
+
+    /// Up to `limit` documents after internal id `after` (in id order) whose vector is not from
+    /// `embedder` with `dimensions` components: `(internal id, content)`.
+    fn documents_to_reembed(
+        &self,
+        embedder: &str,
+        dimensions: usize,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, Self::Error>;
+    /// Stores `embedding` as the document's vector.
+    fn set_embedding(
+        &self,
+        internal_id: i64,
+        embedding: &crate::Embedding,
+    ) -> Result<(), Self::Error>;
+}
+
+/// Re-embeds every document whose vector another embedder made, `batch` at a time (at least 1).
+/// Returns how many documents were updated. Safe to interrupt and run again: each document is
+/// stored as soon as it has its new vector.
+pub fn reembed<S: ReembedStore>(
+    store: &S,
+    embedder: &dyn Embedder,
+    batch: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, String> {
+    let (mut after, mut done) = (0i64, 0u64);
+    loop {
+        let docs = store
+            .documents_to_reembed(embedder.id(), embedder.dimensions(), after, batch.max(1))
+            .map_err(|e| e.to_string())?;
+        let Some(last) = docs.last() else {
+            return Ok(done);
+        };
+        after = last.0;
+        let texts: Vec<&str> = docs.iter().map(|(_, c)| c.as_str()).collect();
+        let vectors = embedder.embed(&texts).map_err(|e| e.to_string())?;
+        if vectors.len() != docs.len() {
+            return Err(format!(
+                "{} vectors for {} texts",
+                vectors.len(),
+                docs.len()
+            ));
+        }
+        for ((id, _), vector) in docs.iter().zip(vectors) {
+            let embedding = crate::Embedding {
+                vector,
+                embedder: embedder.id().to_string(),
+            };
+            store
+                .set_embedding(*id, &embedding)
+                .map_err(|e| e.to_string())?;
+            done += 1;
+        }
+        progress(done);
+    }
+}

@@ -89,6 +89,8 @@ impl Label {
 pub const DOCUMENT_MAX: usize = 100_000;
 /// Maximum characters of a document query.
 pub const QUERY_MAX: usize = 1_000;
+/// Most keys a document update's metadata may have (the v1.1.0 contract's limit).
+pub const METADATA_MAX_KEYS: usize = 10_000;
 
 /// A collection name: a `Name` that is not the reserved "honcho" (in any case).
 pub fn collection_name(s: String) -> Result<Name, Invalid> {

@@ -78,38 +78,6 @@ pub fn check_embeddings(
     Ok(())
 }
 
-/// Re-embeds every document whose vector another embedder made, `batch` at a time. Returns how many
-/// documents were updated. Safe to interrupt and run again.
-pub fn reembed(
-    db: &Db,
-    embedder: &dyn honcho_domain::embed::Embedder,
-    batch: usize,
-) -> Result<u64, String> {
-    let dims = embedder.dimensions() as i32;
-    let (mut after, mut done) = (0i64, 0u64);
-    loop {
-        let docs = db
-            .documents_to_reembed(embedder.id(), dims, after, batch as i64)
-            .map_err(|e| e.to_string())?;
-        let Some(last) = docs.last() else {
-            return Ok(done);
-        };
-        after = last.0;
-        let texts: Vec<&str> = docs.iter().map(|(_, c)| c.as_str()).collect();
-        let vectors = embedder.embed(&texts).map_err(|e| e.to_string())?;
-        for ((id, _), vector) in docs.iter().zip(vectors) {
-            let embedding = honcho_domain::Embedding {
-                vector,
-                embedder: embedder.id().to_string(),
-            };
-            db.set_embedding(*id, &embedding)
-                .map_err(|e| e.to_string())?;
-            done += 1;
-        }
-        tracing::info!(documents = done, "re-embedded");
-    }
-}
-
 /// Blocks until SIGTERM or SIGINT.
 pub fn wait_for_stop_signal() -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -303,7 +303,9 @@ fn run(command: Command) -> Result<(), String> {
             let config = Config::from_env()?;
             let embedder = honcho_models::embedder_from_env()?;
             let db = honcho_server::open_database(&config)?;
-            let done = honcho_server::reembed(&db, embedder.as_ref(), batch.max(1))?;
+            let done = honcho_domain::embed::reembed(&db, embedder.as_ref(), batch, |documents| {
+                tracing::info!(documents, "re-embedded")
+            })?;
             println!("re-embedded {done} documents with {}", embedder.id());
             Ok(())
         }

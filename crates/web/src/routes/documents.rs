@@ -10,6 +10,7 @@ use actix_web::web::{Data, Json, Path};
 use actix_web::{delete, get, post, put, HttpRequest};
 use honcho_domain::embed::Embedder;
 use honcho_domain::retrieval::{Retrieval, Search};
+use honcho_domain::values::METADATA_MAX_KEYS;
 use honcho_domain::Text;
 use serde::Deserialize;
 use serde_json::json;
@@ -24,9 +25,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(delete_document)
         .service(create_document);
 }
-
-/// Most keys a document update's metadata may have (the v1.1.0 contract's limit).
-const METADATA_MAX_KEYS: usize = 10_000;
 
 /// `.../documents/{document_id}`
 #[derive(Deserialize, IntoParams)]
