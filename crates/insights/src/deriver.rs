@@ -489,6 +489,24 @@ mod tests {
     }
 
     #[test]
+    fn stopping_ends_every_wait() {
+        let signal = Arc::new(Signal::default());
+        let started = Instant::now();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let s = signal.clone();
+                std::thread::spawn(move || s.wait(Duration::from_secs(10)))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        signal.stop();
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
     fn jitter_stays_in_range() {
         for _ in 0..100 {
             let r = unit_random();
