@@ -246,7 +246,13 @@ impl<S: DeriverStore> Worker<S> {
                 Completion::Stored(next) => {
                     metrics::counter!("honcho_deriver_items_total", "outcome" => "done")
                         .increment(1);
-                    tracing::debug!(item = item.id, facts, summaries, "deriver: item done");
+                    tracing::debug!(
+                        item = item.id,
+                        message = %item.message.id,
+                        facts,
+                        summaries,
+                        "deriver: item done"
+                    );
                     if !going_on {
                         self.release(lease);
                     }
@@ -270,6 +276,7 @@ impl<S: DeriverStore> Worker<S> {
         metrics::counter!("honcho_deriver_items_total", "outcome" => outcome).increment(1);
         tracing::warn!(
             item = item.id,
+            message = %item.message.id,
             session = %item.session.session_id,
             attempt = item.attempt,
             error = %e,
