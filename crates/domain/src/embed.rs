@@ -12,6 +12,20 @@ pub trait Embedder: Send + Sync + fmt::Debug {
     fn dimensions(&self) -> usize;
     /// One vector per input text, in order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
+
+    /// [`Embedder::embed`], checked to answer one vector per text ([`EmbedError::BadResponse`]
+    /// otherwise), so that pairing texts with vectors never drops one.
+    fn embed_each(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let vectors = self.embed(texts)?;
+        if vectors.len() != texts.len() {
+            return Err(EmbedError::BadResponse(format!(
+                "{} vectors for {} texts",
+                vectors.len(),
+                texts.len()
+            )));
+        }
+        Ok(vectors)
+    }
 }
 
 /// Why an embedding could not be made.
@@ -69,14 +83,7 @@ pub fn reembed<S: ReembedStore>(
         };
         after = last.0;
         let texts: Vec<&str> = docs.iter().map(|(_, c)| c.as_str()).collect();
-        let vectors = embedder.embed(&texts).map_err(|e| e.to_string())?;
-        if vectors.len() != docs.len() {
-            return Err(format!(
-                "{} vectors for {} texts",
-                vectors.len(),
-                docs.len()
-            ));
-        }
+        let vectors = embedder.embed_each(&texts).map_err(|e| e.to_string())?;
         for ((id, _), vector) in docs.iter().zip(vectors) {
             let embedding = crate::Embedding {
                 vector,
@@ -88,5 +95,35 @@ pub fn reembed<S: ReembedStore>(
             done += 1;
         }
         progress(done);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model that answers one vector, whatever it is asked.
+    #[derive(Debug)]
+    struct OneVector;
+
+    impl Embedder for OneVector {
+        fn id(&self) -> &str {
+            "one"
+        }
+        fn dimensions(&self) -> usize {
+            1
+        }
+        fn embed(&self, _texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+            Ok(vec![vec![1.0]])
+        }
+    }
+
+    #[test]
+    fn embed_each_refuses_an_answer_with_another_count_of_vectors() {
+        assert_eq!(OneVector.embed_each(&["a"]), Ok(vec![vec![1.0]]));
+        assert_eq!(
+            OneVector.embed_each(&["a", "b"]),
+            Err(EmbedError::BadResponse("1 vectors for 2 texts".into()))
+        );
     }
 }

@@ -379,14 +379,7 @@ impl<S: DeriverStore> Worker<S> {
             let facts = parse_facts(&answer).map_err(|e| ItemError::Unreadable(e.to_string()))?;
             if !facts.is_empty() {
                 let texts: Vec<&str> = facts.iter().map(String::as_str).collect();
-                let vectors = self.embedder.embed(&texts).map_err(ItemError::Embed)?;
-                if vectors.len() != facts.len() {
-                    return Err(ItemError::Embed(EmbedError::BadResponse(format!(
-                        "{} vectors for {} texts",
-                        vectors.len(),
-                        facts.len()
-                    ))));
-                }
+                let vectors = self.embedder.embed_each(&texts).map_err(ItemError::Embed)?;
                 derived.facts = facts
                     .into_iter()
                     .zip(vectors)
