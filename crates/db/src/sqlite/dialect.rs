@@ -8,7 +8,8 @@ use diesel::sql_types::{Bool, Text};
 use diesel::{Connection, RunQueryDsl};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::time::Duration;
 
 #[diesel::declare_sql_function]
 extern "SQL" {
@@ -30,8 +31,9 @@ pub fn metadata_contains<QS: 'static>(
 
 /// A read-write transaction, taking the write lock up front (`BEGIN IMMEDIATE`) so that concurrent
 /// writers wait for each other instead of failing on a lock upgrade. Writers of one database in
-/// this process first queue on its [`writer_gate`]. A call inside a transaction skips the gate and
-/// fails (`AlreadyInTransaction`) instead of waiting for itself.
+/// this process first queue on its [`writer_gate`], as long as SQLite's busy timeout at most (then
+/// the database is busy, as SQLite would say). A call inside a transaction skips the gate and fails
+/// (`AlreadyInTransaction`) instead of waiting for itself.
 pub fn write_tx<T, E>(conn: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T, E>) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
@@ -43,8 +45,55 @@ where
         return conn.immediate_transaction(f);
     }
     let gate = writer_gate(conn)?;
-    let _turn = gate.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_turn) = gate.enter(BUSY_TIMEOUT) else {
+        return Err(busy().into());
+    };
     conn.immediate_transaction(f)
+}
+
+/// How long a writer waits for the database: SQLite's busy timeout, and the longest wait in the
+/// in-process queue.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SQLite's error for a database that stayed locked (an outage: answered 503).
+fn busy() -> diesel::result::Error {
+    diesel::result::Error::DatabaseError(
+        diesel::result::DatabaseErrorKind::Unknown,
+        Box::new("database is locked (by this process's other writers)".to_string()),
+    )
+}
+
+/// One database file's writers in this process, one at a time.
+#[derive(Debug, Default)]
+struct Gate {
+    taken: Mutex<bool>,
+    freed: Condvar,
+}
+
+/// A writer's turn at a [`Gate`]; the next writer's starts when it is dropped.
+struct Turn<'a>(&'a Gate);
+
+impl Gate {
+    /// Waits up to `timeout` for a turn; `None` when none came.
+    fn enter(&self, timeout: Duration) -> Option<Turn<'_>> {
+        let taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut taken, _) = self
+            .freed
+            .wait_timeout_while(taken, timeout, |taken| *taken)
+            .unwrap_or_else(|e| e.into_inner());
+        if *taken {
+            return None;
+        }
+        *taken = true;
+        Some(Turn(self))
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        *self.0.taken.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.0.freed.notify_one();
+    }
 }
 
 #[derive(diesel::QueryableByName)]
@@ -57,9 +106,8 @@ struct MainFile {
 /// waiting writer poll the lock with sleeps growing to 100 ms (the busy timeout), so under
 /// contention the lock sits free while writers sleep; in a queue, the next writer starts as soon
 /// as the previous one commits. Writers in other processes still meet the busy timeout.
-fn writer_gate(conn: &mut Conn) -> diesel::QueryResult<Arc<Mutex<()>>> {
-    static GATES: LazyLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> =
-        LazyLock::new(Default::default);
+fn writer_gate(conn: &mut Conn) -> diesel::QueryResult<Arc<Gate>> {
+    static GATES: LazyLock<Mutex<HashMap<String, Arc<Gate>>>> = LazyLock::new(Default::default);
     let main = diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
         .get_result::<MainFile>(conn)?;
     let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
@@ -78,8 +126,9 @@ pub fn prepare_connection(
     };
     conn.batch_execute(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-         PRAGMA journal_size_limit = {}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-        options.sqlite_wal_limit
+         PRAGMA journal_size_limit = {}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {};",
+        options.sqlite_wal_limit,
+        BUSY_TIMEOUT.as_millis()
     ))?;
     honcho_json_contains_utils::register_impl(conn, |doc: String, filter: String| {
         match (
@@ -188,5 +237,22 @@ mod tests {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{url}{suffix}"));
         }
+    }
+
+    #[test]
+    fn a_writer_waits_for_its_turn_only_as_long_as_the_busy_timeout() {
+        let gate = Gate::default();
+        let turn = gate.enter(Duration::from_millis(10)).expect("a free gate");
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| gate.enter(Duration::from_millis(50)).is_some());
+            assert!(
+                !waiter.join().unwrap(),
+                "a turn while another writer had it"
+            );
+        });
+        drop(turn);
+        assert!(gate.enter(Duration::from_millis(10)).is_some());
+        let outage = crate::DbError::from(busy()).outage();
+        assert_eq!(outage, Some(crate::error::Outage::Busy));
     }
 }
