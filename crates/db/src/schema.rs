@@ -146,3 +146,22 @@ diesel::table! {
         leased_until -> Moment,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::super::types::Moment;
+
+    api_keys (id) {
+        id -> BigInt,
+        public_id -> Text,
+        app_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        session_id -> Nullable<Text>,
+        collection_id -> Nullable<Text>,
+        label -> Nullable<Text>,
+        expires_at -> Nullable<Moment>,
+        created_at -> Moment,
+        revoked_at -> Nullable<Moment>,
+        digest -> Nullable<Text>,
+    }
+}

@@ -4,10 +4,12 @@
 use crate::pool::{Liveness, PgManager};
 use crate::vectors::VectorCache;
 use crate::{pg, sqlite, DatabaseUrl, DbError, DbResult};
+use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use honcho_domain::auth::{Claims, KeyRecord, KeyScope};
 use honcho_domain::insights::{Completion, Conversation, Derived, ItemPolicy, Lease, WorkItem};
 use honcho_domain::{
     App, Collection, CollectionKey, Document, Embedding, Message, Metadata, Name, NewMessage, Page,
@@ -577,6 +579,35 @@ impl Db {
         req: PageRequest,
     ) -> DbResult<Page<honcho_domain::Metamessage>> {
         dispatch!(self, list_metamessages(app_id, user_id, filter, req))
+    }
+
+    // API keys
+
+    pub fn check_key_scope(&self, scope: &KeyScope) -> DbResult<Option<&'static str>> {
+        dispatch!(self, check_key_scope(scope))
+    }
+    pub fn record_key(&self, record: &KeyRecord) -> DbResult<()> {
+        dispatch!(self, record_key(record))
+    }
+    pub fn list_keys(&self, app_id: Option<&str>, req: PageRequest) -> DbResult<Page<KeyRecord>> {
+        dispatch!(self, list_keys(app_id, req))
+    }
+    pub fn revoke_key(&self, id: &str, now: DateTime<Utc>) -> DbResult<KeyRecord> {
+        dispatch!(self, revoke_key(id, now))
+    }
+    pub fn revoke_presented(
+        &self,
+        claims: &Claims,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> DbResult<KeyRecord> {
+        dispatch!(self, revoke_presented(claims, token, now))
+    }
+    pub fn revocation_mark(&self) -> DbResult<i64> {
+        dispatch!(self, revocation_mark())
+    }
+    pub fn revoked_keys(&self) -> DbResult<Vec<(String, Option<String>)>> {
+        dispatch!(self, revoked_keys())
     }
 
     // Deriver queue

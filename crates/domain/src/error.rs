@@ -149,4 +149,10 @@ impl Error {
     pub fn metamessage_message_not_found_for_update() -> Self {
         Error::NotFound("Message not found or doesn't belong to session".into())
     }
+
+    // API keys
+
+    pub fn key_not_found(id: &str) -> Self {
+        Error::NotFound(format!("Key with ID '{id}' not found"))
+    }
 }

@@ -24,6 +24,8 @@ pub fn open_database(config: &Config) -> Result<Db, String> {
 pub struct Server {
     pub server: actix_web::dev::Server,
     pub port: u16,
+    /// With authentication on: keeps this process's copy of the revoked keys fresh while it lives.
+    pub revocation_watch: Option<honcho_web::auth::RevocationWatch>,
 }
 
 /// How the HTTP server treats connections.
@@ -46,6 +48,9 @@ pub fn build_server(
     http: HttpSettings,
 ) -> std::io::Result<Server> {
     let port = listener.local_addr()?.port();
+    let revocation_watch = state.auth.keys.as_ref().map(|_| {
+        honcho_web::auth::RevocationWatch::start(state.db.clone(), state.auth.revocations.clone())
+    });
     let server = actix_web::HttpServer::new(move || build_app(state.clone()))
         .workers(http.workers)
         .max_connections(http.max_connections)
@@ -54,7 +59,11 @@ pub fn build_server(
         .shutdown_timeout(http.shutdown_timeout.as_secs())
         .listen(listener)?
         .run();
-    Ok(Server { server, port })
+    Ok(Server {
+        server,
+        port,
+        revocation_watch,
+    })
 }
 
 /// Warns when stored vectors were made by another embedder than the configured one: queries only

@@ -98,14 +98,26 @@ enum Command {
     Deriver(DatabaseArg),
 }
 
+/// What a key reaches, for `keys create --help` and the README.
+const KEY_SCOPES: &str = "What a key reaches (every id it names must be in the route's path):
+  --app-id A                  everything in app A
+  --user-id U                 user U's routes (its sessions, messages, metamessages, collections)
+  --app-id A --user-id U      user U's routes in app A only (not the app's user list, not other users)
+  --session-id S              session S's routes (its messages, chat, clone)
+  --app-id A --session-id S   session S's routes in app A only
+  --collection-id C           collection C's routes (its documents, queries)
+  --user-id U --collection-id C, and any other combination: routes naming all of those ids
+
+Environment: AUTH_JWT_SECRET, DATABASE_URL";
+
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Print the admin key
     #[command(after_help = "Environment: AUTH_JWT_SECRET")]
     Admin,
-    /// Mint a key scoped to an app, user, session and/or collection. When the database can be
-    /// opened, the ids must exist there.
-    #[command(after_help = "Environment: AUTH_JWT_SECRET, DATABASE_URL")]
+    /// Mint a key scoped to an app, user, session and/or collection, and record it (its id, ids,
+    /// label and times; never the key) so that it can be listed and revoked. The ids must exist.
+    #[command(after_help = KEY_SCOPES)]
     Create {
         // Ids may start with `-` (their alphabet includes it).
         /// The app the key may use
@@ -123,73 +135,34 @@ enum KeysCommand {
         /// When the key stops working (ISO 8601, UTC when no offset is given)
         #[arg(long)]
         expires_at: Option<String>,
+        /// Free text recorded with the key, to tell keys apart (1-100 characters)
+        #[arg(long, allow_hyphen_values = true)]
+        label: Option<String>,
         #[command(flatten)]
         database: DatabaseArg,
     },
-}
-
-/// Refuses ids that the database does not hold, when there is a database to ask; says so when
-/// there is none.
-fn check_ids(
-    app_id: &Option<String>,
-    user_id: &Option<String>,
-    session_id: &Option<String>,
-    collection_id: &Option<String>,
-) -> Result<(), String> {
-    let config = Config::from_env()?;
-    let reachable = match &config.database {
-        honcho_db::DatabaseUrl::Sqlite(path) => path.exists(),
-        honcho_db::DatabaseUrl::Postgres(_) => true,
-    };
-    let db = match reachable
-        .then(|| honcho_db::Db::connect(&config.database, 1))
-        .transpose()
-    {
-        Ok(Some(db)) => db,
-        Ok(None) | Err(_) => {
-            eprintln!(
-                "honcho: warning: {} cannot be opened; the ids were not checked",
-                config.database.redacted()
-            );
-            return Ok(());
-        }
-    };
-    let missing = |what: &str, id: &str, e: honcho_db::DbError| match e {
-        honcho_db::DbError::Domain(_) => format!("--{what}-id: no {what} with ID '{id}'"),
-        other => format!("checking --{what}-id: {other}"),
-    };
-    if let Some(app) = app_id {
-        db.get_app(app).map_err(|e| missing("app", app, e))?;
-    }
-    let (Some(app), Some(user)) = (app_id, user_id) else {
-        if user_id.is_some() || session_id.is_some() || collection_id.is_some() {
-            eprintln!(
-                "honcho: warning: without --app-id and --user-id the other ids were not checked"
-            );
-        }
-        return Ok(());
-    };
-    db.get_user(app, user)
-        .map_err(|e| missing("user", user, e))?;
-    if let Some(session) = session_id {
-        let key = honcho_domain::SessionKey {
-            app_id: app.clone(),
-            user_id: user.clone(),
-            session_id: session.clone(),
-        };
-        db.get_session(&key)
-            .map_err(|e| missing("session", session, e))?;
-    }
-    if let Some(collection) = collection_id {
-        let key = honcho_domain::CollectionKey {
-            app_id: app.clone(),
-            user_id: user.clone(),
-            collection_id: collection.clone(),
-        };
-        db.get_collection(&key)
-            .map_err(|e| missing("collection", collection, e))?;
-    }
-    Ok(())
+    /// List the recorded keys (never the keys themselves), oldest first
+    #[command(after_help = "Environment: DATABASE_URL")]
+    List {
+        /// Only the keys that name this app
+        #[arg(long, allow_hyphen_values = true)]
+        app_id: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Revoke a key, by its id or by its text; every server refuses it within seconds
+    #[command(
+        after_help = "Environment: AUTH_JWT_SECRET (to read a key given by its text), \
+        DATABASE_URL"
+    )]
+    Revoke {
+        /// The key's id (from `keys list`), or the key itself (for keys minted before keys were
+        /// recorded)
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
 }
 
 fn keys_from_env() -> Result<honcho_web::auth::Keys, String> {
@@ -200,49 +173,147 @@ fn keys_from_env() -> Result<honcho_web::auth::Keys, String> {
     Ok(honcho_web::auth::Keys::new(&secret))
 }
 
+/// The database that records keys: it must exist already (a SQLite file is not created here).
+fn key_database(database: DatabaseArg) -> Result<honcho_db::Db, String> {
+    database.apply();
+    let config = Config::from_env()?;
+    if let honcho_db::DatabaseUrl::Sqlite(path) = &config.database {
+        if !path.exists() {
+            return Err(format!(
+                "DATABASE_URL {}: no such database (start the server once, or run `honcho migrate`)",
+                config.database.redacted()
+            ));
+        }
+    }
+    honcho_server::open_database(&config)
+}
+
+/// Shows an optional value in a listing.
+fn or_dash(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("-")
+}
+
 fn run_keys(command: KeysCommand) -> Result<(), String> {
-    let keys = keys_from_env()?;
     match command {
-        KeysCommand::Admin => emit(&format!("{}\n", keys.admin_key()))?,
+        KeysCommand::Admin => emit(&format!("{}\n", keys_from_env()?.admin_key()))?,
         KeysCommand::Create {
             app_id,
             user_id,
             session_id,
             collection_id,
             expires_at,
+            label,
             database,
         } => {
-            if app_id.is_none()
-                && user_id.is_none()
-                && session_id.is_none()
-                && collection_id.is_none()
-            {
+            let keys = keys_from_env()?;
+            let scope = honcho_domain::auth::KeyScope {
+                app_id,
+                user_id,
+                session_id,
+                collection_id,
+            };
+            if scope.is_empty() {
                 return Err("at least one of --app-id, --user-id, --session-id or --collection-id is needed".into());
             }
-            database.apply();
-            check_ids(&app_id, &user_id, &session_id, &collection_id)?;
-            let exp = match expires_at {
+            let expires_at = match expires_at {
                 None => None,
-                Some(raw) => Some(
-                    honcho_domain::auth::parse_instant(&raw)
-                        .ok_or_else(|| {
-                            format!(
-                                "--expires-at: cannot read '{raw}' as an ISO 8601 date and time"
-                            )
-                        })?
-                        .timestamp(),
-                ),
+                Some(raw) => {
+                    let t = honcho_domain::auth::parse_instant(&raw).ok_or_else(|| {
+                        format!("--expires-at: cannot read '{raw}' as an ISO 8601 date and time")
+                    })?;
+                    chrono::DateTime::from_timestamp(t.timestamp(), 0)
+                }
             };
-            let claims = honcho_domain::auth::Claims {
-                t: chrono::Utc::now().to_rfc3339(),
-                exp: exp.map(serde_json::Value::from),
-                ad: None,
-                ap: app_id,
-                us: user_id,
-                se: session_id,
-                co: collection_id,
+            let label = label
+                .map(|l| {
+                    honcho_domain::Name::parse(l)
+                        .map(honcho_domain::Name::into_inner)
+                        .map_err(|e| format!("--label: {e}"))
+                })
+                .transpose()?;
+            let db = key_database(database)?;
+            if let Some(level) = db.check_key_scope(&scope).map_err(|e| e.to_string())? {
+                let id = match level {
+                    "app" => &scope.app_id,
+                    "user" => &scope.user_id,
+                    "session" => &scope.session_id,
+                    _ => &scope.collection_id,
+                };
+                return Err(format!(
+                    "--{level}-id: no {level} with ID '{}'",
+                    or_dash(id)
+                ));
+            }
+            let record =
+                honcho_domain::auth::KeyRecord::new(scope, label, expires_at, chrono::Utc::now());
+            let key = keys.mint(&record.claims());
+            db.record_key(&record).map_err(|e| e.to_string())?;
+            eprintln!("honcho: key {} recorded", record.id);
+            emit(&format!("{key}\n"))?;
+        }
+        KeysCommand::List { app_id, database } => {
+            let db = key_database(database)?;
+            let mut out = String::from(
+                "id\tapp_id\tuser_id\tsession_id\tcollection_id\tlabel\tcreated_at\texpires_at\trevoked_at\n",
+            );
+            let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or("-".to_string(), |t| t.to_rfc3339())
             };
-            emit(&format!("{}\n", keys.mint(&claims)))?;
+            for page in 1.. {
+                let req = honcho_domain::PageRequest {
+                    page,
+                    size: 100,
+                    reverse: false,
+                };
+                let keys = db
+                    .list_keys(app_id.as_deref(), req)
+                    .map_err(|e| e.to_string())?;
+                for k in &keys.items {
+                    out.push_str(&format!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                        k.id,
+                        or_dash(&k.scope.app_id),
+                        or_dash(&k.scope.user_id),
+                        or_dash(&k.scope.session_id),
+                        or_dash(&k.scope.collection_id),
+                        or_dash(&k.label),
+                        k.created_at.to_rfc3339(),
+                        time(k.expires_at),
+                        time(k.revoked_at),
+                    ));
+                }
+                if page >= keys.pages {
+                    break;
+                }
+            }
+            emit(&out)?;
+        }
+        KeysCommand::Revoke { key, database } => {
+            let db = key_database(database)?;
+            let now = chrono::Utc::now();
+            // A key id is a UUID; a key's text is a JWT, whose parts are separated by dots.
+            let record = if key.contains('.') {
+                let claims = keys_from_env()?.verify(key.trim()).map_err(|_| {
+                    "the key is not one of this server's keys (its signature does not match \
+                     AUTH_JWT_SECRET)"
+                        .to_string()
+                })?;
+                if claims.is_admin() {
+                    return Err(
+                        "the admin key cannot be revoked; change AUTH_JWT_SECRET to replace it"
+                            .into(),
+                    );
+                }
+                db.revoke_presented(&claims, key.trim(), now)
+            } else {
+                db.revoke_key(&key, now)
+            }
+            .map_err(|e| e.to_string())?;
+            emit(&format!(
+                "revoked key {} (at {})\n",
+                record.id,
+                record.revoked_at.map_or(String::new(), |t| t.to_rfc3339())
+            ))?;
         }
     }
     Ok(())
@@ -384,7 +455,10 @@ fn serve(config: Config) -> Result<(), String> {
     };
     let state = honcho_web::AppState {
         db,
-        auth: honcho_web::auth::AuthConfig { keys },
+        auth: honcho_web::auth::AuthConfig {
+            keys,
+            revocations: Default::default(),
+        },
         enqueue_for_deriver: models.is_some(),
         deriver_signal: deriver.as_ref().map(honcho_insights::Deriver::signal),
         models,

@@ -11,12 +11,14 @@ use crate::error::ApiError;
 use actix_web::dev::Payload;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest};
-use honcho_db::Db;
-use honcho_domain::auth::{AuthError, Claims, PathIds, Scope};
+use honcho_db::{Db, DbResult};
+use honcho_domain::auth::{AuthError, Claims, PathIds, RevokedKeys, Scope};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
 use std::future::{ready, Ready};
 use std::marker::PhantomData;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// The signing secret of API keys.
 #[derive(Clone)]
@@ -64,10 +66,143 @@ impl Keys {
     }
 }
 
-/// Authentication settings shared with every request: `None` when `USE_AUTH` is off.
+/// Authentication settings shared with every request: `keys` is `None` when `USE_AUTH` is off.
 #[derive(Debug, Clone, Default)]
 pub struct AuthConfig {
     pub keys: Option<Keys>,
+    /// This process's copy of the revoked keys (kept up to date by [`RevocationWatch`]).
+    pub revocations: Arc<Revocations>,
+}
+
+impl AuthConfig {
+    /// Authentication on, keys signed with `keys`.
+    pub fn with_keys(keys: Keys) -> AuthConfig {
+        AuthConfig {
+            keys: Some(keys),
+            revocations: Arc::default(),
+        }
+    }
+}
+
+/// How often each process reads whether keys were revoked: a revocation reaches every process
+/// within about this long.
+pub const REVOCATIONS_REFRESH: Duration = Duration::from_secs(1);
+
+/// A copy of the revoked keys older than this is not trusted: keys are refused with 503 until it
+/// has been read again (a revocation is never missed for longer than this).
+pub const REVOCATIONS_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// The revoked keys as this process last read them. Checking a key against it costs no database
+/// round trip; [`Revocations::refresh`] reads them again only when their count changed (one
+/// count over an index otherwise).
+#[derive(Debug, Default)]
+pub struct Revocations {
+    state: RwLock<RevocationState>,
+}
+
+#[derive(Debug, Default)]
+struct RevocationState {
+    list: RevokedKeys,
+    mark: Option<i64>,
+    read_at: Option<Instant>,
+}
+
+impl Revocations {
+    /// Reads the revoked keys again if they changed, and marks the copy fresh.
+    pub fn refresh(&self, db: &Db) -> DbResult<()> {
+        let mark = db.revocation_mark()?;
+        let known = self.state.read().unwrap_or_else(|e| e.into_inner()).mark;
+        let list = match known == Some(mark) {
+            true => None,
+            false => Some(RevokedKeys::new(db.revoked_keys()?)),
+        };
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = list {
+            state.list = list;
+            state.mark = Some(mark);
+        }
+        state.read_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Refuses a revoked key (401), and every key while the copy is stale (503).
+    fn check(&self, claims: &Claims, token: &str) -> Result<(), ApiError> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        if state
+            .read_at
+            .is_none_or(|t| t.elapsed() > REVOCATIONS_MAX_AGE)
+        {
+            return Err(ApiError::Unavailable {
+                detail: "Database unavailable: the revoked keys could not be read".into(),
+                cause: "the copy of the revoked keys is out of date".into(),
+            });
+        }
+        if state.list.refuses(claims, token) {
+            return Err(AuthError::Revoked.into());
+        }
+        Ok(())
+    }
+}
+
+/// A thread that refreshes a process's [`Revocations`] every [`REVOCATIONS_REFRESH`]; stopped and
+/// joined when dropped.
+pub struct RevocationWatch {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RevocationWatch {
+    /// Reads the revoked keys once now (so the first request finds them), then keeps them fresh.
+    pub fn start(db: Db, revocations: Arc<Revocations>) -> RevocationWatch {
+        if let Err(e) = revocations.refresh(&db) {
+            tracing::warn!(error = %e, "the revoked keys could not be read; keys are refused until they are");
+        }
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("key-revocations".into())
+            .spawn(move || {
+                let (stopped, wake) = &*signal;
+                let mut failing = false;
+                let mut guard = stopped.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    guard = wake
+                        .wait_timeout(guard, REVOCATIONS_REFRESH)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    if *guard {
+                        return;
+                    }
+                    match (revocations.refresh(&db), failing) {
+                        (Ok(()), true) => {
+                            tracing::info!("the revoked keys can be read again");
+                            failing = false;
+                        }
+                        (Err(e), false) => {
+                            tracing::warn!(error = %e, "the revoked keys could not be read");
+                            failing = true;
+                        }
+                        _ => {}
+                    }
+                }
+            })
+            .expect("spawning a thread");
+        RevocationWatch {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for RevocationWatch {
+    fn drop(&mut self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The scopes a handler can ask for, as types: `Access<scope::App>` is a request the app's key (or
@@ -98,6 +233,7 @@ pub mod scope {
 pub(crate) struct Gate {
     db: Db,
     keys: Option<Keys>,
+    revocations: Arc<Revocations>,
 }
 
 impl Gate {
@@ -105,6 +241,7 @@ impl Gate {
         Gate {
             db,
             keys: auth.keys,
+            revocations: auth.revocations,
         }
     }
 }
@@ -126,6 +263,7 @@ pub struct Access<S> {
     claims: Claims,
     db: Db,
     keys: Option<Keys>,
+    revocations: Arc<Revocations>,
     scope: PhantomData<S>,
 }
 
@@ -146,6 +284,12 @@ impl Access<scope::Admin> {
     pub(crate) fn signer(&self) -> Option<&Keys> {
         self.keys.as_ref()
     }
+
+    /// This process's copy of the revoked keys (read again after a revocation, so that this process
+    /// refuses the key at once).
+    pub(crate) fn revocations(&self) -> Arc<Revocations> {
+        self.revocations.clone()
+    }
 }
 
 impl<S: scope::RouteScope> FromRequest for Access<S> {
@@ -157,13 +301,15 @@ impl<S: scope::RouteScope> FromRequest for Access<S> {
             claims,
             db: gate.db.clone(),
             keys: gate.keys.clone(),
+            revocations: gate.revocations.clone(),
             scope: PhantomData,
         }))
     }
 }
 
 /// Checks the request's key against `scope` for the ids of the matched route, in the order the
-/// contract gives: no key, bad key, expired key, admin, admin-only route, matching claim.
+/// contract gives: no key, bad key, expired key, revoked key, admin, admin-only route, matching
+/// claim.
 fn authorize(req: &HttpRequest, scope: Scope) -> Result<(Claims, &Gate), ApiError> {
     let gate = req
         .app_data::<Data<Gate>>()
@@ -182,6 +328,7 @@ fn authorize(req: &HttpRequest, scope: Scope) -> Result<(Claims, &Gate), ApiErro
     let token = bearer(req).ok_or(AuthError::NoToken)?;
     let claims = keys.verify(token)?;
     claims.check_expiry(chrono::Utc::now())?;
+    gate.revocations.check(&claims, token)?;
     claims.permits(
         scope,
         &PathIds {
@@ -239,12 +386,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url =
             honcho_db::DatabaseUrl::parse(&dir.path().join("t.db").to_string_lossy()).unwrap();
-        let gate = Gate::new(
-            Db::connect(&url, 1).unwrap(),
-            AuthConfig {
-                keys: Some(Keys::new(SECRET)),
-            },
-        );
+        let db = Db::connect(&url, 1).unwrap();
+        db.migrate().unwrap();
+        let auth = AuthConfig::with_keys(Keys::new(SECRET));
+        auth.revocations.refresh(&db).unwrap();
+        let gate = Gate::new(db, auth);
         let app = test::init_service(
             App::new()
                 .app_data(Data::new(gate))

@@ -19,6 +19,13 @@ fn timestamp<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_str(&text)
 }
 
+fn optional_timestamp<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => timestamp(t, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// Booleans as pydantic reads them in lax mode: `true`/`false`, `0`/`1`, and strings such as
 /// `"yes"`, `"off"`, `"t"`.
 fn lax_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -57,6 +64,53 @@ fn lax_bool_default_false<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Er
 }
 
 // ---------------------------------------------------------------- responses
+
+/// A recorded API key: what it reaches and when it was made, expires and was revoked. The key
+/// itself is never stored or shown again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyInfo {
+    /// The key's id (its `jti` claim)
+    pub id: String,
+    pub app_id: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub collection_id: Option<String>,
+    /// Free text given when the key was made
+    pub label: Option<String>,
+    #[serde(serialize_with = "optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    /// When the key was revoked; `null` while it works
+    #[serde(serialize_with = "optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<honcho_domain::auth::KeyRecord> for KeyInfo {
+    fn from(r: honcho_domain::auth::KeyRecord) -> Self {
+        KeyInfo {
+            id: r.id,
+            app_id: r.scope.app_id,
+            user_id: r.scope.user_id,
+            session_id: r.scope.session_id,
+            collection_id: r.scope.collection_id,
+            label: r.label,
+            expires_at: r.expires_at,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+/// A key presented for revocation.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct KeyRevoke {
+    /// The key's text (a key minted by this server or with its secret; expired keys too)
+    pub key: String,
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct App {

@@ -25,6 +25,9 @@ pub struct Fixture {
     pub sibling_app_user: String,
     pub sibling_user: String,
     pub sibling_session: String,
+    /// A recorded key (minted by the API for the app) that the key routes revoke.
+    pub key_id: String,
+    pub key_text: String,
 }
 
 impl Fixture {
@@ -86,6 +89,11 @@ impl Fixture {
             &format!("/v1/apps/{a}/users/{u2}/collections"),
             json!({ "name": "facts" }),
         ));
+        let (status, minted) =
+            app.send_as(Some(admin), "POST", &format!("/v1/keys?app_id={a}"), None);
+        assert_eq!(status, 200, "{minted}");
+        let (status, listed) = app.send_as(Some(admin), "GET", "/v1/keys?reverse=true", None);
+        assert_eq!(status, 200, "{listed}");
         Fixture {
             app: a,
             app_name: "tenant-a".into(),
@@ -101,6 +109,8 @@ impl Fixture {
             sibling_app_user: ub,
             sibling_user: u2,
             sibling_session: s2,
+            key_id: id(&listed["items"][0]),
+            key_text: minted["key"].as_str().unwrap().to_string(),
         }
     }
 
@@ -136,7 +146,8 @@ impl Fixture {
             .replace("{message_id}", &self.message)
             .replace("{metamessage_id}", &self.metamessage)
             .replace("{collection_id}", &self.collection)
-            .replace("{document_id}", &self.document);
+            .replace("{document_id}", &self.document)
+            .replace("{key_id}", &self.key_id);
         let path = match (method, template) {
             (_, "/v1/apps/name/{name}") | (_, "/v1/apps/get_or_create/{name}") => {
                 path.replace("{name}", &self.app_name)
@@ -173,6 +184,7 @@ impl Fixture {
             ("POST", t) if t.ends_with("/documents") => Some(json!({ "content": "x" })),
             ("POST", t) if t.ends_with("/query") => Some(json!({ "query": "tea" })),
             ("POST", t) if t.ends_with("/chat") => Some(json!({ "queries": "tea?" })),
+            ("POST", "/v1/keys/revoke") => Some(json!({ "key": self.key_text })),
             ("POST", t) if t.ends_with("/batch") => {
                 Some(json!({ "messages": [{ "content": "x", "is_user": false }] }))
             }
@@ -238,8 +250,55 @@ pub fn keys(f: &Fixture) -> Vec<(&'static str, Option<String>)> {
                 ..Claims::default()
             })),
         ),
+        // Keys naming several ids reach only routes naming all of them.
+        ("app+user", scoped(Some(&f.app), Some(&f.user), None)),
+        (
+            "app+user+session",
+            scoped(Some(&f.app), Some(&f.user), Some(&f.session)),
+        ),
+        (
+            "user+session",
+            scoped(None, Some(&f.user), Some(&f.session)),
+        ),
+        ("app+session", scoped(Some(&f.app), None, Some(&f.session))),
+        (
+            "app+collection",
+            Some(keys.mint(&Claims {
+                ap: Some(f.app.clone()),
+                co: Some(f.collection.clone()),
+                ..Claims::default()
+            })),
+        ),
+        (
+            "app+sibling user",
+            scoped(Some(&f.app), Some(&f.sibling_user), None),
+        ),
+        (
+            "app+sibling session",
+            scoped(Some(&f.app), None, Some(&f.sibling_session)),
+        ),
+        (
+            "app+user+sibling session",
+            scoped(Some(&f.app), Some(&f.user), Some(&f.sibling_session)),
+        ),
+        (
+            "app+sibling collection",
+            Some(keys.mint(&Claims {
+                ap: Some(f.app.clone()),
+                co: Some(f.sibling_collection.clone()),
+                ..Claims::default()
+            })),
+        ),
     ]
 }
+
+/// The keys naming the right app and a sibling's id: refused everywhere.
+pub const SIBLING_MULTI_KEYS: &[&str] = &[
+    "app+sibling user",
+    "app+sibling session",
+    "app+user+sibling session",
+    "app+sibling collection",
+];
 
 fn b64(s: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -417,6 +476,9 @@ const SPEC: &[(&str, &str, &[&str])] = &[
         &["app", "user", "collection"],
     ),
     ("POST", "/v1/keys", &[]),
+    ("GET", "/v1/keys", &[]),
+    ("POST", "/v1/keys/revoke", &[]),
+    ("DELETE", "/v1/keys/{key_id}", &[]),
     ("GET", "/v1/apps/{app_id}/deriver/status", &["app"]),
 ];
 
@@ -428,7 +490,35 @@ const TOKEN_ROUTES: &[&str] = &[
     "/v1/apps/{app_id}/users/{user_id}/collections",
 ];
 
-/// What the contract says a key gets on a route: `None` for success (200), else the 401 detail.
+/// The levels whose ids a request to the route names: those in its path, and for the token routes
+/// the one read from the query.
+fn route_levels(method: &str, template: &str) -> Vec<&'static str> {
+    let mut levels: Vec<&str> = [
+        ("{app_id}", "app"),
+        ("{user_id}", "user"),
+        ("{session_id}", "session"),
+        ("{collection_id}", "collection"),
+    ]
+    .into_iter()
+    .filter(|(param, _)| template.contains(param))
+    .map(|(_, level)| level)
+    .collect();
+    if method == "GET" && TOKEN_ROUTES.contains(&template) {
+        let read = match template.rsplit('/').next() {
+            Some("apps") => "app",
+            Some("users") => "user",
+            Some("sessions") => "session",
+            _ => "collection",
+        };
+        levels.push(read);
+    }
+    levels
+}
+
+/// What a key gets on a route: `None` for success (200), else the 401 detail. A scoped key is
+/// named by the levels it names, joined by `+` (`sibling` before a level names another's id): one
+/// of its ids must be one the route's scope accepts (the contract's scope column), and every id it
+/// names must be the route's.
 pub fn expected(method: &str, template: &str, key: &str) -> Option<&'static str> {
     match key {
         "none" => return Some("No access token provided"),
@@ -444,7 +534,21 @@ pub fn expected(method: &str, template: &str, key: &str) -> Option<&'static str>
             panic!("{method} {template} is served but has no expected scope in this test")
         })
         .2;
-    if allowed.contains(&key) {
+    let parts: Vec<(&str, bool)> = key
+        .split('+')
+        .map(|part| match part.strip_prefix("sibling ") {
+            Some(level) => (level, true),
+            None => (part, false),
+        })
+        .collect();
+    let levels = route_levels(method, template);
+    let scope_accepts = parts
+        .iter()
+        .any(|(level, sibling)| !sibling && allowed.contains(level));
+    let all_named_ids_are_the_routes = parts
+        .iter()
+        .all(|(level, sibling)| !sibling && levels.contains(level));
+    if scope_accepts && all_named_ids_are_the_routes {
         None
     } else if allowed.is_empty() {
         Some("Resource requires admin privileges")
@@ -586,28 +690,44 @@ fn token_routes_fall_back_to_the_key() {
     let app = TestApp::spawn_with_auth(SECRET);
     let keys = Keys::new(SECRET);
     let f = Fixture::seed(&app, &keys.admin_key());
-    let key = keys.mint(&Claims {
-        ap: Some(f.app.clone()),
-        us: Some(f.user.clone()),
-        se: Some(f.session.clone()),
-        ..Claims::default()
-    });
-    let (status, body) = app.send_as(Some(&key), "GET", "/v1/apps", None);
+    let key = |ap: Option<&str>, us: Option<&str>, se: Option<&str>| {
+        keys.mint(&Claims {
+            ap: ap.map(Into::into),
+            us: us.map(Into::into),
+            se: se.map(Into::into),
+            ..Claims::default()
+        })
+    };
+    let app_key = key(Some(&f.app), None, None);
+    let user_key = key(Some(&f.app), Some(&f.user), None);
+    let session_key = key(Some(&f.app), Some(&f.user), Some(&f.session));
+    let (status, body) = app.send_as(Some(&app_key), "GET", "/v1/apps", None);
     assert_eq!((status, body["id"].clone()), (200, json!(f.app)));
-    let (status, body) = app.send_as(
-        Some(&key),
-        "GET",
-        &format!("/v1/apps/{}/users", f.app),
-        None,
-    );
+    let users = format!("/v1/apps/{}/users", f.app);
+    let (status, body) = app.send_as(Some(&user_key), "GET", &users, None);
     assert_eq!((status, body["id"].clone()), (200, json!(f.user)));
-    let (status, body) = app.send_as(
-        Some(&key),
-        "GET",
-        &format!("/v1/apps/{}/users/{}/sessions", f.app, f.user),
-        None,
-    );
+    let sessions = format!("/v1/apps/{}/users/{}/sessions", f.app, f.user);
+    let (status, body) = app.send_as(Some(&session_key), "GET", &sessions, None);
     assert_eq!((status, body["id"].clone()), (200, json!(f.session)));
+    // A key naming more ids reaches less: a session's key reads neither its app nor its user.
+    let unauthorized = (401, json!({ "detail": "Unauthorized access to resource" }));
+    assert_eq!(
+        app.send_as(Some(&session_key), "GET", "/v1/apps", None),
+        unauthorized
+    );
+    assert_eq!(
+        app.send_as(Some(&session_key), "GET", &users, None),
+        unauthorized
+    );
+    assert_eq!(
+        app.send_as(
+            Some(&user_key),
+            "GET",
+            &format!("{users}?user_id={}", f.sibling_user),
+            None
+        ),
+        unauthorized
+    );
     let (status, body) = app.send_as(Some(&keys.admin_key()), "GET", "/v1/apps", None);
     assert_eq!(
         (status, body),
@@ -616,6 +736,56 @@ fn token_routes_fall_back_to_the_key() {
             json!({ "detail": "App ID not found in query parameter or JWT" })
         )
     );
+}
+
+/// The leak this server closed: v1.1.0 accepts a key when any of its ids matches, so an app and
+/// user key could list the app's users and read a sibling user's messages.
+#[test]
+fn a_user_key_of_an_app_reads_nothing_of_another_user() {
+    let app = TestApp::spawn_with_auth(SECRET);
+    let admin = Keys::new(SECRET).admin_key();
+    let f = Fixture::seed(&app, &admin);
+    let bob_session = format!(
+        "/v1/apps/{}/users/{}/sessions/{}",
+        f.app, f.sibling_user, f.sibling_session
+    );
+    let (status, _) = app.send_as(
+        Some(&admin),
+        "POST",
+        &format!("{bob_session}/messages"),
+        Some(r#"{"content": "bob secret", "is_user": true}"#),
+    );
+    assert_eq!(status, 200);
+    let (status, body) = app.send_as(
+        Some(&admin),
+        "POST",
+        &format!("/v1/keys?app_id={}&user_id={}", f.app, f.user),
+        None,
+    );
+    assert_eq!(status, 200);
+    let alice = body["key"].as_str().unwrap().to_string();
+    let refused = (
+        401,
+        json!({ "detail": "JWT not permissioned for this resource" }),
+    );
+    for path in [
+        format!("/v1/apps/{}/users/list", f.app),
+        format!("{bob_session}/messages/list"),
+        format!("/v1/apps/{}/users/{}/sessions/list", f.app, f.sibling_user),
+    ] {
+        assert_eq!(
+            app.send_as(Some(&alice), "POST", &path, None),
+            refused,
+            "{path}"
+        );
+    }
+    // Her own resources still work.
+    let own = format!(
+        "/v1/apps/{}/users/{}/sessions/{}/messages/list",
+        f.app, f.user, f.session
+    );
+    let (status, page) = app.send_as(Some(&alice), "POST", &own, None);
+    assert_eq!((status, page["total"].clone()), (200, json!(1)));
 }
 
 #[test]
@@ -702,7 +872,7 @@ fn with_auth_off_every_request_is_admin_and_keys_are_disabled() {
     assert_eq!(status, 200);
 }
 
-fn honcho(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+pub fn honcho(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_honcho"));
     cmd.args(args)
@@ -720,23 +890,21 @@ fn the_command_line_prints_and_mints_keys() {
     let app = TestApp::spawn_with_auth(SECRET);
     let out = honcho(&["keys", "admin"], &[("AUTH_JWT_SECRET", SECRET)]);
     assert!(out.status.success());
-    // Ids may start with '-': the command line must take them as values.
-    let dashed = honcho(
-        &["keys", "create", "--app-id", "-starts-with-a-dash"],
-        &[("AUTH_JWT_SECRET", SECRET)],
-    );
-    assert!(
-        dashed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dashed.stderr)
-    );
     let admin = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let f = Fixture::seed(&app, &admin);
-
-    let out = honcho(
-        &["keys", "create", "--app-id", &f.app],
-        &[("AUTH_JWT_SECRET", SECRET)],
+    let env = [
+        ("AUTH_JWT_SECRET", SECRET),
+        ("DATABASE_URL", app.database_url()),
+    ];
+    // Ids may start with '-': the command line takes them as values (and checks them).
+    let dashed = honcho(&["keys", "create", "--app-id", "-starts-with-a-dash"], &env);
+    assert!(!dashed.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&dashed.stderr).trim(),
+        "honcho: --app-id: no app with ID '-starts-with-a-dash'"
     );
+
+    let out = honcho(&["keys", "create", "--app-id", &f.app], &env);
     let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let (status, body) = app.send_as(
         Some(&key),
@@ -760,7 +928,7 @@ fn the_command_line_prints_and_mints_keys() {
             "--expires-at",
             "2020-01-01T00:00:00Z",
         ],
-        &[("AUTH_JWT_SECRET", SECRET)],
+        &env,
     );
     let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let (status, body) = app.send_as(

@@ -2,13 +2,13 @@
 //! under load, a client that stalls. Each test fails on the bug it guards against: an acknowledged
 //! write that was not stored, a 500 for an outage, a connection held forever.
 
-use crate::helpers::{id, on_postgres, FreshDatabase, Options, TestApp};
+use crate::helpers::{id, on_postgres, FreshDatabase, Honcho, Options, TestApp};
 use honcho_db::DbOptions;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -474,58 +474,12 @@ fn sqlite_write_ahead_log_stays_bounded_under_sustained_writes() {
     );
 }
 
-/// The `honcho` binary serving `url` on a free port.
-struct Honcho {
-    child: Child,
-    base: String,
-}
-
-impl Honcho {
-    fn start(url: &str) -> Honcho {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_honcho"))
-            .args(["serve", "--port", &port.to_string()])
-            .env("DATABASE_URL", url)
-            .env_remove("USE_AUTH")
-            .env("LOG_LEVEL", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while ureq::get(&format!("{base}/health")).call().is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Honcho { child, base }
-    }
-
-    fn post(&self, path: &str, body: &Value) -> Result<Value, String> {
-        post_json(&self.base, path, body)
-    }
-}
-
-fn post_json(base: &str, path: &str, body: &Value) -> Result<Value, String> {
+pub fn post_json(base: &str, path: &str, body: &Value) -> Result<Value, String> {
     ureq::post(&format!("{base}{path}"))
         .send_json(body.clone())
         .map_err(|e| e.to_string())?
         .into_json()
         .map_err(|e| e.to_string())
-}
-
-impl Drop for Honcho {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

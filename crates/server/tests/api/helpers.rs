@@ -145,9 +145,7 @@ impl TestApp {
     /// A server with authentication on, signing keys with `secret`.
     pub fn spawn_with_auth(secret: &str) -> TestApp {
         Self::spawn_with(Options {
-            auth: AuthConfig {
-                keys: Some(Keys::new(secret)),
-            },
+            auth: AuthConfig::with_keys(Keys::new(secret)),
             ..Options::default()
         })
     }
@@ -548,5 +546,76 @@ impl serde::Serialize for Plain {
             Value::Object(map) => s.collect_map(map.iter().map(|(k, v)| (k, plain(v)))),
             other => other.serialize(s),
         }
+    }
+}
+
+/// The `honcho` binary serving `url` on a free port (stopped with SIGKILL when dropped).
+pub struct Honcho {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Honcho {
+    /// Authentication off.
+    pub fn start(url: &str) -> Honcho {
+        Honcho::start_with(url, &[])
+    }
+
+    /// With the extra environment `env`.
+    pub fn start_with(url: &str, env: &[(&str, &str)]) -> Honcho {
+        use std::process::{Command, Stdio};
+        use std::time::Instant;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_honcho"));
+        cmd.args(["serve", "--port", &port.to_string()])
+            .env("DATABASE_URL", url)
+            .env_remove("USE_AUTH")
+            .env_remove("AUTH_JWT_SECRET")
+            .env("LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while ureq::get(&format!("{base}/health")).call().is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Honcho { child, base }
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, String> {
+        crate::faults::post_json(&self.base, path, body)
+    }
+
+    /// A request with `Authorization: Bearer {token}`: the status and the body's JSON.
+    pub fn send_as(&self, token: &str, method: &str, path: &str) -> (u16, Value) {
+        let answer = ureq::request(method, &format!("{}{path}", self.base))
+            .set("authorization", &format!("Bearer {token}"))
+            .call();
+        let response = match answer {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = response.status();
+        (status, response.into_json().unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Honcho {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -9,6 +9,7 @@ mod documents;
 mod faults;
 mod helpers;
 mod insights;
+mod keys;
 mod messages;
 mod metamessages;
 mod model_server;

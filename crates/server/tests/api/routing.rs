@@ -2,7 +2,7 @@
 //! authorisation; dot segments match nothing. The cases are generated from the served OpenAPI
 //! document, so a new route is covered without editing this file.
 
-use crate::auth::{expected, keys, Fixture, SECRET};
+use crate::auth::{expected, keys, Fixture, SECRET, SIBLING_MULTI_KEYS};
 use crate::helpers::TestApp;
 use honcho_web::auth::Keys;
 use proptest::prelude::*;
@@ -98,7 +98,7 @@ fn disguised_paths_never_get_past_authorisation() {
     let admin = Keys::new(SECRET).admin_key();
     let fixture = Fixture::seed(&app, &admin);
     let keys = keys(&fixture);
-    let outsiders = [
+    let mut outsiders = vec![
         "none",
         "other secret",
         "sibling app",
@@ -106,6 +106,7 @@ fn disguised_paths_never_get_past_authorisation() {
         "sibling session",
         "sibling collection",
     ];
+    outsiders.extend_from_slice(SIBLING_MULTI_KEYS);
     let secrets = secrets(&fixture);
     let mut failures = Vec::new();
     let mut cases = 0;

@@ -144,7 +144,7 @@ fn a_known_path_with_another_method_is_405_with_allow() {
     let app = TestApp::spawn();
     for (method, path, allow) in [
         ("DELETE", "/v1/apps/list", "POST, PUT"),
-        ("GET", "/v1/keys", "POST"),
+        ("PUT", "/v1/keys", "GET, POST"),
         ("PATCH", "/v1/apps", "GET, POST"),
         (
             "DELETE",

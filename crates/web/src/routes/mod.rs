@@ -28,7 +28,7 @@ use utoipa_actix_web::{scope, service_config::ServiceConfig};
 /// Registers every `/v1` route.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(scope("/apps").configure(apps::configure))
-        .service(keys::create_key);
+        .configure(keys::configure);
 }
 
 /// Settings the handlers need besides the store.
