@@ -15,6 +15,7 @@ mod url;
 pub mod vectors;
 
 pub use error::{DbError, Outage};
+pub use pool::close;
 pub use store::{Db, DbOptions, PoolState, SqliteSync};
 pub use url::{DatabaseUrl, UrlError};
 

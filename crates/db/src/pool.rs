@@ -7,7 +7,7 @@ use crate::{DbError, DbResult, Outage};
 use diesel::r2d2::{ConnectionManager, ManageConnection, Pool, PooledConnection};
 use diesel::PgConnection;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A connection idle for longer than this is pinged before use. Connections in steady use are not:
@@ -56,13 +56,84 @@ impl DerefMut for PgConn {
     }
 }
 
+/// Connections being opened by pools' background threads, process-wide, and whether the process is
+/// closing (then no new one is started). The pools open connections on threads of their own that
+/// are never joined; a process that exits while one of them is in libpq's or OpenSSL's connection
+/// code crashes in their exit-time clean-up. [`close`] waits for those to finish.
+static CONNECTING: AtomicUsize = AtomicUsize::new(0);
+static CLOSING: AtomicBool = AtomicBool::new(false);
+
+/// Counts a connection attempt while it runs.
+struct Connecting;
+
+impl Connecting {
+    fn start() -> Option<Connecting> {
+        CONNECTING.fetch_add(1, Ordering::SeqCst);
+        if CLOSING.load(Ordering::SeqCst) {
+            CONNECTING.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Connecting)
+    }
+}
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        CONNECTING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Stops every pool of the process from opening connections and waits (at most `timeout`) for the
+/// attempts under way to end. Call it last, before the process exits: afterwards no store call can
+/// get a new connection.
+pub fn close(timeout: Duration) {
+    CLOSING.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    while CONNECTING.load(Ordering::SeqCst) > 0 && started.elapsed() < timeout {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Opens a connection unless the process is closing.
+pub(crate) fn connect_counted<M: ManageConnection<Error = diesel::r2d2::Error>>(
+    manager: &M,
+) -> Result<M::Connection, diesel::r2d2::Error> {
+    let _attempt = Connecting::start().ok_or_else(|| {
+        diesel::r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
+            "the process is stopping".into(),
+        ))
+    })?;
+    manager.connect()
+}
+
+/// SQLite's connection manager, counted like PostgreSQL's (see [`close`]).
+#[derive(Debug)]
+pub(crate) struct SqliteManager(pub(crate) ConnectionManager<diesel::SqliteConnection>);
+
+impl ManageConnection for SqliteManager {
+    type Connection = diesel::SqliteConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<Self::Connection, Self::Error> {
+        connect_counted(&self.0)
+    }
+
+    fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
+        self.0.is_valid(conn)
+    }
+
+    fn has_broken(&self, conn: &mut Self::Connection) -> bool {
+        self.0.has_broken(conn)
+    }
+}
+
 impl ManageConnection for PgManager {
     type Connection = PgConn;
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<PgConn, Self::Error> {
         Ok(PgConn {
-            conn: self.0.connect()?,
+            conn: connect_counted(&self.0)?,
             idle_since: Instant::now(),
             lost: false,
         })

@@ -1,7 +1,7 @@
 //! `Db`: the connection pool of one backend, and every store operation dispatched to that backend's
 //! queries. Calls are blocking (diesel is synchronous): the web layer runs them off the async workers.
 
-use crate::pool::{Liveness, PgManager};
+use crate::pool::{Liveness, PgManager, SqliteManager};
 use crate::vectors::VectorCache;
 use crate::{pg, sqlite, DatabaseUrl, DbError, DbResult};
 use chrono::{DateTime, Utc};
@@ -36,7 +36,7 @@ pub struct Db {
 #[derive(Clone)]
 enum Backend {
     Postgres(Pool<PgManager>),
-    Sqlite(Pool<ConnectionManager<SqliteConnection>>, Arc<WalBound>),
+    Sqlite(Pool<SqliteManager>, Arc<WalBound>),
 }
 
 /// A pool's connections, for metrics.
@@ -186,6 +186,9 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSetup 
 
 fn pool_builder<M: ManageConnection>(max_size: u32) -> diesel::r2d2::Builder<M> {
     Pool::builder()
+        // Failed connection attempts surface as failed checkouts, which are logged once per outage
+        // (`Liveness`); the pool's own handler would log every attempt.
+        .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
         .max_size(max_size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(10))
@@ -251,7 +254,7 @@ impl Db {
                 let pool = pool_builder(max_size)
                     .test_on_check_out(false)
                     .connection_customizer(Box::new(SqliteSetup(options)))
-                    .build(ConnectionManager::new(u))
+                    .build(SqliteManager(ConnectionManager::new(u)))
                     .map_err(|e| DbError::Connect(e.to_string()))?;
                 Ok(Db::new(Backend::Sqlite(pool, wal), cache_bytes))
             }

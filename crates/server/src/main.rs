@@ -357,7 +357,11 @@ fn main() -> ExitCode {
         eprintln!("honcho: {msg}");
         return ExitCode::FAILURE;
     }
-    match run(cli.command.unwrap_or(Command::Serve(cli.serve))) {
+    let outcome = run(cli.command.unwrap_or(Command::Serve(cli.serve)));
+    // No connection may still be opening while the process exits (libpq's and OpenSSL's exit-time
+    // clean-up would pull the ground from under it).
+    honcho_db::close(std::time::Duration::from_secs(10));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("honcho: {msg}");
