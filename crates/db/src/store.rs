@@ -184,6 +184,39 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSetup 
     }
 }
 
+/// Why a SQLite database could not be opened, naming the path and the cause SQLite's message
+/// ("unable to open database file") leaves out: a missing directory, or one that cannot be
+/// written (the write-ahead log lives beside the file).
+fn sqlite_open_problem(path: &std::path::Path, sqlite: String) -> String {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return format!(
+            "cannot open {}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    let probe = dir.join(format!(".honcho-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Err(e) => format!(
+            "cannot open {}: the directory {} cannot be written: {e}",
+            path.display(),
+            dir.display()
+        ),
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            format!("cannot open {}: {sqlite}", path.display())
+        }
+    }
+}
+
 fn pool_builder<M: ManageConnection>(max_size: u32) -> diesel::r2d2::Builder<M> {
     Pool::builder()
         // Failed connection attempts surface as failed checkouts, which are logged once per outage
@@ -242,10 +275,14 @@ impl Db {
             }
             DatabaseUrl::Sqlite(path) => {
                 let u = path.to_string_lossy().into_owned();
-                let mut conn =
-                    SqliteConnection::establish(&u).map_err(|e| DbError::Connect(e.to_string()))?;
-                sqlite::dialect::prepare_connection(&mut conn, &options)
-                    .map_err(|e| DbError::Connect(e.to_string()))?;
+                let opened = SqliteConnection::establish(&u)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut conn| {
+                        sqlite::dialect::prepare_connection(&mut conn, &options)
+                            .map(|()| conn)
+                            .map_err(|e| e.to_string())
+                    });
+                let _conn = opened.map_err(|e| DbError::Connect(sqlite_open_problem(path, e)))?;
                 let wal = Arc::new(WalBound::new(
                     std::path::PathBuf::from(format!("{u}-wal")),
                     options.sqlite_wal_limit,

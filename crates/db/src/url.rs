@@ -16,6 +16,11 @@ pub enum UrlError {
     UnsupportedScheme(String),
     #[error("empty database URL")]
     Empty,
+    #[error(
+        "a PostgreSQL URL must name its database (postgres://user@host:5432/NAME); \
+         it would otherwise use the user's default database"
+    )]
+    NoDatabaseName,
 }
 
 impl DatabaseUrl {
@@ -30,6 +35,14 @@ impl DatabaseUrl {
             let base = scheme.split('+').next().unwrap_or(scheme);
             return match base {
                 "postgres" | "postgresql" => {
+                    let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+                    let database = location.split_once('/').map_or("", |(_, db)| db);
+                    let named_in_query = query
+                        .split('&')
+                        .any(|p| p.strip_prefix("dbname=").is_some_and(|d| !d.is_empty()));
+                    if database.is_empty() && !named_in_query {
+                        return Err(UrlError::NoDatabaseName);
+                    }
                     Ok(DatabaseUrl::Postgres(format!("postgresql://{rest}")))
                 }
                 "sqlite" if !rest.is_empty() => Ok(DatabaseUrl::Sqlite(PathBuf::from(rest))),
@@ -105,6 +118,18 @@ mod tests {
             DatabaseUrl::parse("postgresql+psycopg://u:p@h/db").unwrap(),
             DatabaseUrl::Postgres("postgresql://u:p@h/db".into())
         );
+        assert_eq!(
+            DatabaseUrl::parse("postgres://h/db").unwrap(),
+            DatabaseUrl::Postgres("postgresql://h/db".into())
+        );
+        for unnamed in [
+            "postgres://postgres@127.0.0.1:5432",
+            "postgres://h:5432/",
+            "postgres://h/?sslmode=require",
+        ] {
+            assert_eq!(DatabaseUrl::parse(unnamed), Err(UrlError::NoDatabaseName));
+        }
+        assert!(DatabaseUrl::parse("postgres://h/?dbname=x").is_ok());
         assert_eq!(
             DatabaseUrl::parse("postgres://h/db").unwrap(),
             DatabaseUrl::Postgres("postgresql://h/db".into())

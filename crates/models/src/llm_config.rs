@@ -94,12 +94,38 @@ pub fn models_from_lookup(
         })?;
         Ok(Arc::new(model))
     };
-    Ok(Some(Models {
+    let models = Models {
         deriver: model_of("DERIVER_MODEL")?,
         summary: model_of("SUMMARY_MODEL")?,
         query: model_of("QUERY_MODEL")?,
         dialectic: model_of("DIALECTIC_MODEL")?,
-    }))
+    };
+    if key.is_none() && !is_local(&base_url) {
+        let key_var = match protocol {
+            Protocol::OpenAi => "LLM_API_KEY",
+            Protocol::Anthropic => "LLM_API_KEY (or ANTHROPIC_API_KEY)",
+        };
+        return Err(format!(
+            "{key_var}: required for {base_url} (only a server on this machine, at 127.0.0.1 or \
+             localhost, may go without a key)"
+        ));
+    }
+    Ok(Some(models))
+}
+
+/// Whether `url` names a server on this machine (which may need no key).
+fn is_local(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -126,9 +152,13 @@ mod tests {
 
     #[test]
     fn one_model_serves_every_role_unless_a_role_overrides_it() {
-        let m = models(&[("LLM_MODEL", "small"), ("DIALECTIC_MODEL", "large")])
-            .unwrap()
-            .unwrap();
+        let m = models(&[
+            ("LLM_MODEL", "small"),
+            ("DIALECTIC_MODEL", "large"),
+            ("LLM_API_KEY", "k"),
+        ])
+        .unwrap()
+        .unwrap();
         assert_eq!(m.deriver.id(), "openai:small");
         assert_eq!(m.query.id(), "openai:small");
         assert_eq!(m.dialectic.id(), "openai:large");
@@ -152,6 +182,20 @@ mod tests {
         assert!(err(&[("LLM_MODEL", "m"), ("LLM_TIMEOUT_SECS", "soon")])
             .starts_with("LLM_TIMEOUT_SECS:"));
         assert!(err(&[("DIALECTIC_MODEL", "m")]).starts_with("DERIVER_MODEL:"));
+        // A remote server needs a key; one on this machine may go without.
+        assert!(err(&[
+            ("LLM_MODEL", "m"),
+            ("LLM_BASE_URL", "https://llm.example/v1")
+        ])
+        .starts_with("LLM_API_KEY:"));
+        assert!(err(&[("LLM_MODEL", "m")]).starts_with("LLM_API_KEY:"));
+        for local in [
+            "http://127.0.0.1:11434/v1",
+            "http://localhost/v1",
+            "http://[::1]:8080/v1",
+        ] {
+            assert!(models(&[("LLM_MODEL", "m"), ("LLM_BASE_URL", local)]).is_ok());
+        }
         // Checked even when no model is set.
         assert!(err(&[("LLM_PROVIDER", "cohere")]).starts_with("LLM_PROVIDER:"));
     }

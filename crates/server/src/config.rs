@@ -34,6 +34,126 @@ pub struct Config {
     pub retrieval: honcho_domain::retrieval::Retrieval,
 }
 
+/// The environment variables, by what they configure: every command's `--help` lists the groups it
+/// reads from here (one list, so help and code cannot drift).
+pub mod vars {
+    pub const DATABASE: &[&str] = &[
+        "DATABASE_URL (or CONNECTION_URI)",
+        "DATABASE_POOL_SIZE",
+        "SQLITE_SYNCHRONOUS",
+        "SQLITE_WAL_LIMIT_MB",
+    ];
+    pub const LOGGING: &[&str] = &["LOG_LEVEL (or RUST_LOG)", "LOG_FORMAT", "NO_COLOR"];
+    pub const HTTP: &[&str] = &[
+        "HOST",
+        "PORT",
+        "HTTP_WORKERS",
+        "REQUEST_TIMEOUT",
+        "MAX_CONNECTIONS",
+        "SHUTDOWN_TIMEOUT",
+        "CORS_ORIGINS",
+    ];
+    pub const AUTH: &[&str] = &["USE_AUTH", "AUTH_JWT_SECRET"];
+    pub const SECRET: &[&str] = &["AUTH_JWT_SECRET"];
+    pub const EMBEDDING: &[&str] = &[
+        "EMBEDDING_PROVIDER",
+        "OPENAI_BASE_URL",
+        "OPENAI_API_KEY",
+        "EMBEDDING_MODEL",
+        "EMBEDDING_DIMENSIONS",
+        "EMBEDDING_TIMEOUT_SECS",
+    ];
+    pub const RETRIEVAL: &[&str] = &[
+        "VECTOR_CACHE_MB",
+        "RETRIEVAL_MODE",
+        "RETRIEVAL_LEXICAL_WEIGHT",
+    ];
+    pub const LLM: &[&str] = &[
+        "LLM_PROVIDER",
+        "LLM_BASE_URL",
+        "LLM_API_KEY (or ANTHROPIC_API_KEY)",
+        "LLM_MODEL",
+        "DERIVER_MODEL",
+        "SUMMARY_MODEL",
+        "QUERY_MODEL",
+        "DIALECTIC_MODEL",
+        "LLM_TIMEOUT_SECS",
+    ];
+    pub const DERIVER: &[&str] = &[
+        "DERIVER_WORKERS",
+        "DERIVER_MAX_ATTEMPTS",
+        "DERIVER_LEASE_SECS",
+        "DERIVER_POLL_MS",
+        "DERIVER_RETRY_BASE_MS",
+        "SHUTDOWN_TIMEOUT",
+    ];
+
+    /// The `--help` text naming the variables of `groups`, wrapped.
+    pub fn help(groups: &[&[&str]]) -> String {
+        let mut out = String::from("Environment (also read from ./.env):\n ");
+        let mut width = 1;
+        let mut seen = Vec::new();
+        for name in groups.iter().flat_map(|g| g.iter()) {
+            if seen.contains(name) {
+                continue;
+            }
+            seen.push(name);
+            let item = if seen.len() == 1 {
+                format!(" {name}")
+            } else {
+                format!(", {name}")
+            };
+            if width + item.len() > 98 {
+                out.push_str(",\n  ");
+                out.push_str(item.trim_start_matches(", "));
+                width = 2 + item.len() - 2;
+            } else {
+                out.push_str(&item);
+                width += item.len();
+            }
+        }
+        out
+    }
+}
+
+/// Reads `path` (a `.env` file) into the environment when it exists; a variable set already keeps
+/// its value. A line that cannot be read stops start-up, naming the file and the line (rather than
+/// silently dropping it and every line after it).
+pub fn read_dotenv(path: &std::path::Path) -> Result<(), String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let mut values = Vec::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok(pair) => values.push(pair),
+            Err(dotenvy::Error::LineParse(part, _)) => {
+                // The parser names the part it stopped at; the line is the first that holds it.
+                let found = text
+                    .lines()
+                    .enumerate()
+                    .find(|(_, l)| l.contains(part.trim()));
+                let (number, line) = match found {
+                    Some((n, l)) => (format!(" line {}", n + 1), l.trim()),
+                    None => (String::new(), part.trim()),
+                };
+                return Err(format!(
+                    "{}{number}: cannot read '{line}' (expected NAME=value; quote values with \
+                     spaces)",
+                    path.display(),
+                ));
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+    }
+    for (name, value) in values {
+        if std::env::var_os(&name).is_none() {
+            std::env::set_var(name, value);
+        }
+    }
+    Ok(())
+}
+
 /// Where the SQLite database lives when nothing is configured.
 pub const DEFAULT_DATABASE: &str = "./honcho.db";
 
@@ -132,7 +252,7 @@ impl Config {
         Ok(Config {
             database,
             host: var("HOST").unwrap_or_else(|| "127.0.0.1".into()),
-            port: parse_var("PORT")?.unwrap_or(8000),
+            port: port()?,
             pool_size: positive("DATABASE_POOL_SIZE")?,
             workers: positive("HTTP_WORKERS")?,
             auth_secret,
@@ -151,12 +271,7 @@ impl Config {
             request_timeout_secs: positive("REQUEST_TIMEOUT")?.unwrap_or(30),
             max_connections: positive("MAX_CONNECTIONS")?.unwrap_or(10_000),
             shutdown_timeout_secs: parse_var("SHUTDOWN_TIMEOUT")?.unwrap_or(30),
-            cors_origins: var("CORS_ORIGINS").map(|v| {
-                v.split(',')
-                    .map(|o| o.trim().trim_end_matches('/').to_string())
-                    .filter(|o| !o.is_empty())
-                    .collect()
-            }),
+            cors_origins: var("CORS_ORIGINS").map(|v| origins(&v)).transpose()?,
             deriver: deriver_settings()?,
             retrieval: retrieval()?,
         })
@@ -191,6 +306,45 @@ impl Config {
                 .unwrap_or(1)
         })
     }
+}
+
+/// `PORT`: 0 (any free port) to 65535.
+fn port() -> Result<u16, String> {
+    match var("PORT") {
+        None => Ok(8000),
+        Some(v) => v.trim().parse::<u16>().map_err(|_| {
+            format!("PORT: '{v}' is not a port number (a whole number from 0 to 65535)")
+        }),
+    }
+}
+
+/// `CORS_ORIGINS`: comma-separated origins, each `scheme://host[:port]` (http or https), or `*`.
+fn origins(v: &str) -> Result<Vec<String>, String> {
+    v.split(',')
+        .map(|o| o.trim().trim_end_matches('/'))
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let valid = o == "*"
+                || o.split_once("://").is_some_and(|(scheme, rest)| {
+                    let (host, port) = match rest.rsplit_once(':') {
+                        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
+                        _ => (rest, None),
+                    };
+                    matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
+                        && !host.is_empty()
+                        && !host.contains(['/', '?', '#', '@', ' '])
+                        && port.is_none_or(|p| p.parse::<u16>().is_ok())
+                });
+            if valid {
+                Ok(o.to_string())
+            } else {
+                Err(format!(
+                    "CORS_ORIGINS: '{o}' is not an origin (scheme://host[:port] with http or \
+                     https, or * for any)"
+                ))
+            }
+        })
+        .collect()
 }
 
 /// `RETRIEVAL_MODE` (`hybrid`, the default, `vector` or `lexical`) and

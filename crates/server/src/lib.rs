@@ -7,17 +7,23 @@ use honcho_db::Db;
 use honcho_web::{build_app, AppState};
 use std::net::TcpListener;
 
-/// Opens the database named by the configuration and applies pending migrations.
+/// Opens the database named by the configuration and applies pending migrations (logging how many).
 pub fn open_database(config: &Config) -> Result<Db, String> {
+    let (db, ran) = open_and_migrate(config)?;
+    if ran > 0 {
+        tracing::info!(migrations = ran, "migrations applied");
+    }
+    Ok(db)
+}
+
+/// Opens the database and applies pending migrations; returns how many ran.
+pub fn open_and_migrate(config: &Config) -> Result<(Db, usize), String> {
     let db = Db::open(&config.database, config.db_options())
         .map_err(|e| format!("DATABASE_URL {}: {e}", config.database.redacted()))?;
     let ran = db
         .migrate()
         .map_err(|e| format!("DATABASE_URL {}: {e}", config.database.redacted()))?;
-    if ran > 0 {
-        tracing::info!(migrations = ran, "migrations applied");
-    }
-    Ok(db)
+    Ok((db, ran))
 }
 
 /// A bound, not yet running server.

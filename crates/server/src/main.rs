@@ -5,17 +5,21 @@ use honcho_server::config::Config;
 use std::net::TcpListener;
 use std::process::ExitCode;
 
-/// Environment variables of `serve`, listed by `--help`.
-const SERVE_ENV: &str = "Environment (also read from ./.env):
-  DATABASE_URL (or CONNECTION_URI), HOST, PORT, DATABASE_POOL_SIZE, HTTP_WORKERS,
-  REQUEST_TIMEOUT, MAX_CONNECTIONS, SHUTDOWN_TIMEOUT, CORS_ORIGINS, USE_AUTH, AUTH_JWT_SECRET,
-  SQLITE_SYNCHRONOUS, SQLITE_WAL_LIMIT_MB, EMBEDDING_PROVIDER, OPENAI_BASE_URL, OPENAI_API_KEY,
-  EMBEDDING_MODEL, EMBEDDING_DIMENSIONS, EMBEDDING_TIMEOUT_SECS, VECTOR_CACHE_MB,
-  RETRIEVAL_MODE, RETRIEVAL_LEXICAL_WEIGHT, LLM_PROVIDER, LLM_BASE_URL,
-  LLM_API_KEY (or ANTHROPIC_API_KEY), LLM_MODEL, DERIVER_MODEL, SUMMARY_MODEL, QUERY_MODEL,
-  DIALECTIC_MODEL, LLM_TIMEOUT_SECS, DERIVER_WORKERS,
-  DERIVER_MAX_ATTEMPTS, DERIVER_LEASE_SECS, DERIVER_POLL_MS, DERIVER_RETRY_BASE_MS,
-  LOG_LEVEL (or RUST_LOG), LOG_FORMAT, NO_COLOR";
+use honcho_server::config::vars;
+
+/// What `serve` (the default command) reads.
+fn serve_help() -> String {
+    vars::help(&[
+        vars::DATABASE,
+        vars::HTTP,
+        vars::AUTH,
+        vars::EMBEDDING,
+        vars::RETRIEVAL,
+        vars::LLM,
+        vars::DERIVER,
+        vars::LOGGING,
+    ])
+}
 
 #[derive(Parser)]
 #[command(
@@ -23,7 +27,7 @@ const SERVE_ENV: &str = "Environment (also read from ./.env):
     version,
     about = "User memory for AI agents: the Honcho v1.1.0 API server",
     args_conflicts_with_subcommands = true,
-    after_help = SERVE_ENV
+    after_help = serve_help()
 )]
 struct Cli {
     #[command(subcommand)]
@@ -65,18 +69,16 @@ struct ServeArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API (the default)
-    #[command(after_help = SERVE_ENV)]
+    #[command(after_help = serve_help())]
     Serve(ServeArgs),
     /// Apply pending database migrations and exit
+    #[command(after_help = vars::help(&[vars::DATABASE, vars::LOGGING]))]
     Migrate(DatabaseArg),
     /// Print the OpenAPI document (YAML) and exit
     Openapi,
     /// Re-embed every document whose vector another embedder made (after changing EMBEDDING_PROVIDER
     /// or EMBEDDING_MODEL)
-    #[command(
-        after_help = "Environment: DATABASE_URL, EMBEDDING_PROVIDER, OPENAI_BASE_URL, \
-        OPENAI_API_KEY, EMBEDDING_MODEL, EMBEDDING_DIMENSIONS, EMBEDDING_TIMEOUT_SECS"
-    )]
+    #[command(after_help = vars::help(&[vars::DATABASE, vars::EMBEDDING, vars::LOGGING]))]
     Reembed {
         #[command(flatten)]
         database: DatabaseArg,
@@ -88,13 +90,13 @@ enum Command {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Runs deriver workers only (no HTTP): several processes can share one PostgreSQL database
-    #[command(
-        after_help = "Environment: DATABASE_URL, LLM_PROVIDER, LLM_BASE_URL, LLM_API_KEY (or \
-        ANTHROPIC_API_KEY), LLM_MODEL, DERIVER_MODEL, SUMMARY_MODEL, LLM_TIMEOUT_SECS, \
-        EMBEDDING_PROVIDER, OPENAI_BASE_URL, OPENAI_API_KEY, EMBEDDING_MODEL, DERIVER_WORKERS, \
-        DERIVER_MAX_ATTEMPTS, DERIVER_LEASE_SECS, DERIVER_POLL_MS, DERIVER_RETRY_BASE_MS, \
-        SHUTDOWN_TIMEOUT"
-    )]
+    #[command(after_help = vars::help(&[
+        vars::DATABASE,
+        vars::LLM,
+        vars::DERIVER,
+        vars::EMBEDDING,
+        vars::LOGGING,
+    ]))]
     Deriver(DatabaseArg),
 }
 
@@ -106,18 +108,19 @@ const KEY_SCOPES: &str = "What a key reaches (every id it names must be in the r
   --session-id S              session S's routes (its messages, chat, clone)
   --app-id A --session-id S   session S's routes in app A only
   --collection-id C           collection C's routes (its documents, queries)
-  --user-id U --collection-id C, and any other combination: routes naming all of those ids
-
-Environment: AUTH_JWT_SECRET, DATABASE_URL";
+  --user-id U --collection-id C, and any other combination: routes naming all of those ids";
 
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Print the admin key
-    #[command(after_help = "Environment: AUTH_JWT_SECRET")]
+    #[command(after_help = vars::help(&[vars::SECRET, vars::LOGGING]))]
     Admin,
     /// Mint a key scoped to an app, user, session and/or collection, and record it (its id, ids,
     /// label and times; never the key) so that it can be listed and revoked. The ids must exist.
-    #[command(after_help = KEY_SCOPES)]
+    #[command(after_help = format!(
+        "{KEY_SCOPES}\n\n{}",
+        vars::help(&[vars::SECRET, vars::DATABASE, vars::LOGGING])
+    ))]
     Create {
         // Ids may start with `-` (their alphabet includes it).
         /// The app the key may use
@@ -142,7 +145,7 @@ enum KeysCommand {
         database: DatabaseArg,
     },
     /// List the recorded keys (never the keys themselves), oldest first
-    #[command(after_help = "Environment: DATABASE_URL")]
+    #[command(after_help = vars::help(&[vars::DATABASE, vars::LOGGING]))]
     List {
         /// Only the keys that name this app
         #[arg(long, allow_hyphen_values = true)]
@@ -151,10 +154,7 @@ enum KeysCommand {
         database: DatabaseArg,
     },
     /// Revoke a key, by its id or by its text; every server refuses it within seconds
-    #[command(
-        after_help = "Environment: AUTH_JWT_SECRET (to read a key given by its text), \
-        DATABASE_URL"
-    )]
+    #[command(after_help = vars::help(&[vars::SECRET, vars::DATABASE, vars::LOGGING]))]
     Revoke {
         /// The key's id (from `keys list`), or the key itself (for keys minted before keys were
         /// recorded)
@@ -351,7 +351,10 @@ fn emit(text: &str) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let _ = dotenvy::dotenv();
+    if let Err(msg) = honcho_server::config::read_dotenv(std::path::Path::new(".env")) {
+        eprintln!("honcho: {msg}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     if let Err(msg) = init_logging() {
         eprintln!("honcho: {msg}");
@@ -392,8 +395,18 @@ fn run(command: Command) -> Result<(), String> {
         Command::Migrate(database) => {
             database.apply();
             let config = Config::from_env()?;
-            honcho_server::open_database(&config)?;
-            println!("database {} is up to date", config.database.redacted());
+            let (_, ran) = honcho_server::open_and_migrate(&config)?;
+            let s = if ran == 1 { "" } else { "s" };
+            match ran {
+                0 => println!(
+                    "database {} is up to date (no migration to apply)",
+                    config.database.redacted()
+                ),
+                n => println!(
+                    "database {}: applied {n} migration{s}; it is up to date",
+                    config.database.redacted()
+                ),
+            }
             Ok(())
         }
         Command::Serve(ServeArgs {

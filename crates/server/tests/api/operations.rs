@@ -73,6 +73,8 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("RETRIEVAL_LEXICAL_WEIGHT", "2"),
         ("EMBEDDING_PROVIDER", "potion"),
         ("VECTOR_CACHE_MB", "lots"),
+        ("CORS_ORIGINS", "notaurl"),
+        ("CORS_ORIGINS", "http://ok.example, ftp://files.example"),
     ] {
         let out = run(
             &["serve", "--port", "0"],
@@ -97,6 +99,117 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
             "honcho: AUTH_JWT_SECRET must be set when USE_AUTH is true",
             "USE_AUTH={yes}"
         );
+    }
+}
+
+/// Settings that used to be dropped or misread say exactly what is wrong, in one line.
+#[test]
+fn settings_that_were_silently_dropped_or_vague_stop_start_up_precisely() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let db = db.to_str().unwrap();
+    let start = |env: &[(&str, &str)], cwd: &std::path::Path| {
+        let out = honcho(&["serve", "--port", "0"], env)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{env:?} started");
+        String::from_utf8_lossy(&out.stderr).trim().to_string()
+    };
+    // A malformed `.env` line is named, not skipped with every line after it.
+    std::fs::write(
+        dir.path().join(".env"),
+        "HOST=127.0.0.1\nPORT=80 05\nLOG_LEVEL=info\n",
+    )
+    .unwrap();
+    assert_eq!(
+        start(&[("DATABASE_URL", db)], dir.path()),
+        "honcho: .env line 2: cannot read 'PORT=80 05' (expected NAME=value; quote values with \
+         spaces)"
+    );
+    std::fs::remove_file(dir.path().join(".env")).unwrap();
+    let here = dir.path();
+    assert_eq!(
+        start(
+            &[("DATABASE_URL", "postgres://postgres@127.0.0.1:5432")],
+            here
+        ),
+        "honcho: DATABASE_URL: a PostgreSQL URL must name its database \
+         (postgres://user@host:5432/NAME); it would otherwise use the user's default database"
+    );
+    assert_eq!(
+        start(
+            &[
+                ("DATABASE_URL", db),
+                ("LLM_MODEL", "m"),
+                ("LLM_BASE_URL", "https://llm.example/v1")
+            ],
+            here
+        ),
+        "honcho: LLM_API_KEY: required for https://llm.example/v1 (only a server on this \
+         machine, at 127.0.0.1 or localhost, may go without a key)"
+    );
+    assert_eq!(
+        start(&[("DATABASE_URL", "/no/such/dir/x.db")], here),
+        "honcho: DATABASE_URL sqlite:///no/such/dir/x.db: could not connect to the database: \
+         cannot open /no/such/dir/x.db: the directory /no/such/dir does not exist"
+    );
+    let port = start(&[("DATABASE_URL", db), ("PORT", "70000")], here);
+    assert!(port.contains("0..=65535"), "{port}");
+
+    // A fresh `migrate` says once what it applied.
+    let migrate = |db: &str| {
+        let out = run(&["migrate", "--database-url", db], &[]);
+        assert!(out.status.success());
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    };
+    let (said, logged) = migrate(db);
+    assert!(said.contains(": applied "), "{said}");
+    assert!(!logged.contains("migrations applied"), "{logged}");
+    let (said, _) = migrate(db);
+    assert!(
+        said.ends_with("is up to date (no migration to apply)"),
+        "{said}"
+    );
+
+    // Every command's help names what it reads.
+    for (args, needles) in [
+        (
+            &["deriver", "--help"][..],
+            &[
+                "EMBEDDING_DIMENSIONS",
+                "EMBEDDING_TIMEOUT_SECS",
+                "LOG_LEVEL",
+                "LLM_MODEL",
+            ][..],
+        ),
+        (
+            &["migrate", "--help"],
+            &["DATABASE_URL", "SQLITE_SYNCHRONOUS", "LOG_LEVEL"],
+        ),
+        (
+            &["reembed", "--help"],
+            &["DATABASE_URL", "EMBEDDING_PROVIDER", "LOG_LEVEL"],
+        ),
+        (
+            &["keys", "revoke", "--help"],
+            &["DATABASE_URL", "AUTH_JWT_SECRET"],
+        ),
+        (
+            &["serve", "--help"],
+            &["VECTOR_CACHE_MB", "DERIVER_WORKERS", "SQLITE_WAL_LIMIT_MB"],
+        ),
+    ] {
+        let help = String::from_utf8(run(args, &[]).stdout).unwrap();
+        for needle in needles {
+            assert!(
+                help.contains(needle),
+                "{args:?} does not name {needle}:\n{help}"
+            );
+        }
     }
 }
 
