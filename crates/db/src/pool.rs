@@ -154,22 +154,48 @@ impl ManageConnection for PgManager {
     }
 }
 
-/// Whether the last checkout failed: the database is then taken to be down.
+/// Whether the last checkout failed (the database is then taken to be down), and the outage being
+/// reported: an outage is logged once when it begins and once when it ends, however many requests
+/// meet it meanwhile.
 #[derive(Debug, Default)]
 pub(crate) struct Liveness {
     down: AtomicBool,
+    /// Whether an outage is being reported (read on every successful call; the lock only then).
+    reporting: AtomicBool,
+    reported: std::sync::Mutex<Option<Outage>>,
 }
 
 impl Liveness {
     /// Takes note of a failed call: a lost connection may mean the database is gone, so the next
-    /// checkout waits only briefly (a healthy pool still answers it at once).
+    /// checkout waits only briefly (a healthy pool still answers it at once). An outage not being
+    /// reported yet is logged.
     pub(crate) fn note(&self, e: &DbError) {
-        if matches!(
-            e.outage(),
-            Some(Outage::ConnectionLost | Outage::Unreachable)
-        ) {
+        let Some(outage) = e.outage() else { return };
+        if matches!(outage, Outage::ConnectionLost | Outage::Unreachable) {
             self.down.store(true, Ordering::Relaxed);
         }
+        // A lost connection and a database that cannot be reached are one outage (the first
+        // request finds the connection broken, the next ones cannot open another).
+        let down = |o: Outage| matches!(o, Outage::ConnectionLost | Outage::Unreachable);
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        let same = reported.is_some_and(|r| r == outage || (down(r) && down(outage)));
+        if !same {
+            tracing::error!(cause = %e, "database unavailable: {outage}");
+            *reported = Some(outage);
+            self.reporting.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes note of a call that succeeded: ends the outage being reported, if any.
+    pub(crate) fn served(&self) {
+        if !self.reporting.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(outage) = reported.take() {
+            tracing::info!("database available again (after: {outage})");
+        }
+        self.reporting.store(false, Ordering::Relaxed);
     }
 
     /// A connection from `pool`: waiting the pool's full timeout while the database is believed up,
@@ -192,8 +218,10 @@ impl Liveness {
                 Ok(conn)
             }
             Err(e) => {
+                let e = DbError::from(e);
+                self.note(&e);
                 self.down.store(true, Ordering::Relaxed);
-                Err(DbError::from(e))
+                Err(e)
             }
         }
     }

@@ -234,15 +234,22 @@ macro_rules! dispatch {
             Backend::Postgres(pool) => {
                 let mut conn = $db.liveness.checkout(pool)?;
                 let result = pg::queries::$f(&mut conn, $($arg),*);
-                if let Err(e) = &result {
-                    conn.note(e);
-                    $db.liveness.note(e);
+                match &result {
+                    Err(e) => {
+                        conn.note(e);
+                        $db.liveness.note(e);
+                    }
+                    Ok(_) => $db.liveness.served(),
                 }
                 result
             }
             Backend::Sqlite(pool, wal) => {
                 let mut conn = $db.liveness.checkout(pool)?;
                 let result = sqlite::queries::$f(&mut conn, $($arg),*);
+                match &result {
+                    Err(e) => $db.liveness.note(e),
+                    Ok(_) => $db.liveness.served(),
+                }
                 wal.after_call(&mut conn);
                 result
             }
@@ -577,7 +584,7 @@ impl Db {
         search: &honcho_domain::retrieval::Search,
         top: usize,
         filter: Option<&Metadata>,
-    ) -> DbResult<Vec<Document>> {
+    ) -> DbResult<honcho_domain::retrieval::Ranked<Document>> {
         dispatch!(
             self,
             query_documents(key, search, top, filter, &self.vectors)

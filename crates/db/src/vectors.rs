@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use honcho_domain::lexical::LexicalIndex;
-use honcho_domain::retrieval::{best, RetrievalMode, Search};
+use honcho_domain::retrieval::{best, Ranked, RetrievalMode, Search};
 use honcho_domain::vector::{dot, normalized, top_k};
 use honcho_domain::Embedding;
 
@@ -86,44 +86,69 @@ impl CollectionVectors {
 
     /// The internal ids of the `top` documents best ranked for `search`
     /// ([`honcho_domain::retrieval`]), best first, among those whose id is in `allowed` (sorted)
-    /// when given.
-    pub fn rank(&self, search: &Search, allowed: Option<&[i64]>, top: usize) -> Vec<i64> {
+    /// when given, and how many of those carry a vector the query's embedder cannot compare
+    /// (another embedder's, or none): hybrid ranking ranks them by their words alone, vector
+    /// ranking cannot rank them.
+    pub fn rank(&self, search: &Search, allowed: Option<&[i64]>, top: usize) -> Ranked<i64> {
         let mode = search.retrieval.mode;
-        let mut candidates: Vec<usize> = match (&search.embedding, mode) {
-            (Some(query), RetrievalMode::Hybrid | RetrievalMode::Vector) => {
-                self.comparable(query).collect()
-            }
-            (None, RetrievalMode::Hybrid | RetrievalMode::Vector) => Vec::new(),
-            (_, RetrievalMode::Lexical) => (0..self.ids.len()).collect(),
-        };
+        let mut searched: Vec<usize> = (0..self.ids.len()).collect();
         if let Some(allowed) = allowed {
-            candidates.retain(|&i| allowed.binary_search(&self.ids[i]).is_ok());
+            searched.retain(|&i| allowed.binary_search(&self.ids[i]).is_ok());
         }
+        let comparable: Vec<bool> = match &search.embedding {
+            Some(query) if mode.uses_vectors() => {
+                let mut mask = vec![false; self.ids.len()];
+                for i in self.comparable(query) {
+                    mask[i] = true;
+                }
+                mask
+            }
+            _ => vec![false; self.ids.len()],
+        };
+        let incomparable = match mode {
+            RetrievalMode::Lexical => 0,
+            _ => searched.iter().filter(|&&i| !comparable[i]).count(),
+        };
+        let all_lexical = match mode {
+            RetrievalMode::Vector => Vec::new(),
+            _ => self.lexical.scores(&search.text),
+        };
+        let candidates: Vec<usize> = searched
+            .into_iter()
+            .filter(|&i| match mode {
+                RetrievalMode::Vector => comparable[i],
+                // A document whose vector cannot be compared still ranks by its words.
+                RetrievalMode::Hybrid => comparable[i] || all_lexical[i] > 0.0,
+                RetrievalMode::Lexical => all_lexical[i] > 0.0,
+            })
+            .collect();
         let lexical: Vec<f32> = match mode {
             RetrievalMode::Vector => Vec::new(),
-            _ => {
-                let all = self.lexical.scores(&search.text);
-                if mode == RetrievalMode::Lexical {
-                    candidates.retain(|&i| all[i] > 0.0);
-                }
-                candidates.iter().map(|&i| all[i]).collect()
-            }
+            _ => candidates.iter().map(|&i| all_lexical[i]).collect(),
         };
         let cosine: Vec<f32> = match (&search.embedding, mode) {
             (Some(query), RetrievalMode::Hybrid | RetrievalMode::Vector) => {
                 let q = normalized(query.vector.clone());
                 candidates
                     .iter()
-                    .map(|&i| dot(&q, self.vector(i)))
+                    // No score (scaled to 0) for a vector that cannot be compared.
+                    .map(|&i| match comparable[i] {
+                        true => dot(&q, self.vector(i)),
+                        false => f32::NAN,
+                    })
                     .collect()
             }
             _ => Vec::new(),
         };
         let fused = search.retrieval.fuse(&lexical, &cosine);
-        best(candidates.iter().map(|&i| self.ids[i]).zip(fused), top)
+        let ids = best(candidates.iter().map(|&i| self.ids[i]).zip(fused), top)
             .into_iter()
             .map(|(id, _)| id)
-            .collect()
+            .collect();
+        Ranked {
+            items: ids,
+            incomparable,
+        }
     }
 }
 

@@ -3,14 +3,19 @@
 //!
 //! # Fusion (`hybrid`, the default)
 //! Over the candidates (the documents that pass the query's filter and carry a vector of the
-//! configured embedder), each list of scores is min-max normalised to `[0, 1]` (a list whose scores
+//! configured embedder, or hold a query term), each list of scores is min-max normalised to `[0, 1]` (a list whose scores
 //! are all equal, such as BM25 for a query made only of stop words, normalises to 0 and so ranks
 //! nothing), then `score = w · bm25' + (1 − w) · cosine'` with `w` the lexical weight. Ties go to
 //! the older document. Both engines rank the same data identically: the scores are computed in
 //! process from the same documents in the same order.
 //!
-//! `vector` ranks by cosine similarity alone (the v1.1.0 behaviour); `lexical` by BM25 alone, over
-//! every document whatever its embedder, returning only documents holding a query term.
+//! A document whose vector the configured embedder cannot compare (made by another embedder, before
+//! `honcho reembed`) is a hybrid candidate when it holds a query term, with no cosine score (scaled
+//! to 0): it ranks by its words alone.
+//!
+//! `vector` ranks by cosine similarity alone (the v1.1.0 behaviour), over comparable vectors only;
+//! `lexical` by BM25 alone, over every document whatever its embedder, returning only documents
+//! holding a query term.
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,6 +31,15 @@ pub struct Search {
     /// Its vector; absent when the mode does not use vectors.
     pub embedding: Option<Embedding>,
     pub retrieval: Retrieval,
+}
+
+/// What a query found, best first, and how many of the documents it searched carry a vector the
+/// query's embedder cannot compare (made by another embedder): `hybrid` ranks those by their words
+/// alone, `vector` cannot rank them at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked<T> {
+    pub items: Vec<T>,
+    pub incomparable: usize,
 }
 
 /// Which scores rank documents.

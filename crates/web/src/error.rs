@@ -177,7 +177,8 @@ impl ResponseError for ApiError {
                 })
             }
             ApiError::Unavailable { detail, cause } => {
-                tracing::error!(cause = %cause, "{detail}");
+                // The store logs an outage once when it begins and once when it ends.
+                tracing::debug!(cause = %cause, "{detail}");
                 res.insert_header((RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
                     .json(Detail { detail })
             }

@@ -5,7 +5,7 @@ use crate::vectors::{CollectionVectors, VectorCache};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use honcho_domain::retrieval::Search;
+use honcho_domain::retrieval::{Ranked, Search};
 use honcho_domain::vector::{decode, encode};
 use honcho_domain::{
     id::new_id, now, CollectionKey, Document, Embedding, Error, Metadata, Page, PageRequest, Text,
@@ -241,9 +241,12 @@ pub fn query_documents(
     top: usize,
     filter: Option<&Metadata>,
     cache: &VectorCache,
-) -> DbResult<Vec<Document>> {
+) -> DbResult<Ranked<Document>> {
     let Some(copy) = current_vectors(conn, key, cache)? else {
-        return Ok(Vec::new());
+        return Ok(Ranked {
+            items: Vec::new(),
+            incomparable: 0,
+        });
     };
     let allowed: Option<Vec<i64>> = match filter {
         Some(f) => Some(
@@ -258,8 +261,11 @@ pub fn query_documents(
         ),
         None => None,
     };
-    let ids = copy.rank(search, allowed.as_deref(), top);
-    documents_in_order(conn, &ids)
+    let ranked = copy.rank(search, allowed.as_deref(), top);
+    Ok(Ranked {
+        items: documents_in_order(conn, &ranked.items)?,
+        incomparable: ranked.incomparable,
+    })
 }
 
 /// How many documents each embedder (and dimension) produced.

@@ -331,12 +331,11 @@ fn vectors_of_another_embedder_are_not_compared_until_reembedded() {
         "UPDATE documents SET embedder = 'old-model'",
         "UPDATE documents SET embedder = 'old-model'",
     );
-    let found = app.ok(app.post(&format!("{docs}/query"), json!({ "query": "bees" })));
-    assert_eq!(
-        found,
-        json!([]),
-        "vectors of another embedder are never compared"
-    );
+    // Hybrid ranking still finds them by their words, and says that their vectors were not compared.
+    let (found, incomparable) = query_with_header(&app, &docs, json!({ "query": "bees" }));
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["id"], did.as_str());
+    assert_eq!(incomparable.as_deref(), Some("2"));
 
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_honcho"))
@@ -361,6 +360,44 @@ fn vectors_of_another_embedder_are_not_compared_until_reembedded() {
         json!({ "query": "bees", "top_k": 1 }),
     ));
     assert_eq!(found[0]["id"], did.as_str());
+}
+
+/// A query's answer and its `x-honcho-incomparable-documents` header.
+fn query_with_header(app: &TestApp, docs: &str, body: Value) -> (Value, Option<String>) {
+    let res = ureq::post(&format!("{}{docs}/query", app.base))
+        .send_json(body)
+        .unwrap();
+    let header = res
+        .header("x-honcho-incomparable-documents")
+        .map(str::to_string);
+    (res.into_json().unwrap(), header)
+}
+
+#[test]
+fn a_vector_query_over_vectors_it_cannot_compare_says_so() {
+    let app = TestApp::spawn_with(Options {
+        retrieval: Retrieval {
+            mode: RetrievalMode::Vector,
+            ..Retrieval::default()
+        },
+        ..Options::default()
+    });
+    let (_, docs) = collection(&app);
+    app.ok(app.post(&docs, json!({ "content": "The user keeps bees." })));
+    app.ok(app.post(&docs, json!({ "content": "The user sails on weekends." })));
+    let (found, incomparable) = query_with_header(&app, &docs, json!({ "query": "bees" }));
+    assert_eq!((found.as_array().unwrap().len(), incomparable), (2, None));
+    // As a database written with another embedder (a new revision, so the cached copy is read again).
+    let sql = "UPDATE documents SET embedder = 'old-model', revision = revision + 1000000 \
+               WHERE content LIKE '%bees%'";
+    app.execute_sql(sql, sql);
+    let (found, incomparable) = query_with_header(&app, &docs, json!({ "query": "bees" }));
+    assert_eq!(
+        found.as_array().unwrap().len(),
+        1,
+        "only the comparable one"
+    );
+    assert_eq!(incomparable.as_deref(), Some("1"));
 }
 
 #[test]

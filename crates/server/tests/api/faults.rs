@@ -2,7 +2,7 @@
 //! under load, a client that stalls. Each test fails on the bug it guards against: an acknowledged
 //! write that was not stored, a 500 for an outage, a connection held forever.
 
-use crate::helpers::{id, on_postgres, FreshDatabase, Honcho, Options, TestApp};
+use crate::helpers::{id, on_postgres, with_address, FreshDatabase, Honcho, Options, TestApp};
 use honcho_db::DbOptions;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -366,6 +366,48 @@ fn postgres_down_is_a_fast_503_and_recovery_needs_no_restart() {
         .all(|&s| s == 200));
     let page = app.ok(app.post(&format!("{}/list", s.messages()), json!({})));
     assert_eq!(page["total"], 0, "the refused write was stored");
+}
+
+/// While the database is down the log says so once (no line per failed connection attempt), and
+/// once more when it is back.
+#[test]
+fn an_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
+    if !on_postgres() {
+        eprintln!("skipped: PostgreSQL only (set TEST_DATABASE_URL)");
+        return;
+    }
+    let db = FreshDatabase::new(None);
+    let proxy = Proxy::start(postgres_address());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let server = Honcho::start_logged(
+        &with_address(&db.url, &proxy.address),
+        &[("LOG_LEVEL", "info"), ("DATABASE_POOL_SIZE", "4")],
+        Some(&log),
+    );
+    let app = id(&server
+        .post("/v1/apps", &json!({ "name": "outage" }))
+        .unwrap());
+    let get = format!("{}/v1/apps?app_id={app}", server.base);
+    proxy.cut();
+    for _ in 0..5 {
+        let status = match ureq::get(&get).call() {
+            Err(ureq::Error::Status(status, _)) => status,
+            other => panic!("answered while down: {other:?}"),
+        };
+        assert_eq!(status, 503);
+    }
+    proxy.restore();
+    let started = Instant::now();
+    while ureq::get(&get).call().is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no recovery");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("database unavailable"), 1, "{text}");
+    assert_eq!(count("database available again"), 1, "{text}");
+    assert_eq!(count("r2d2"), 0, "{text}");
 }
 
 #[test]

@@ -121,7 +121,7 @@ impl Drop for FreshDatabase {
 }
 
 /// `url` with its `host:port` replaced by `address`.
-fn with_address(url: &str, address: &str) -> String {
+pub fn with_address(url: &str, address: &str) -> String {
     let start = url
         .find('@')
         .or_else(|| url.find("://").map(|i| i + 2))
@@ -563,6 +563,11 @@ impl Honcho {
 
     /// With the extra environment `env`.
     pub fn start_with(url: &str, env: &[(&str, &str)]) -> Honcho {
+        Honcho::start_logged(url, env, None)
+    }
+
+    /// With the extra environment `env`, writing its log (stderr) to `log` when given.
+    pub fn start_logged(url: &str, env: &[(&str, &str)], log: Option<&std::path::Path>) -> Honcho {
         use std::process::{Command, Stdio};
         use std::time::Instant;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -577,7 +582,10 @@ impl Honcho {
             .env_remove("AUTH_JWT_SECRET")
             .env("LOG_LEVEL", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::null(),
+            });
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -582,3 +582,28 @@ fn serve_and_deriver_stopped_with_sigterm_exit_cleanly() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The README's walk-through stops at its first error: against a server that is not there it
+/// fails and prints nothing of what would come after.
+#[test]
+fn the_readme_walk_through_stops_at_the_first_error() {
+    let readme = include_str!("../../../../README.md");
+    let start = readme.find("## A walk-through with curl").unwrap();
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").unwrap() + 6..];
+    let block = &block[..block.find("\n```\n").unwrap()];
+    let port = free_port();
+    let out = Command::new("bash")
+        .args(["-c", block])
+        .env("HONCHO_URL", format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "ran on: {printed}");
+    assert!(
+        !printed.contains("app "),
+        "went on after the first error: {printed}"
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(said.matches("curl:").count(), 1, "{said}");
+}

@@ -7,7 +7,7 @@ use crate::error::{ApiError, ValidationIssue};
 use crate::extract::{Body, ListParams, OptionalBody};
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Json, Path};
-use actix_web::{delete, get, post, put, HttpRequest};
+use actix_web::{delete, get, post, put, HttpRequest, HttpResponse};
 use honcho_domain::embed::Embedder;
 use honcho_domain::retrieval::{Retrieval, Search};
 use honcho_domain::values::METADATA_MAX_KEYS;
@@ -180,7 +180,8 @@ async fn delete_document(
     operation_id = "query_documents_v1_apps__app_id__users__user_id__collections__collection_id__documents_query_post",
     params(CollectionPath),
     request_body(content = DocumentQuery, description = "Query parameters for document search"),
-    responses((status = 200, description = "The best matching documents", body = Vec<Document>))
+    responses((status = 200, description = "The best matching documents", body = Vec<Document>,
+        headers(("x-honcho-incomparable-documents" = u64, description = "Set when documents searched carry a vector of another embedder (their count): ranked by their words only (hybrid) or not at all (vector); `honcho reembed` re-embeds them"))))
 )]
 #[post("/query")]
 async fn query_documents(
@@ -189,7 +190,7 @@ async fn query_documents(
     retrieval: Data<Retrieval>,
     path: Path<CollectionPath>,
     body: Body<DocumentQuery>,
-) -> Result<Json<Vec<Document>>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let Body(DocumentQuery {
         query,
         filter,
@@ -228,12 +229,32 @@ async fn query_documents(
         embedding,
         retrieval,
     };
-    let documents = run(access.db(), move |db| {
+    let collection = key.collection_id.clone();
+    let found = run(access.db(), move |db| {
         db.query_documents(&key, &search, top_k as usize, filter.as_ref())
     })
     .await?;
-    Ok(Json(documents.into_iter().map(Document::from).collect()))
+    let documents: Vec<Document> = found.items.into_iter().map(Document::from).collect();
+    let mut answer = HttpResponse::Ok();
+    if found.incomparable > 0 {
+        // Documents embedded by another embedder: ranked by their words in hybrid mode, not at
+        // all in vector mode. Say so rather than answer as if they were not there.
+        tracing::warn!(
+            collection = %collection,
+            documents = found.incomparable,
+            mode = %retrieval.mode,
+            embedder = embedder.id(),
+            "documents of this collection were embedded by another embedder and cannot be \
+             compared with the query's vector; run `honcho reembed`"
+        );
+        answer.insert_header((INCOMPARABLE_HEADER, found.incomparable.to_string()));
+    }
+    Ok(answer.json(documents))
 }
+
+/// Set on a query's answer when some of the documents searched carry a vector of another embedder
+/// (their count): hybrid ranking ranked them by their words only, vector ranking not at all.
+pub const INCOMPARABLE_HEADER: &str = "x-honcho-incomparable-documents";
 
 /// Add a document to a collection (its content is embedded)
 #[utoipa::path(
