@@ -7,7 +7,8 @@ use crate::{DbError, DbResult, Outage};
 use diesel::r2d2::{ConnectionManager, ManageConnection, Pool, PooledConnection};
 use diesel::PgConnection;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A connection idle for longer than this is pinged before use. Connections in steady use are not:
@@ -27,12 +28,67 @@ impl PgManager {
     }
 }
 
-/// A pooled PostgreSQL connection, when it was last given back, and whether a query found it broken.
+/// A pooled PostgreSQL connection, when it was last given back, whether a query found it broken,
+/// and the statements it ran for the current call.
 pub(crate) struct PgConn {
     conn: PgConnection,
     idle_since: Instant,
     lost: bool,
+    statements: Arc<Statements>,
 }
+
+/// What a connection has sent since the current call began: how many statements, and whether the
+/// first one could have changed anything had it run (`BEGIN`, `SELECT`, `SET` and `SHOW` cannot
+/// leave a lasting change on a connection that then died).
+#[derive(Debug, Default)]
+pub(crate) struct Statements {
+    started: AtomicU32,
+    first_harmless: AtomicBool,
+}
+
+/// Whether a statement whose text starts with `head` leaves nothing behind if its connection dies.
+fn harmless(head: &str) -> bool {
+    let word: String = head
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    ["BEGIN", "SELECT", "SET", "SHOW"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
+}
+
+/// Collects the first characters of a statement's text, then stops the formatting (the text of a
+/// large insert, binds included, is never built).
+struct Head(String);
+
+impl std::fmt::Write for Head {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend(s.chars().take(16 - self.0.len().min(16)));
+        if self.0.len() >= 16 {
+            Err(std::fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl diesel::connection::Instrumentation for StatementWatch {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+            if self.0.started.fetch_add(1, Ordering::Relaxed) == 0 {
+                let mut head = Head(String::new());
+                let _ = std::fmt::write(&mut head, format_args!("{query}"));
+                self.0
+                    .first_harmless
+                    .store(harmless(&head.0), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The instrumentation that fills a connection's [`Statements`].
+struct StatementWatch(Arc<Statements>);
 
 impl PgConn {
     /// Takes note of a failed call: a connection found lost is not given back to the pool.
@@ -40,6 +96,24 @@ impl PgConn {
         if e.outage() == Some(Outage::ConnectionLost) {
             self.lost = true;
         }
+    }
+
+    /// A call begins: its statements are counted from here.
+    pub(crate) fn begin_call(&mut self) {
+        self.statements.started.store(0, Ordering::Relaxed);
+        self.statements
+            .first_harmless
+            .store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the call that failed with `e` can run again on another connection: this one was
+    /// found dead at the call's first statement, which could not have changed anything (a
+    /// connection killed while idle, by a restart or `pg_terminate_backend`). A write that may have
+    /// committed is never run again.
+    pub(crate) fn replaceable(&self, e: &DbError) -> bool {
+        e.outage() == Some(Outage::ConnectionLost)
+            && self.statements.started.load(Ordering::Relaxed) <= 1
+            && self.statements.first_harmless.load(Ordering::Relaxed)
     }
 }
 
@@ -132,10 +206,15 @@ impl ManageConnection for PgManager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<PgConn, Self::Error> {
+        use diesel::Connection;
+        let mut conn = connect_counted(&self.0)?;
+        let statements = Arc::new(Statements::default());
+        conn.set_instrumentation(StatementWatch(statements.clone()));
         Ok(PgConn {
-            conn: connect_counted(&self.0)?,
+            conn,
             idle_since: Instant::now(),
             lost: false,
+            statements,
         })
     }
 
@@ -224,5 +303,38 @@ impl Liveness {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_statements_that_change_nothing_are_harmless() {
+        for sql in [
+            "BEGIN",
+            "SELECT 1",
+            " select x FROM t",
+            "SET x = 1",
+            "SHOW ssl",
+        ] {
+            assert!(harmless(sql), "{sql}");
+        }
+        for sql in [
+            "INSERT INTO t",
+            "UPDATE t SET",
+            "DELETE FROM t",
+            "WITH x AS (",
+            "COMMIT",
+            "",
+        ] {
+            assert!(!harmless(sql), "{sql}");
+        }
+        // Only the head of a statement's text is built.
+        let mut head = Head(String::new());
+        let long = "SELECT ".to_string() + &"x".repeat(10_000);
+        assert!(std::fmt::write(&mut head, format_args!("{long}")).is_err());
+        assert_eq!(head.0.len(), 16);
     }
 }

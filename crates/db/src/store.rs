@@ -227,21 +227,34 @@ fn pool_builder<M: ManageConnection>(max_size: u32) -> diesel::r2d2::Builder<M> 
         .connection_timeout(Duration::from_secs(10))
 }
 
-/// Runs `$call` with a pooled connection of whichever backend `$db` is.
+/// Runs `$call` with a pooled connection of whichever backend `$db` is. Its arguments may be
+/// evaluated more than once (PostgreSQL runs a call again on another connection when the first was
+/// found dead before doing anything), so owned values are passed as clones.
 macro_rules! dispatch {
     ($db:expr, $f:ident($($arg:expr),* $(,)?)) => {
         match &$db.pool {
             Backend::Postgres(pool) => {
-                let mut conn = $db.liveness.checkout(pool)?;
-                let result = pg::queries::$f(&mut conn, $($arg),*);
-                match &result {
-                    Err(e) => {
-                        conn.note(e);
-                        $db.liveness.note(e);
+                // A connection found dead at the call's first statement, which could not have
+                // changed anything, is dropped and the call runs on another (each pooled
+                // connection may have been killed while idle, so at most the pool's size again).
+                let mut replaced = 0;
+                loop {
+                    let mut conn = $db.liveness.checkout(pool)?;
+                    conn.begin_call();
+                    let result = pg::queries::$f(&mut conn, $($arg),*);
+                    match &result {
+                        Err(e) => {
+                            conn.note(e);
+                            if conn.replaceable(e) && replaced < pool.max_size() {
+                                replaced += 1;
+                                continue;
+                            }
+                            $db.liveness.note(e);
+                        }
+                        Ok(_) => $db.liveness.served(),
                     }
-                    Ok(_) => $db.liveness.served(),
+                    break result;
                 }
-                result
             }
             Backend::Sqlite(pool, wal) => {
                 let mut conn = $db.liveness.checkout(pool)?;
@@ -365,7 +378,7 @@ impl Db {
     // Apps
 
     pub fn create_app(&self, name: Name, metadata: Metadata) -> DbResult<App> {
-        dispatch!(self, create_app(name, metadata))
+        dispatch!(self, create_app(name.clone(), metadata.clone()))
     }
     pub fn get_app(&self, id: &str) -> DbResult<App> {
         dispatch!(self, get_app(id))
@@ -374,7 +387,7 @@ impl Db {
         dispatch!(self, get_app_by_name(name))
     }
     pub fn get_or_create_app(&self, name: Name) -> DbResult<App> {
-        dispatch!(self, get_or_create_app(name))
+        dispatch!(self, get_or_create_app(name.clone()))
     }
     pub fn update_app(
         &self,
@@ -382,7 +395,7 @@ impl Db {
         name: Option<Name>,
         metadata: Option<Metadata>,
     ) -> DbResult<App> {
-        dispatch!(self, update_app(id, name, metadata))
+        dispatch!(self, update_app(id, name.clone(), metadata.clone()))
     }
     pub fn list_apps(&self, filter: Option<&Metadata>, req: PageRequest) -> DbResult<Page<App>> {
         dispatch!(self, list_apps(filter, req))
@@ -391,7 +404,7 @@ impl Db {
     // Users
 
     pub fn create_user(&self, app_id: &str, name: Name, metadata: Metadata) -> DbResult<User> {
-        dispatch!(self, create_user(app_id, name, metadata))
+        dispatch!(self, create_user(app_id, name.clone(), metadata.clone()))
     }
     pub fn get_user(&self, app_id: &str, user_id: &str) -> DbResult<User> {
         dispatch!(self, get_user(app_id, user_id))
@@ -400,7 +413,7 @@ impl Db {
         dispatch!(self, get_user_by_name(app_id, name))
     }
     pub fn get_or_create_user(&self, app_id: &str, name: Name) -> DbResult<User> {
-        dispatch!(self, get_or_create_user(app_id, name))
+        dispatch!(self, get_or_create_user(app_id, name.clone()))
     }
     pub fn update_user(
         &self,
@@ -409,7 +422,10 @@ impl Db {
         name: Option<Name>,
         metadata: Option<Metadata>,
     ) -> DbResult<User> {
-        dispatch!(self, update_user(app_id, user_id, name, metadata))
+        dispatch!(
+            self,
+            update_user(app_id, user_id, name.clone(), metadata.clone())
+        )
     }
     pub fn list_users(
         &self,
@@ -428,7 +444,7 @@ impl Db {
         user_id: &str,
         metadata: Metadata,
     ) -> DbResult<Session> {
-        dispatch!(self, create_session(app_id, user_id, metadata))
+        dispatch!(self, create_session(app_id, user_id, metadata.clone()))
     }
     pub fn get_session(&self, key: &SessionKey) -> DbResult<Session> {
         dispatch!(self, get_session(key))
@@ -447,7 +463,7 @@ impl Db {
         )
     }
     pub fn update_session(&self, key: &SessionKey, metadata: Metadata) -> DbResult<Session> {
-        dispatch!(self, update_session(key, metadata))
+        dispatch!(self, update_session(key, metadata.clone()))
     }
     pub fn delete_session(&self, key: &SessionKey) -> DbResult<()> {
         dispatch!(self, delete_session(key))
@@ -470,7 +486,7 @@ impl Db {
         batch: Vec<NewMessage>,
         enqueue: bool,
     ) -> DbResult<Vec<Message>> {
-        dispatch!(self, create_messages(key, batch, enqueue))
+        dispatch!(self, create_messages(key, batch.clone(), enqueue))
     }
     pub fn get_message(&self, key: &SessionKey, id: &str) -> DbResult<Message> {
         dispatch!(self, get_message(key, id))
@@ -481,7 +497,7 @@ impl Db {
         id: &str,
         metadata: Metadata,
     ) -> DbResult<Message> {
-        dispatch!(self, update_message(key, id, metadata))
+        dispatch!(self, update_message(key, id, metadata.clone()))
     }
     pub fn list_messages(
         &self,
@@ -501,7 +517,10 @@ impl Db {
         name: Name,
         metadata: Metadata,
     ) -> DbResult<Collection> {
-        dispatch!(self, create_collection(app_id, user_id, name, metadata))
+        dispatch!(
+            self,
+            create_collection(app_id, user_id, name.clone(), metadata.clone())
+        )
     }
     pub fn get_collection(&self, key: &CollectionKey) -> DbResult<Collection> {
         dispatch!(self, get_collection(key))
@@ -529,7 +548,7 @@ impl Db {
         name: Option<Name>,
         metadata: Option<Metadata>,
     ) -> DbResult<Collection> {
-        dispatch!(self, update_collection(key, name, metadata))
+        dispatch!(self, update_collection(key, name.clone(), metadata.clone()))
     }
     pub fn delete_collection(&self, key: &CollectionKey) -> DbResult<()> {
         dispatch!(self, delete_collection(key))
@@ -548,7 +567,10 @@ impl Db {
         metadata: Metadata,
         embedding: Embedding,
     ) -> DbResult<Document> {
-        dispatch!(self, create_document(key, content, metadata, embedding))
+        dispatch!(
+            self,
+            create_document(key, content.clone(), metadata.clone(), embedding.clone())
+        )
     }
     pub fn get_document(&self, key: &CollectionKey, id: &str) -> DbResult<Document> {
         dispatch!(self, get_document(key, id))
@@ -560,7 +582,10 @@ impl Db {
         content: Option<(Text, Embedding)>,
         metadata: Option<Metadata>,
     ) -> DbResult<Document> {
-        dispatch!(self, update_document(key, id, content, metadata))
+        dispatch!(
+            self,
+            update_document(key, id, content.clone(), metadata.clone())
+        )
     }
     pub fn delete_document(&self, key: &CollectionKey, id: &str) -> DbResult<()> {
         dispatch!(self, delete_document(key, id))
@@ -599,7 +624,7 @@ impl Db {
         user_id: &str,
         new: honcho_domain::NewMetamessage,
     ) -> DbResult<honcho_domain::Metamessage> {
-        dispatch!(self, create_metamessage(app_id, user_id, new))
+        dispatch!(self, create_metamessage(app_id, user_id, new.clone()))
     }
     pub fn get_metamessage(
         &self,
@@ -616,7 +641,10 @@ impl Db {
         id: &str,
         changes: honcho_domain::MetamessageChanges,
     ) -> DbResult<honcho_domain::Metamessage> {
-        dispatch!(self, update_metamessage(app_id, user_id, id, changes))
+        dispatch!(
+            self,
+            update_metamessage(app_id, user_id, id, changes.clone())
+        )
     }
     pub fn list_metamessages(
         &self,
@@ -718,7 +746,7 @@ impl honcho_domain::insights::DeriverStore for Db {
     ) -> DbResult<Completion> {
         dispatch!(
             self,
-            complete_item(&self.vectors, lease, item, derived, next)
+            complete_item(&self.vectors, lease, item, derived.clone(), next)
         )
     }
     fn fail_item(

@@ -22,6 +22,19 @@ where
     conn.transaction(f)
 }
 
+/// A write that is otherwise one statement, run in a transaction so that the call's first statement
+/// is its `BEGIN`: a connection found dead there is replaced and the call runs again on another
+/// (see `Db`), which a plain `INSERT` or `UPDATE` that may have committed could not be.
+pub fn single_write<T, E>(
+    conn: &mut Conn,
+    f: impl FnOnce(&mut Conn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(f)
+}
+
 /// The next document revision, from its sequence, drawn while this transaction holds the row lock of
 /// the document's collection (until it ends). So a collection's documents take their ids and
 /// revisions in commit order, and a cached copy whose version matches the largest ones has seen

@@ -61,8 +61,10 @@ fn insert(conn: &mut Conn, name: &str, metadata: Value) -> QueryResult<App> {
 }
 
 pub fn create_app(conn: &mut Conn, name: Name, metadata: Metadata) -> DbResult<App> {
-    let r = insert(conn, name.as_str(), Value::Object(metadata.into_inner()));
-    on_unique(r, || Error::app_name_taken(name.as_str()))
+    dialect::single_write(conn, |conn| {
+        let r = insert(conn, name.as_str(), Value::Object(metadata.into_inner()));
+        on_unique(r, || Error::app_name_taken(name.as_str()))
+    })
 }
 
 pub fn get_app(conn: &mut Conn, id: &str) -> DbResult<App> {
@@ -91,21 +93,23 @@ pub fn get_app_by_name(conn: &mut Conn, name: &str) -> DbResult<App> {
 /// Returns the app named `name`, creating it if needed. Concurrent callers all get the same app: the
 /// insert yields to a competing one and the row is read back.
 pub fn get_or_create_app(conn: &mut Conn, name: Name) -> DbResult<App> {
-    if let Some(app) = find_by_name(conn, name.as_str())? {
-        return Ok(app);
-    }
-    let row = NewAppRow {
-        public_id: &new_id(),
-        name: name.as_str(),
-        metadata: &Value::Object(Default::default()),
-        created_at: now(),
-    };
-    diesel::insert_into(apps::table)
-        .values(&row)
-        .on_conflict(apps::name)
-        .do_nothing()
-        .execute(conn)?;
-    get_app_by_name(conn, name.as_str())
+    dialect::single_write(conn, |conn| {
+        if let Some(app) = find_by_name(conn, name.as_str())? {
+            return Ok(app);
+        }
+        let row = NewAppRow {
+            public_id: &new_id(),
+            name: name.as_str(),
+            metadata: &Value::Object(Default::default()),
+            created_at: now(),
+        };
+        diesel::insert_into(apps::table)
+            .values(&row)
+            .on_conflict(apps::name)
+            .do_nothing()
+            .execute(conn)?;
+        get_app_by_name(conn, name.as_str())
+    })
 }
 
 pub fn update_app(
@@ -114,22 +118,24 @@ pub fn update_app(
     name: Option<Name>,
     metadata: Option<Metadata>,
 ) -> DbResult<App> {
-    let changes = AppChanges {
-        name: name.map(Name::into_inner),
-        metadata: metadata.map(|m| Value::Object(m.into_inner())),
-    };
-    if changes.name.is_none() && changes.metadata.is_none() {
-        return get_app(conn, id);
-    }
-    let r = updated_row(
-        diesel::update(apps::table.filter(apps::public_id.eq(id)))
-            .set(&changes)
-            .returning(AppRow::as_returning()),
-        conn,
-    );
-    on_unique(r, Error::app_update_conflict)?
-        .map(App::from)
-        .ok_or_else(|| Error::app_not_found(id).into())
+    dialect::single_write(conn, |conn| {
+        let changes = AppChanges {
+            name: name.map(Name::into_inner),
+            metadata: metadata.map(|m| Value::Object(m.into_inner())),
+        };
+        if changes.name.is_none() && changes.metadata.is_none() {
+            return get_app(conn, id);
+        }
+        let r = updated_row(
+            diesel::update(apps::table.filter(apps::public_id.eq(id)))
+                .set(&changes)
+                .returning(AppRow::as_returning()),
+            conn,
+        );
+        on_unique(r, Error::app_update_conflict)?
+            .map(App::from)
+            .ok_or_else(|| Error::app_not_found(id).into())
+    })
 }
 
 pub fn list_apps(

@@ -76,10 +76,12 @@ impl<'a> From<&'a KeyRecord> for NewKeyRow<'a> {
 
 /// Records a newly minted key (before the key is handed out).
 pub fn record_key(conn: &mut Conn, record: &KeyRecord) -> DbResult<()> {
-    diesel::insert_into(api_keys::table)
-        .values(NewKeyRow::from(record))
-        .execute(conn)?;
-    Ok(())
+    dialect::single_write(conn, |conn| {
+        diesel::insert_into(api_keys::table)
+            .values(NewKeyRow::from(record))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 fn find_key(conn: &mut Conn, id: &str) -> QueryResult<Option<KeyRecord>> {

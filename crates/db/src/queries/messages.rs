@@ -150,14 +150,16 @@ pub fn update_message(
     id: &str,
     metadata: Metadata,
 ) -> DbResult<Message> {
-    updated_row(
-        diesel::update(message_of(key, id))
-            .set(messages::metadata.eq(Value::Object(metadata.into_inner())))
-            .returning(MessageRow::as_returning()),
-        conn,
-    )?
-    .map(Message::from)
-    .ok_or_else(|| Error::message_not_found_for_update().into())
+    dialect::single_write(conn, |conn| {
+        updated_row(
+            diesel::update(message_of(key, id))
+                .set(messages::metadata.eq(Value::Object(metadata.into_inner())))
+                .returning(MessageRow::as_returning()),
+            conn,
+        )?
+        .map(Message::from)
+        .ok_or_else(|| Error::message_not_found_for_update().into())
+    })
 }
 
 /// A page of the session's messages. Without a filter the total is the session's stored count, so a

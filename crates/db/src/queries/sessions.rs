@@ -82,19 +82,21 @@ pub fn create_session(
     user_id: &str,
     metadata: Metadata,
 ) -> DbResult<Session> {
-    insert_session(
-        conn,
-        app_id,
-        user_id,
-        Value::Object(metadata.into_inner()),
-        0,
-    )
-    .map_err(|e| {
-        if DbError::is_foreign_key_violation(&e) {
-            Error::user_not_found(user_id).into()
-        } else {
-            e.into()
-        }
+    dialect::single_write(conn, |conn| {
+        insert_session(
+            conn,
+            app_id,
+            user_id,
+            Value::Object(metadata.into_inner()),
+            0,
+        )
+        .map_err(|e| {
+            if DbError::is_foreign_key_violation(&e) {
+                Error::user_not_found(user_id).into()
+            } else {
+                e.into()
+            }
+        })
     })
 }
 
@@ -144,25 +146,29 @@ pub fn list_sessions(
 }
 
 pub fn update_session(conn: &mut Conn, key: &SessionKey, metadata: Metadata) -> DbResult<Session> {
-    updated_row(
-        diesel::update(session_of(key))
-            .set(sessions::metadata.eq(Value::Object(metadata.into_inner())))
-            .returning(SessionRow::as_returning()),
-        conn,
-    )?
-    .map(Session::from)
-    .ok_or_else(|| Error::session_not_found().into())
+    dialect::single_write(conn, |conn| {
+        updated_row(
+            diesel::update(session_of(key))
+                .set(sessions::metadata.eq(Value::Object(metadata.into_inner())))
+                .returning(SessionRow::as_returning()),
+            conn,
+        )?
+        .map(Session::from)
+        .ok_or_else(|| Error::session_not_found().into())
+    })
 }
 
 /// Soft delete: the session becomes inactive; its messages stay.
 pub fn delete_session(conn: &mut Conn, key: &SessionKey) -> DbResult<()> {
-    let n = diesel::update(session_of(key))
-        .set(sessions::is_active.eq(false))
-        .execute(conn)?;
-    if n == 0 {
-        return Err(Error::session_not_found().into());
-    }
-    Ok(())
+    dialect::single_write(conn, |conn| {
+        let n = diesel::update(session_of(key))
+            .set(sessions::is_active.eq(false))
+            .execute(conn)?;
+        if n == 0 {
+            return Err(Error::session_not_found().into());
+        }
+        Ok(())
+    })
 }
 
 /// Rows per insert statement when copying, well under both engines' bind limits.

@@ -59,26 +59,28 @@ pub fn create_user(
     name: Name,
     metadata: Metadata,
 ) -> DbResult<User> {
-    let metadata = Value::Object(metadata.into_inner());
-    let (id, created_at) = (new_id(), now());
-    let row = NewUserRow {
-        public_id: &id,
-        app_id,
-        name: name.as_str(),
-        metadata: &metadata,
-        created_at,
-    };
-    match diesel::insert_into(users::table).values(&row).execute(conn) {
-        Ok(_) => Ok(User {
-            id,
-            app_id: app_id.to_string(),
-            name: name.into_inner(),
-            metadata: into_map(metadata),
+    dialect::single_write(conn, |conn| {
+        let metadata = Value::Object(metadata.into_inner());
+        let (id, created_at) = (new_id(), now());
+        let row = NewUserRow {
+            public_id: &id,
+            app_id,
+            name: name.as_str(),
+            metadata: &metadata,
             created_at,
-        }),
-        Err(e) if DbError::is_unique_violation(&e) => Err(Error::user_name_taken().into()),
-        Err(e) => Err(app_missing(app_id, e)),
-    }
+        };
+        match diesel::insert_into(users::table).values(&row).execute(conn) {
+            Ok(_) => Ok(User {
+                id,
+                app_id: app_id.to_string(),
+                name: name.into_inner(),
+                metadata: into_map(metadata),
+                created_at,
+            }),
+            Err(e) if DbError::is_unique_violation(&e) => Err(Error::user_name_taken().into()),
+            Err(e) => Err(app_missing(app_id, e)),
+        }
+    })
 }
 
 pub fn get_user(conn: &mut Conn, app_id: &str, user_id: &str) -> DbResult<User> {
@@ -109,23 +111,25 @@ pub fn get_user_by_name(conn: &mut Conn, app_id: &str, name: &str) -> DbResult<U
 /// Returns the user named `name` in the app, creating it if needed; concurrent callers get the same
 /// user. An unknown app is a 404.
 pub fn get_or_create_user(conn: &mut Conn, app_id: &str, name: Name) -> DbResult<User> {
-    if let Some(user) = find_by_name(conn, app_id, name.as_str())? {
-        return Ok(user);
-    }
-    let row = NewUserRow {
-        public_id: &new_id(),
-        app_id,
-        name: name.as_str(),
-        metadata: &Value::Object(Default::default()),
-        created_at: now(),
-    };
-    diesel::insert_into(users::table)
-        .values(&row)
-        .on_conflict((users::app_id, users::name))
-        .do_nothing()
-        .execute(conn)
-        .map_err(|e| app_missing(app_id, e))?;
-    get_user_by_name(conn, app_id, name.as_str())
+    dialect::single_write(conn, |conn| {
+        if let Some(user) = find_by_name(conn, app_id, name.as_str())? {
+            return Ok(user);
+        }
+        let row = NewUserRow {
+            public_id: &new_id(),
+            app_id,
+            name: name.as_str(),
+            metadata: &Value::Object(Default::default()),
+            created_at: now(),
+        };
+        diesel::insert_into(users::table)
+            .values(&row)
+            .on_conflict((users::app_id, users::name))
+            .do_nothing()
+            .execute(conn)
+            .map_err(|e| app_missing(app_id, e))?;
+        get_user_by_name(conn, app_id, name.as_str())
+    })
 }
 
 pub fn update_user(
@@ -135,26 +139,28 @@ pub fn update_user(
     name: Option<Name>,
     metadata: Option<Metadata>,
 ) -> DbResult<User> {
-    let changes = UserChanges {
-        name: name.map(Name::into_inner),
-        metadata: metadata.map(|m| Value::Object(m.into_inner())),
-    };
-    if changes.name.is_none() && changes.metadata.is_none() {
-        return get_user(conn, app_id, user_id);
-    }
-    let r = updated_row(
-        diesel::update(
-            users::table
-                .filter(users::public_id.eq(user_id))
-                .filter(users::app_id.eq(app_id)),
-        )
-        .set(&changes)
-        .returning(UserRow::as_returning()),
-        conn,
-    );
-    on_unique(r, Error::user_update_conflict)?
-        .map(User::from)
-        .ok_or_else(|| Error::user_not_found(user_id).into())
+    dialect::single_write(conn, |conn| {
+        let changes = UserChanges {
+            name: name.map(Name::into_inner),
+            metadata: metadata.map(|m| Value::Object(m.into_inner())),
+        };
+        if changes.name.is_none() && changes.metadata.is_none() {
+            return get_user(conn, app_id, user_id);
+        }
+        let r = updated_row(
+            diesel::update(
+                users::table
+                    .filter(users::public_id.eq(user_id))
+                    .filter(users::app_id.eq(app_id)),
+            )
+            .set(&changes)
+            .returning(UserRow::as_returning()),
+            conn,
+        );
+        on_unique(r, Error::user_update_conflict)?
+            .map(User::from)
+            .ok_or_else(|| Error::user_not_found(user_id).into())
+    })
 }
 
 pub fn list_users(

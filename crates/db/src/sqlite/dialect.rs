@@ -51,6 +51,18 @@ where
     conn.immediate_transaction(f)
 }
 
+/// A write that is otherwise one statement: as it is (PostgreSQL runs it in a transaction so that a
+/// dead connection is found at its `BEGIN`; a SQLite file has no connection to lose).
+pub fn single_write<T, E>(
+    conn: &mut Conn,
+    f: impl FnOnce(&mut Conn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    f(conn)
+}
+
 /// How long a writer waits for the database: SQLite's busy timeout, and the longest wait in the
 /// in-process queue.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
