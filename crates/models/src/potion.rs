@@ -10,7 +10,9 @@
 //! (no truncation). A text with no known token (empty, punctuation only) gives the zero vector,
 //! at distance 1 from everything.
 //!
-//! The model is decoded once per process, on first use (about 30 MB of `f32`), and shared.
+//! The token vectors (29,528 × 256 `f32`, 30 MB) are read in place from the bytes compiled into
+//! the binary, never copied: only the pages of the tokens a process meets become resident, and the
+//! kernel may drop them again. The tokenizer is decoded once per process, on first use, and shared.
 
 use std::sync::OnceLock;
 
@@ -23,7 +25,15 @@ pub const ID: &str = "model2vec:potion-base-8M";
 /// Length of every vector.
 pub const DIMENSIONS: usize = 256;
 
-const MODEL: &[u8] = include_bytes!("../assets/potion-base-8M/model.safetensors");
+/// Bytes aligned for reading `f32` in place.
+#[repr(C, align(8))]
+struct Aligned<B: ?Sized>(B);
+
+/// The model file (safetensors: a little-endian `u64` header length, a JSON header, then the
+/// tensors; the header is padded so that the data starts 8-byte aligned).
+static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!(
+    "../assets/potion-base-8M/model.safetensors"
+));
 const TOKENIZER: &[u8] = include_bytes!("../assets/potion-base-8M/tokenizer.json");
 const CONFIG: &[u8] = include_bytes!("../assets/potion-base-8M/config.json");
 
@@ -53,15 +63,69 @@ impl PotionEmbedder {
     }
 }
 
-/// The decoded model, shared by every embedder value of the process.
+/// The model, shared by every embedder value of the process: the tokenizer decoded, the vectors
+/// borrowed from the binary.
 fn model() -> &'static StaticModel {
     static MODEL_ONCE: OnceLock<StaticModel> = OnceLock::new();
     MODEL_ONCE.get_or_init(|| {
         // The bytes are compiled in and checked by this crate's tests: failing here is a build
         // defect, not a runtime condition.
-        StaticModel::from_bytes(TOKENIZER, MODEL, CONFIG, Some(true))
+        let (vectors, rows, cols) = vectors().expect("the shipped potion-base-8M model decodes");
+        let tokenizer = tokenizers::Tokenizer::from_bytes(TOKENIZER)
+            .expect("the shipped potion-base-8M tokenizer decodes");
+        StaticModel::from_borrowed(tokenizer, vectors, rows, cols, normalize(), None, None)
             .expect("the shipped potion-base-8M model decodes")
     })
+}
+
+/// Whether the model's vectors are scaled to unit length (`config.json`).
+fn normalize() -> bool {
+    serde_json::from_slice::<serde_json::Value>(CONFIG)
+        .ok()
+        .and_then(|c| c.get("normalize").and_then(serde_json::Value::as_bool))
+        .unwrap_or(true)
+}
+
+/// The `embeddings` tensor of the model file, in place: its `f32` values, rows and columns.
+fn vectors() -> Result<(&'static [f32], usize, usize), String> {
+    let bytes: &'static [u8] = &MODEL.0;
+    let len = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or("no header length")? as usize;
+    let header: serde_json::Value = serde_json::from_slice(
+        bytes
+            .get(8..8 + len)
+            .ok_or("the header is longer than the file")?,
+    )
+    .map_err(|e| format!("the header: {e}"))?;
+    let tensor = &header["embeddings"];
+    if tensor["dtype"] != "F32" {
+        return Err(format!("embeddings are {}, not F32", tensor["dtype"]));
+    }
+    let dim = |v: &serde_json::Value, i: usize| {
+        v[i].as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| format!("no {v} [{i}]"))
+    };
+    let (rows, cols) = (dim(&tensor["shape"], 0)?, dim(&tensor["shape"], 1)?);
+    let (start, end) = (
+        dim(&tensor["data_offsets"], 0)?,
+        dim(&tensor["data_offsets"], 1)?,
+    );
+    let data = bytes
+        .get(8 + len + start..8 + len + end)
+        .ok_or("the tensor is outside the file")?;
+    if !cfg!(target_endian = "little") {
+        return Err("the vectors are stored little-endian; this machine is not".into());
+    }
+    let values: &'static [f32] =
+        bytemuck::try_cast_slice(data).map_err(|e| format!("the vectors: {e}"))?;
+    if values.len() != rows * cols {
+        return Err(format!("{} values for {rows} × {cols}", values.len()));
+    }
+    Ok((values, rows, cols))
 }
 
 impl Embedder for PotionEmbedder {
@@ -138,6 +202,45 @@ mod tests {
 
     /// Pins the model and its pooling: if this fails, stored vectors of this id would no longer
     /// match new ones, so the id must change.
+    /// Reading the vectors in place gives exactly what model2vec-rs's own decoding (a copy of every
+    /// vector) gives, on every text of the retrieval set.
+    #[test]
+    fn vectors_read_in_place_equal_the_decoded_model() {
+        let copied =
+            StaticModel::from_bytes(TOKENIZER, &MODEL.0, CONFIG, Some(true)).expect("decodes");
+        let set: serde_json::Value =
+            serde_json::from_str(include_str!("../../../xtask/eval/retrieval.json")).unwrap();
+        let mut texts = Vec::new();
+        collect_strings(&set, &mut texts);
+        assert!(texts.len() > 1000, "{} texts", texts.len());
+        texts.extend(
+            [
+                "",
+                "   ",
+                "Ünïcödé naïve café",
+                "a",
+                "x".repeat(5000).as_str(),
+            ]
+            .map(String::from),
+        );
+        for text in &texts {
+            let expected = copied
+                .encode_with_args(std::slice::from_ref(text), None, 1)
+                .pop()
+                .unwrap_or_default();
+            assert_eq!(PotionEmbedder::new().embed_one(text), expected, "{text}");
+        }
+    }
+
+    fn collect_strings(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s.clone()),
+            serde_json::Value::Array(a) => a.iter().for_each(|v| collect_strings(v, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|v| collect_strings(v, out)),
+            _ => {}
+        }
+    }
+
     #[test]
     fn vectors_are_stable() {
         let v = PotionEmbedder::new().embed_one("The user adopted a beagle named Biscuit.");
