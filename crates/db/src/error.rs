@@ -33,6 +33,9 @@ pub enum Outage {
     Busy,
     /// The database's storage reported an I/O error.
     Io,
+    /// A statement ran past the deadline of the request it served (PostgreSQL's
+    /// `statement_timeout`).
+    Deadline,
 }
 
 impl fmt::Display for Outage {
@@ -44,12 +47,17 @@ impl fmt::Display for Outage {
             Outage::Unreachable => "the database cannot be reached",
             Outage::Busy => "the database is busy",
             Outage::Io => "the database's storage failed",
+            Outage::Deadline => "the query ran past the request's deadline",
         })
     }
 }
 
 /// Messages (SQLite's and libpq's/PostgreSQL's) that name an outage rather than a bad query.
 const OUTAGES: &[(&str, Outage)] = &[
+    (
+        "canceling statement due to statement timeout",
+        Outage::Deadline,
+    ),
     ("database or disk is full", Outage::DiskFull),
     ("no space left on device", Outage::DiskFull),
     ("attempt to write a readonly database", Outage::ReadOnly),

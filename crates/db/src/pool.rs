@@ -18,14 +18,26 @@ pub(crate) const IDLE_CHECK: Duration = Duration::from_secs(2);
 /// How long a checkout waits while the database is known to be down.
 const FAIL_FAST: Duration = Duration::from_millis(250);
 
-/// PostgreSQL connections that remember since when they have been idle.
+/// PostgreSQL connections that remember since when they have been idle, with a statement timeout.
 #[derive(Debug)]
-pub(crate) struct PgManager(ConnectionManager<PgConnection>);
+pub(crate) struct PgManager {
+    manager: ConnectionManager<PgConnection>,
+    statement_timeout: Option<Duration>,
+}
 
 impl PgManager {
-    pub(crate) fn new(url: String) -> PgManager {
-        PgManager(ConnectionManager::new(url))
+    pub(crate) fn new(url: String, statement_timeout: Option<Duration>) -> PgManager {
+        PgManager {
+            manager: ConnectionManager::new(url),
+            statement_timeout,
+        }
     }
+}
+
+/// `SET statement_timeout` for `timeout` (`0`: none).
+fn statement_timeout_sql(timeout: Option<Duration>) -> String {
+    let ms = timeout.map_or(0, |t| t.as_millis().max(1));
+    format!("SET statement_timeout = {ms}")
 }
 
 /// A pooled PostgreSQL connection, when it was last given back, whether a query found it broken,
@@ -35,6 +47,7 @@ pub(crate) struct PgConn {
     idle_since: Instant,
     lost: bool,
     statements: Arc<Statements>,
+    statement_timeout: Option<Duration>,
 }
 
 /// What a connection has sent since the current call began: how many statements, and whether the
@@ -96,6 +109,13 @@ impl PgConn {
         if e.outage() == Some(Outage::ConnectionLost) {
             self.lost = true;
         }
+    }
+
+    /// Sets the connection's statement timeout back to the pool's (after work allowed to run longer).
+    pub(crate) fn restore_statement_timeout(&mut self) -> diesel::QueryResult<()> {
+        use diesel::connection::SimpleConnection;
+        self.conn
+            .batch_execute(&statement_timeout_sql(self.statement_timeout))
     }
 
     /// A call begins: its statements are counted from here.
@@ -206,8 +226,14 @@ impl ManageConnection for PgManager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<PgConn, Self::Error> {
+        use diesel::connection::SimpleConnection;
         use diesel::Connection;
-        let mut conn = connect_counted(&self.0)?;
+        let mut conn = connect_counted(&self.manager)?;
+        if self.statement_timeout.is_some() {
+            // A request's database work ends with its deadline.
+            conn.batch_execute(&statement_timeout_sql(self.statement_timeout))
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
         let statements = Arc::new(Statements::default());
         conn.set_instrumentation(StatementWatch(statements.clone()));
         Ok(PgConn {
@@ -215,6 +241,7 @@ impl ManageConnection for PgManager {
             idle_since: Instant::now(),
             lost: false,
             statements,
+            statement_timeout: self.statement_timeout,
         })
     }
 
@@ -223,13 +250,13 @@ impl ManageConnection for PgManager {
         if conn.idle_since.elapsed() < IDLE_CHECK {
             return Ok(());
         }
-        self.0.is_valid(&mut conn.conn)
+        self.manager.is_valid(&mut conn.conn)
     }
 
     /// Called when a connection is given back.
     fn has_broken(&self, conn: &mut PgConn) -> bool {
         conn.idle_since = Instant::now();
-        conn.lost || self.0.has_broken(&mut conn.conn)
+        conn.lost || self.manager.has_broken(&mut conn.conn)
     }
 }
 
@@ -250,6 +277,11 @@ impl Liveness {
     /// reported yet is logged.
     pub(crate) fn note(&self, e: &DbError) {
         let Some(outage) = e.outage() else { return };
+        if outage == Outage::Deadline {
+            // One request's query, not an outage of the database.
+            tracing::warn!(cause = %e, "a query ran past its request's deadline");
+            return;
+        }
         if matches!(outage, Outage::ConnectionLost | Outage::Unreachable) {
             self.down.store(true, Ordering::Relaxed);
         }

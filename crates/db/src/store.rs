@@ -68,6 +68,9 @@ pub struct DbOptions {
     pub sqlite_wal_limit: u64,
     /// Bytes of collection vectors and postings kept in memory.
     pub vector_cache_bytes: usize,
+    /// PostgreSQL only: the longest a statement may run (`statement_timeout`); `None` for no limit.
+    /// The server sets its request timeout, so a request's database work ends with its deadline.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl DbOptions {
@@ -79,6 +82,7 @@ impl DbOptions {
             sqlite_sync: SqliteSync::Full,
             sqlite_wal_limit: 64 * 1024 * 1024,
             vector_cache_bytes: 256 * 1024 * 1024,
+            statement_timeout: None,
         }
     }
 }
@@ -289,7 +293,7 @@ impl Db {
                 // every checkout would cost a round trip per request.
                 let pool = pool_builder(max_size)
                     .test_on_check_out(true)
-                    .build(PgManager::new(u.clone()))
+                    .build(PgManager::new(u.clone(), options.statement_timeout))
                     .map_err(|e| DbError::Connect(e.to_string()))?;
                 Ok(Db::new(Backend::Postgres(pool), cache_bytes))
             }
@@ -353,12 +357,15 @@ impl Db {
         match &self.pool {
             Backend::Postgres(pool) => {
                 let mut conn = pool.get()?;
+                // Migrations (and waiting for another replica's) may take longer than a request.
+                conn.batch_execute("SET statement_timeout = 0")?;
                 conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
                 let ran = conn
                     .run_pending_migrations(PG_MIGRATIONS)
                     .map(|v| v.len())
                     .map_err(err);
                 conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+                conn.restore_statement_timeout()?;
                 ran
             }
             Backend::Sqlite(pool, _) => {

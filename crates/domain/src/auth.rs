@@ -79,6 +79,12 @@ pub enum AuthError {
     Unauthorized,
     /// The key was revoked.
     Revoked,
+    /// The key's `nbf` (not before) is still to come.
+    NotYetValid,
+    /// The key's `iat` (issued at) is in the future.
+    IssuedInFuture,
+    /// The request carries more than one `Authorization` header.
+    SeveralKeys,
     AppIdMissing,
     UserIdMissing,
     SessionIdMissing,
@@ -92,6 +98,9 @@ impl fmt::Display for AuthError {
             AuthError::Invalid => "Invalid JWT",
             AuthError::Expired => "JWT expired",
             AuthError::Revoked => "JWT revoked",
+            AuthError::NotYetValid => "JWT not yet valid",
+            AuthError::IssuedInFuture => "JWT issued in the future",
+            AuthError::SeveralKeys => "More than one Authorization header",
             AuthError::AdminRequired => "Resource requires admin privileges",
             AuthError::NotPermissioned => "JWT not permissioned for this resource",
             AuthError::Unauthorized => "Unauthorized access to resource",
@@ -140,6 +149,15 @@ impl Claims {
             return Err(AuthError::Expired);
         }
         Ok(())
+    }
+
+    /// Refuses a key issued (`iat`) later than `now`, beyond `leeway` seconds for clocks out of
+    /// step.
+    pub fn check_issued(&self, now: DateTime<Utc>, leeway: i64) -> Result<(), AuthError> {
+        match self.iat {
+            Some(iat) if iat > now.timestamp() + leeway => Err(AuthError::IssuedInFuture),
+            _ => Ok(()),
+        }
     }
 
     /// Whether every id the key names is the route's id at that level: naming more ids narrows a

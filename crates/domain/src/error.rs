@@ -14,6 +14,8 @@ pub enum Invalid {
     TooManyItems { max: usize, actual: usize },
     /// A NUL character, which PostgreSQL cannot store.
     ContainsNul,
+    /// More bytes of JSON text than allowed.
+    TooLarge { max_bytes: usize },
     /// A rule specific to the field, with its message.
     Rule(String),
 }
@@ -36,6 +38,10 @@ impl fmt::Display for Invalid {
             Invalid::ContainsNul => {
                 f.write_str("Value error, NUL characters (\\u0000) are not allowed")
             }
+            Invalid::TooLarge { max_bytes } => write!(
+                f,
+                "Value error, at most {max_bytes} bytes of JSON are allowed"
+            ),
             Invalid::Rule(msg) => write!(f, "Value error, {msg}"),
         }
     }

@@ -20,14 +20,69 @@ fn contains_nested(doc: &Value, filter: &Value) -> bool {
         (Value::Object(d), Value::Object(f)) => f
             .iter()
             .all(|(k, fv)| d.get(k).is_some_and(|dv| contains_nested(dv, fv))),
-        (Value::Array(d), Value::Array(f)) => f
-            .iter()
-            .all(|fv| d.iter().any(|dv| contains_nested(dv, fv))),
+        (Value::Array(d), Value::Array(f)) => array_contains(d, f),
         (Value::Object(_), _)
         | (Value::Array(_), _)
         | (_, Value::Object(_))
         | (_, Value::Array(_)) => false,
         (d, f) => scalar_eq(d, f),
+    }
+}
+
+/// Below this many elements on both sides, comparing every pair is cheaper than hashing.
+const LINEAR_MAX: usize = 8;
+
+/// Every element of `f` is contained in some element of `d`. Scalars are looked up in a set of the
+/// document's scalars (built once), so scalar arrays cost O(n + m) rather than O(n × m); an object
+/// or array element of the filter is compared with the document's objects or arrays only.
+fn array_contains(d: &[Value], f: &[Value]) -> bool {
+    if f.is_empty() {
+        return true;
+    }
+    if d.len() <= LINEAR_MAX || f.len() <= 1 {
+        return f
+            .iter()
+            .all(|fv| d.iter().any(|dv| contains_nested(dv, fv)));
+    }
+    let scalars: std::collections::HashSet<ScalarKey> =
+        d.iter().filter_map(ScalarKey::of).collect();
+    let nested: Vec<&Value> = d.iter().filter(|v| v.is_array() || v.is_object()).collect();
+    f.iter().all(|fv| match ScalarKey::of(fv) {
+        Some(key) => scalars.contains(&key),
+        None => nested.iter().any(|dv| contains_nested(dv, fv)),
+    })
+}
+
+/// A scalar as containment compares it: numbers by value (`1`, `1.0` and `1e0` are one key).
+#[derive(PartialEq, Eq, Hash)]
+enum ScalarKey<'a> {
+    Null,
+    Bool(bool),
+    Str(&'a str),
+    /// `(negative, significant digits, scale)` of the number with trailing zeros dropped.
+    Number(bool, String, i64),
+    /// A number literal that does not parse as a decimal (kept as written).
+    Other(String),
+}
+
+impl<'a> ScalarKey<'a> {
+    fn of(v: &'a Value) -> Option<ScalarKey<'a>> {
+        Some(match v {
+            Value::Null => ScalarKey::Null,
+            Value::Bool(b) => ScalarKey::Bool(*b),
+            Value::String(s) => ScalarKey::Str(s),
+            Value::Number(n) => {
+                let text = n.to_string();
+                match Decimal::parse(&text) {
+                    Some(d) => {
+                        let (negative, digits, scale) = d.normal();
+                        ScalarKey::Number(negative, digits.to_string(), scale)
+                    }
+                    None => ScalarKey::Other(text),
+                }
+            }
+            Value::Array(_) | Value::Object(_) => return None,
+        })
     }
 }
 
@@ -83,15 +138,18 @@ impl Decimal {
 
     /// Equal as numbers: `1`, `1.0` and `1e0` are; so are `0` and `-0.0`.
     fn same_value(&self, other: &Decimal) -> bool {
-        fn normal(d: &Decimal) -> (bool, &str, i64) {
-            if d.digits.is_empty() {
-                return (false, "", 0);
-            }
-            let trimmed = d.digits.trim_end_matches('0');
-            let dropped = (d.digits.len() - trimmed.len()) as i64;
-            (d.negative, trimmed, d.scale - dropped)
+        self.normal() == other.normal()
+    }
+
+    /// The number's value as `(negative, significant digits, scale)`, trailing zeros dropped: equal
+    /// for equal values.
+    fn normal(&self) -> (bool, &str, i64) {
+        if self.digits.is_empty() {
+            return (false, "", 0);
         }
-        normal(self) == normal(other)
+        let trimmed = self.digits.trim_end_matches('0');
+        let dropped = (self.digits.len() - trimmed.len()) as i64;
+        (self.negative, trimmed, self.scale - dropped)
     }
 
     /// Written out as PostgreSQL's `numeric` writes it: no exponent, the literal's scale.
@@ -191,6 +249,44 @@ mod tests {
         assert!(canonical("1e100000").is_err());
         assert!(canonical("1e-100000").is_err());
         assert!(canonical("[1e99999999999999999999]").is_err());
+    }
+
+    #[test]
+    fn large_scalar_arrays_are_contained_in_linear_time() {
+        let n = 50_000;
+        let doc = json!({ "a": (0..n).collect::<Vec<_>>() });
+        let filter = json!({ "a": (0..n).rev().collect::<Vec<_>>() });
+        let started = std::time::Instant::now();
+        assert!(contains(&doc, &filter));
+        let mut missing = (0..n).collect::<Vec<_>>();
+        missing.push(n);
+        assert!(!contains(&doc, &json!({ "a": missing })));
+        // Comparing every pair of 50,000 × 50,000 elements would take minutes.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn hashed_and_pairwise_containment_agree() {
+        let doc: Value = serde_json::from_str(
+            r#"[1, 2.50, "x", null, true, [1, 2], {"k": [3, 4]}, 1e2, -0, "y", 7, 8, 9]"#,
+        )
+        .unwrap();
+        for (filter, expected) in [
+            ("[2.5, 100, 0, null, true]", true),
+            ("[1.0, \"x\", [2], {\"k\": [4]}]", true),
+            ("[2.51]", false),
+            ("[false]", false),
+            ("[[3]]", false),
+            ("[{\"k\": [3, 4, 5]}]", false),
+            ("[]", true),
+        ] {
+            let filter: Value = serde_json::from_str(filter).unwrap();
+            assert_eq!(contains(&doc, &filter), expected, "{filter}");
+        }
     }
 
     #[test]

@@ -125,15 +125,103 @@ impl Text {
     }
 }
 
-/// A metadata object or metadata filter: a JSON object with no NUL in any key or string.
+/// Most bytes a metadata object or filter may take as JSON text, by default (v1.1.0 sets none; one
+/// request's work must stay bounded).
+pub const METADATA_MAX_BYTES: usize = 256 * 1024;
+/// Most elements an array inside metadata or a filter may have, by default (containment compares
+/// arrays element by element; PostgreSQL's `@>` does so pairwise).
+pub const METADATA_ARRAY_MAX: usize = 1_000;
+
+/// The limits of metadata and filters in force in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataLimits {
+    pub max_bytes: usize,
+    pub array_max: usize,
+}
+
+impl Default for MetadataLimits {
+    fn default() -> Self {
+        MetadataLimits {
+            max_bytes: METADATA_MAX_BYTES,
+            array_max: METADATA_ARRAY_MAX,
+        }
+    }
+}
+
+static LIMITS: std::sync::OnceLock<MetadataLimits> = std::sync::OnceLock::new();
+
+/// Sets the process's metadata limits (from its configuration, once at start-up); `false` when they
+/// were set or used already.
+pub fn set_metadata_limits(limits: MetadataLimits) -> bool {
+    LIMITS.set(limits).is_ok()
+}
+
+/// The process's metadata limits.
+pub fn metadata_limits() -> MetadataLimits {
+    *LIMITS.get_or_init(MetadataLimits::default)
+}
+
+/// Counts the bytes of JSON text written to it, up to a bound.
+struct ByteCount {
+    bytes: usize,
+    max: usize,
+}
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes += buf.len();
+        if self.bytes > self.max {
+            return Err(std::io::Error::other("over the limit"));
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The length of the longest array anywhere in `v`.
+fn longest_array(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .map(longest_array)
+            .max()
+            .unwrap_or(0)
+            .max(items.len()),
+        Value::Object(m) => m.values().map(longest_array).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// A metadata object or metadata filter: a JSON object with no NUL in any key or string, within
+/// the process's [`MetadataLimits`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Metadata(Map<String, Value>);
 
 impl Metadata {
-    /// Refuses NUL characters; writes numbers as both engines (and PostgreSQL's `jsonb`) keep them.
+    /// Refuses NUL characters, more than the limits' bytes of JSON text and arrays longer than
+    /// theirs; writes numbers as both engines (and PostgreSQL's `jsonb`) keep them.
     pub fn parse(map: Map<String, Value>) -> Result<Self, Invalid> {
         if map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)) {
             return Err(Invalid::ContainsNul);
+        }
+        let limits = metadata_limits();
+        let mut count = ByteCount {
+            bytes: 0,
+            max: limits.max_bytes,
+        };
+        if serde_json::to_writer(&mut count, &map).is_err() {
+            return Err(Invalid::TooLarge {
+                max_bytes: limits.max_bytes,
+            });
+        }
+        let longest = map.values().map(longest_array).max().unwrap_or(0);
+        if longest > limits.array_max {
+            return Err(Invalid::Rule(format!(
+                "an array may have at most {} elements, not {longest}",
+                limits.array_max
+            )));
         }
         let mut map = map;
         map.values_mut()
@@ -178,6 +266,28 @@ mod tests {
             Content::parse("x".repeat(CONTENT_MAX + 1)),
             Err(Invalid::TooLong { max: CONTENT_MAX })
         );
+    }
+
+    #[test]
+    fn metadata_is_bounded_in_bytes_and_array_length() {
+        let object = |v: Value| match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let big = serde_json::json!({ "a": "x".repeat(METADATA_MAX_BYTES) });
+        assert_eq!(
+            Metadata::parse(object(big)),
+            Err(Invalid::TooLarge {
+                max_bytes: METADATA_MAX_BYTES
+            })
+        );
+        let long = serde_json::json!({ "a": { "b": vec![1; METADATA_ARRAY_MAX + 1] } });
+        assert!(matches!(
+            Metadata::parse(object(long)),
+            Err(Invalid::Rule(_))
+        ));
+        let fine = serde_json::json!({ "a": [vec![1; METADATA_ARRAY_MAX]] });
+        assert!(Metadata::parse(object(fine)).is_ok());
     }
 
     #[test]

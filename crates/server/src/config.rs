@@ -14,6 +14,10 @@ pub struct Config {
     pub workers: Option<usize>,
     /// The key-signing secret when `USE_AUTH` is on; `None` when it is off.
     pub auth_secret: Option<String>,
+    /// With authentication on, a bearer token that may read `/metrics` besides the admin key.
+    pub metrics_token: Option<String>,
+    /// Bytes of JSON text and array elements metadata and filters may have.
+    pub metadata_limits: honcho_domain::values::MetadataLimits,
     /// SQLite: `full` (default, survives power loss) or `normal` (survives a process crash).
     pub sqlite_sync: SqliteSync,
     /// SQLite: write-ahead log size (MiB) past which it is checkpointed and truncated.
@@ -45,6 +49,8 @@ pub mod vars {
     ];
     pub const LOGGING: &[&str] = &["LOG_LEVEL (or RUST_LOG)", "LOG_FORMAT", "NO_COLOR"];
     pub const HTTP: &[&str] = &[
+        "METADATA_MAX_BYTES",
+        "METADATA_ARRAY_MAX",
         "HOST",
         "PORT",
         "HTTP_WORKERS",
@@ -53,7 +59,7 @@ pub mod vars {
         "SHUTDOWN_TIMEOUT",
         "CORS_ORIGINS",
     ];
-    pub const AUTH: &[&str] = &["USE_AUTH", "AUTH_JWT_SECRET"];
+    pub const AUTH: &[&str] = &["USE_AUTH", "AUTH_JWT_SECRET", "METRICS_TOKEN"];
     pub const SECRET: &[&str] = &["AUTH_JWT_SECRET"];
     pub const EMBEDDING: &[&str] = &[
         "EMBEDDING_PROVIDER",
@@ -256,6 +262,13 @@ impl Config {
             pool_size: positive("DATABASE_POOL_SIZE")?,
             workers: positive("HTTP_WORKERS")?,
             auth_secret,
+            metrics_token: var("METRICS_TOKEN"),
+            metadata_limits: honcho_domain::values::MetadataLimits {
+                max_bytes: positive("METADATA_MAX_BYTES")?
+                    .unwrap_or(honcho_domain::values::METADATA_MAX_BYTES),
+                array_max: positive("METADATA_ARRAY_MAX")?
+                    .unwrap_or(honcho_domain::values::METADATA_ARRAY_MAX),
+            },
             sqlite_sync: match var("SQLITE_SYNCHRONOUS").map(|v| v.trim().to_ascii_lowercase()) {
                 None => SqliteSync::Full,
                 Some(v) if v == "full" => SqliteSync::Full,
@@ -283,6 +296,7 @@ impl Config {
             sqlite_sync: self.sqlite_sync,
             sqlite_wal_limit: self.sqlite_wal_limit_mb * 1024 * 1024,
             vector_cache_bytes: self.vector_cache_mb.saturating_mul(1024 * 1024),
+            statement_timeout: Some(std::time::Duration::from_secs(self.request_timeout_secs)),
             ..DbOptions::with_max_size(self.pool_size())
         }
     }

@@ -428,6 +428,7 @@ fn run(command: Command) -> Result<(), String> {
 }
 
 fn serve(config: Config) -> Result<(), String> {
+    honcho_domain::values::set_metadata_limits(config.metadata_limits);
     let keys = config.keys();
     let embedder = honcho_models::embedder_from_env()?;
     let models = honcho_models::models_from_env()?;
@@ -457,9 +458,9 @@ fn serve(config: Config) -> Result<(), String> {
         embedder = embedder.id(),
         "honcho listening on http://{shown}/ (docs: http://{shown}/docs/)"
     );
-    if let Some(keys) = &keys {
-        // Printed once, on the terminal only: keys are never written to the logs.
-        println!("Admin key (keep it secret): {}", keys.admin_key());
+    if keys.is_some() {
+        // The admin key itself is never printed or logged by the server.
+        tracing::info!("authentication is on: `honcho keys admin` prints the admin key");
     }
     let deriver = match (&models, config.deriver.workers) {
         (Some(models), 1..) => Some(honcho_insights::Deriver::start(
@@ -475,6 +476,7 @@ fn serve(config: Config) -> Result<(), String> {
         auth: honcho_web::auth::AuthConfig {
             keys,
             revocations: Default::default(),
+            metrics_token: config.metrics_token.clone(),
         },
         enqueue_for_deriver: models.is_some(),
         deriver_signal: deriver.as_ref().map(honcho_insights::Deriver::signal),

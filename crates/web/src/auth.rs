@@ -52,18 +52,43 @@ impl Keys {
         self.mint(&Claims::admin())
     }
 
-    /// Verifies the signature (HS256 only: `none` and every other algorithm are refused) and decodes
-    /// the claims. Expiry is checked by the caller (`exp` may be a number or an ISO string).
+    /// Verifies the signature (HS256 only: `none` and every other algorithm are refused), refuses a
+    /// header naming critical extensions (`crit`: this server understands none, RFC 7515 §4.1.11)
+    /// and a key whose `nbf` is still to come, and decodes the claims. Expiry is checked by the
+    /// caller (`exp` may be a number or an ISO string).
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        if names_critical_extensions(token) {
+            return Err(AuthError::Invalid);
+        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false;
-        validation.validate_nbf = false;
+        validation.validate_nbf = true;
+        validation.leeway = CLOCK_LEEWAY_SECS as u64;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map(|data| data.claims)
-            .map_err(|_| AuthError::Invalid)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                _ => AuthError::Invalid,
+            })
     }
+}
+
+/// Seconds a key's `nbf` and `iat` may lie ahead of this server's clock (clocks out of step).
+pub const CLOCK_LEEWAY_SECS: i64 = 60;
+
+/// Whether a token's header has a `crit` member (extensions the recipient must understand).
+fn names_critical_extensions(token: &str) -> bool {
+    use base64::Engine;
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .is_some_and(|h| h.get("crit").is_some())
 }
 
 /// Authentication settings shared with every request: `keys` is `None` when `USE_AUTH` is off.
@@ -72,6 +97,9 @@ pub struct AuthConfig {
     pub keys: Option<Keys>,
     /// This process's copy of the revoked keys (kept up to date by [`RevocationWatch`]).
     pub revocations: Arc<Revocations>,
+    /// With authentication on, the bearer token that may read `/metrics` besides the admin key
+    /// (`METRICS_TOKEN`).
+    pub metrics_token: Option<String>,
 }
 
 impl AuthConfig {
@@ -79,7 +107,7 @@ impl AuthConfig {
     pub fn with_keys(keys: Keys) -> AuthConfig {
         AuthConfig {
             keys: Some(keys),
-            revocations: Arc::default(),
+            ..AuthConfig::default()
         }
     }
 }
@@ -234,6 +262,7 @@ pub(crate) struct Gate {
     db: Db,
     keys: Option<Keys>,
     revocations: Arc<Revocations>,
+    metrics_token: Option<String>,
 }
 
 impl Gate {
@@ -242,6 +271,7 @@ impl Gate {
             db,
             keys: auth.keys,
             revocations: auth.revocations,
+            metrics_token: auth.metrics_token,
         }
     }
 }
@@ -325,9 +355,11 @@ fn authorize(req: &HttpRequest, scope: Scope) -> Result<(Claims, &Gate), ApiErro
         .match_info()
         .load()
         .map_err(|_| ApiError::not_found("Not Found"))?;
-    let token = bearer(req).ok_or(AuthError::NoToken)?;
+    let token = bearer(req)?;
     let claims = keys.verify(token)?;
-    claims.check_expiry(chrono::Utc::now())?;
+    let now = chrono::Utc::now();
+    claims.check_expiry(now)?;
+    claims.check_issued(now, CLOCK_LEEWAY_SECS)?;
     gate.revocations.check(&claims, token)?;
     claims.permits(
         scope,
@@ -341,17 +373,53 @@ fn authorize(req: &HttpRequest, scope: Scope) -> Result<(Claims, &Gate), ApiErro
     Ok((claims, gate))
 }
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req
+/// The request's bearer key: none, or more than one `Authorization` header, is refused (which of
+/// two keys would count is not for a server to guess).
+fn bearer(req: &HttpRequest) -> Result<&str, AuthError> {
+    let mut headers = req
         .headers()
-        .get(actix_web::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
+        .get_all(actix_web::http::header::AUTHORIZATION);
+    let first = headers.next().ok_or(AuthError::NoToken)?;
+    if headers.next().is_some() {
+        return Err(AuthError::SeveralKeys);
+    }
+    let value = first.to_str().map_err(|_| AuthError::NoToken)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(AuthError::NoToken)?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+        .ok_or(AuthError::NoToken)
+}
+
+/// `/metrics` with authentication on: the admin key, or `metrics_token` when one is set, is needed.
+pub(crate) fn check_metrics_access(req: &HttpRequest) -> Result<(), ApiError> {
+    let gate = req
+        .app_data::<Data<Gate>>()
+        .ok_or_else(|| ApiError::Internal("the auth gate is not registered".into()))?;
+    let Some(keys) = &gate.keys else {
+        return Ok(());
+    };
+    let token = bearer(req)?;
+    if gate
+        .metrics_token
+        .as_deref()
+        .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+    {
+        return Ok(());
+    }
+    let claims = keys.verify(token)?;
+    claims.check_expiry(chrono::Utc::now())?;
+    if claims.is_admin() {
+        Ok(())
+    } else {
+        Err(AuthError::AdminRequired.into())
+    }
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl From<AuthError> for ApiError {

@@ -22,13 +22,55 @@ pub struct ValidationIssue {
     pub ctx: Option<Value>,
 }
 
+/// The most characters of a request's input a 422 echoes back.
+pub const ECHO_MAX: usize = 256;
+
+/// `input` as a 422 echoes it: whole when its JSON text has at most [`ECHO_MAX`] characters, else
+/// its first [`ECHO_MAX`] characters (of the string, or of the JSON text) and a note that it was
+/// cut, so that an answer never grows with the request.
+pub fn echo(input: Value) -> Value {
+    /// Collects JSON text up to a bound, then stops the serialiser.
+    struct Bounded(Vec<u8>);
+    impl std::io::Write for Bounded {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.0.len() + buf.len() > ECHO_MAX * 4 + 8 {
+                return Err(std::io::Error::other("long enough"));
+            }
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let text = match &input {
+        Value::String(s) => s.clone(),
+        _ => {
+            let mut out = Bounded(Vec::new());
+            let _ = serde_json::to_writer(&mut out, &input);
+            String::from_utf8_lossy(&out.0).into_owned()
+        }
+    };
+    let whole = match &input {
+        Value::String(s) => s.chars().count() <= ECHO_MAX,
+        _ => text.len() <= ECHO_MAX * 4 && text.chars().count() <= ECHO_MAX,
+    };
+    if whole {
+        return input;
+    }
+    let head: String = text.chars().take(ECHO_MAX).collect();
+    Value::String(format!(
+        "{head}... (cut: only the first {ECHO_MAX} characters are shown)"
+    ))
+}
+
 impl ValidationIssue {
     pub fn new(kind: &str, loc: Vec<Value>, msg: impl Into<String>, input: Value) -> Self {
         ValidationIssue {
             kind: kind.to_string(),
             loc,
             msg: msg.into(),
-            input,
+            input: echo(input),
             ctx: None,
         }
     }
@@ -52,6 +94,9 @@ impl ValidationIssue {
                 ),
             Invalid::ContainsNul => Self::new("value_error", loc, msg, input)
                 .with_ctx(json!({ "error": "NUL characters (\\u0000) are not allowed" })),
+            Invalid::TooLarge { max_bytes } => Self::new("value_error", loc, msg, input).with_ctx(
+                json!({ "error": format!("at most {max_bytes} bytes of JSON are allowed") }),
+            ),
             Invalid::Rule(rule) => {
                 Self::new("value_error", loc, msg, input).with_ctx(json!({ "error": rule }))
             }
@@ -137,15 +182,20 @@ impl From<DbError> for ApiError {
 impl From<honcho_domain::embed::EmbedError> for ApiError {
     fn from(e: honcho_domain::embed::EmbedError) -> Self {
         use honcho_domain::embed::EmbedError;
+        // The provider's words are for the operator's log, never the client's answer.
         tracing::warn!(error = %e, "embedding failed");
-        match e {
-            EmbedError::Unavailable(_) => {
-                ApiError::Status(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-            }
-            EmbedError::Provider(_) | EmbedError::BadResponse(_) => {
-                ApiError::Status(StatusCode::BAD_GATEWAY, e.to_string())
-            }
-        }
+        let (status, detail) = match e {
+            EmbedError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "embedding provider unavailable",
+            ),
+            EmbedError::Provider(_) => (StatusCode::BAD_GATEWAY, "embedding provider failed"),
+            EmbedError::BadResponse(_) => (
+                StatusCode::BAD_GATEWAY,
+                "embedding provider answered unexpectedly",
+            ),
+        };
+        ApiError::Status(status, detail.into())
     }
 }
 

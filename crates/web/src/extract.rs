@@ -65,7 +65,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn parse_value(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         let position = byte_offset(bytes, e.line(), e.column());
-        let input = Value::String(String::from_utf8_lossy(bytes).into_owned());
+        // Only the head of the body is echoed (`error::echo`), so only the head is copied: more
+        // than 4 bytes per character shown is more characters than are shown.
+        let head = &bytes[..bytes.len().min(crate::error::ECHO_MAX * 4 + 4)];
+        let input = Value::String(String::from_utf8_lossy(head).into_owned());
         ApiError::validation(
             ValidationIssue::new(
                 "json_invalid",

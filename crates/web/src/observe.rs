@@ -100,10 +100,18 @@ pub(crate) async fn observe_request(
 /// the deriver's queue (items by status, age of the oldest open one) and this process's items.
 #[utoipa::path(
     tag = "operations",
-    responses((status = 200, description = "Metrics in Prometheus' text format", content_type = "text/plain"))
+    responses(
+        (status = 200, description = "Metrics in Prometheus' text format", content_type = "text/plain"),
+        (status = 401, description = "With USE_AUTH on: neither the admin key nor METRICS_TOKEN was given")
+    )
 )]
 #[get("/metrics")]
-pub(crate) async fn serve_metrics(probe: Data<Probe>) -> HttpResponse {
+pub(crate) async fn serve_metrics(
+    probe: Data<Probe>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, crate::error::ApiError> {
+    // With authentication on, only the admin key or `METRICS_TOKEN` reads the metrics.
+    crate::auth::check_metrics_access(&req)?;
     let pool = probe.0.pool_state();
     metrics::gauge!("honcho_db_pool_connections").set(f64::from(pool.connections));
     metrics::gauge!("honcho_db_pool_idle_connections").set(f64::from(pool.idle));
@@ -123,7 +131,7 @@ pub(crate) async fn serve_metrics(probe: Data<Probe>) -> HttpResponse {
         });
         metrics::gauge!("honcho_deriver_oldest_pending_seconds").set(age);
     }
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(metrics().render())
+        .body(metrics().render()))
 }

@@ -143,13 +143,32 @@ pub fn prepare_connection(
         BUSY_TIMEOUT.as_millis()
     ))?;
     honcho_json_contains_utils::register_impl(conn, |doc: String, filter: String| {
-        match (
-            serde_json::from_str::<Value>(&doc),
-            serde_json::from_str::<Value>(&filter),
-        ) {
-            (Ok(d), Ok(f)) => honcho_domain::json::contains(&d, &f),
-            _ => false,
+        let Ok(doc) = serde_json::from_str::<Value>(&doc) else {
+            return false;
+        };
+        with_parsed_filter(&filter, |f| {
+            f.is_some_and(|f| honcho_domain::json::contains(&doc, f))
+        })
+    })
+}
+
+thread_local! {
+    /// The filter a query's rows are compared with, parsed once per query rather than once per row:
+    /// SQLite hands the function the same text for every row of a statement (on this thread).
+    static PARSED_FILTER: std::cell::RefCell<Option<(String, Option<Value>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `filter` parsed (`None` when it is not JSON), from the cache when it is the filter
+/// of the last call.
+fn with_parsed_filter<R>(filter: &str, f: impl FnOnce(Option<&Value>) -> R) -> R {
+    PARSED_FILTER.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if !matches!(&*cache, Some((text, _)) if text == filter) {
+            let parsed = serde_json::from_str::<Value>(filter).ok();
+            *cache = Some((filter.to_string(), parsed));
         }
+        f(cache.as_ref().and_then(|(_, parsed)| parsed.as_ref()))
     })
 }
 

@@ -957,3 +957,151 @@ fn auth_on_without_a_secret_refuses_to_start() {
         "honcho: AUTH_JWT_SECRET must be set when USE_AUTH is true"
     );
 }
+
+/// A token signed with `secret` from a header and claims written out (to say what `Keys::mint`
+/// never would).
+fn signed(header: Value, claims: Value, secret: &str) -> String {
+    let message = format!("{}.{}", b64(&header.to_string()), b64(&claims.to_string()));
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
+            .unwrap();
+    format!("{message}.{signature}")
+}
+
+/// The raw answer to a request with these header lines.
+fn raw(app: &TestApp, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(app.base.trim_start_matches("http://")).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+#[test]
+fn tokens_not_yet_valid_from_the_future_or_with_unknown_critical_extensions_are_refused() {
+    let app = TestApp::spawn_with_auth(SECRET);
+    let admin = Keys::new(SECRET).admin_key();
+    let f = Fixture::seed(&app, &admin);
+    let users = format!("/v1/apps/{}/users/list", f.app);
+    let now = chrono::Utc::now().timestamp();
+    let header = json!({ "alg": "HS256", "typ": "JWT" });
+    let app_claims = |extra: Value| {
+        let mut c = json!({ "t": "", "ap": f.app });
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let ask = |token: &str| app.send_as(Some(token), "POST", &users, None);
+    // The same claims pass with times in the past.
+    let fine = signed(
+        header.clone(),
+        app_claims(json!({ "nbf": now - 10, "iat": now - 10 })),
+        SECRET,
+    );
+    assert_eq!(ask(&fine).0, 200);
+    let later = signed(
+        header.clone(),
+        app_claims(json!({ "nbf": now + 3600 })),
+        SECRET,
+    );
+    assert_eq!(ask(&later), (401, json!({ "detail": "JWT not yet valid" })));
+    let future = signed(
+        header.clone(),
+        app_claims(json!({ "iat": now + 3600 })),
+        SECRET,
+    );
+    assert_eq!(
+        ask(&future),
+        (401, json!({ "detail": "JWT issued in the future" }))
+    );
+    let crit = signed(
+        json!({ "alg": "HS256", "typ": "JWT", "crit": ["exp-ext"], "exp-ext": true }),
+        app_claims(json!({})),
+        SECRET,
+    );
+    assert_eq!(ask(&crit), (401, json!({ "detail": "Invalid JWT" })));
+
+    // Two Authorization headers: neither is chosen.
+    let answer = raw(
+        &app,
+        &format!(
+            "POST {users} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {admin}\r\n\
+             authorization: Bearer {fine}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        answer.contains("More than one Authorization header"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn with_auth_on_metrics_need_the_admin_key_or_the_metrics_token() {
+    let app = TestApp::spawn_with(crate::helpers::Options {
+        auth: honcho_web::auth::AuthConfig {
+            metrics_token: Some("scrape-token".into()),
+            ..honcho_web::auth::AuthConfig::with_keys(Keys::new(SECRET))
+        },
+        ..crate::helpers::Options::default()
+    });
+    let admin = Keys::new(SECRET).admin_key();
+    let f = Fixture::seed(&app, &admin);
+    let app_key = Keys::new(SECRET).mint(&Claims {
+        ap: Some(f.app.clone()),
+        ..Claims::default()
+    });
+    let status = |token: Option<&str>| app.send_as(token, "GET", "/metrics", None).0;
+    assert_eq!(status(None), 401);
+    assert_eq!(status(Some(&app_key)), 401);
+    assert_eq!(status(Some("wrong-token")), 401);
+    assert_eq!(status(Some(&admin)), 200);
+    assert_eq!(status(Some("scrape-token")), 200);
+    // Health stays open (load balancers ask it).
+    assert_eq!(app.send_as(None, "GET", "/health", None).0, 200);
+}
+
+#[test]
+fn the_server_never_prints_the_admin_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_honcho"))
+        .args(["serve", "--port", &port.to_string()])
+        .env("DATABASE_URL", &db)
+        .env("USE_AUTH", "true")
+        .env("AUTH_JWT_SECRET", SECRET)
+        .env("LOG_LEVEL", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while ureq::get(&format!("http://127.0.0.1:{port}/health"))
+        .call()
+        .is_err()
+    {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin = Keys::new(SECRET).admin_key();
+    assert!(
+        !printed.contains(&admin),
+        "the admin key was printed:\n{printed}"
+    );
+    assert!(printed.contains("honcho keys admin"), "{printed}");
+}

@@ -3,6 +3,7 @@
 
 mod apps;
 mod auth;
+mod bounds;
 mod collections;
 mod deriver_processes;
 mod documents;

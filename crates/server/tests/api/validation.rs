@@ -223,3 +223,35 @@ fn every_problem_of_a_body_is_listed_in_field_order() {
     let page = app.ok(app.post(&format!("{}/list", s.messages()), json!({})));
     assert_eq!(page["total"], 0);
 }
+
+/// A 422 never echoes more than the first 256 characters of what it refuses, whatever the error.
+#[test]
+fn a_refused_input_is_echoed_cut_to_256_characters() {
+    let app = TestApp::spawn();
+    let note = "... (cut: only the first 256 characters are shown)";
+    // Malformed JSON of a megabyte of control characters.
+    let junk = "\u{1}".repeat(1 << 20);
+    let (status, body) = app.post_raw("/v1/apps", &junk);
+    assert_eq!(status, 422);
+    let text = body.to_string();
+    assert!(text.len() < 4096, "{} bytes of answer", text.len());
+    let input = body["detail"][0]["input"].as_str().unwrap();
+    assert!(input.ends_with(note), "{input}");
+    assert_eq!(input.chars().count(), 256 + note.chars().count());
+    // A top-level array, a too-long name, a wrongly typed huge value.
+    let big_array = serde_json::Value::Array(vec![json!(1); 100_000]);
+    for body in [
+        big_array.clone(),
+        json!({ "name": "n".repeat(100_000) }),
+        json!({ "name": big_array }),
+    ] {
+        let (status, answer) = app.post("/v1/apps", body);
+        assert_eq!(status, 422);
+        let input = answer["detail"][0]["input"].as_str().unwrap_or_default();
+        assert!(input.ends_with(note), "{answer}");
+        assert!(answer.to_string().len() < 4096);
+    }
+    // Small inputs are echoed whole, as FastAPI does.
+    let (_, answer) = app.post("/v1/apps", json!({ "name": 5 }));
+    assert_eq!(answer["detail"][0]["input"], json!(5));
+}

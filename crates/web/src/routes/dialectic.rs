@@ -102,12 +102,21 @@ fn parse_queries(queries: Value) -> Result<Vec<String>, ApiError> {
 
 impl From<LlmError> for ApiError {
     fn from(e: LlmError) -> Self {
+        // The provider's words (its URL, its message, whatever it echoes) are for the operator's
+        // log; the client gets a fixed detail and the request id (`X-Request-Id`) to ask about.
         tracing::warn!(error = %e, "language model failed");
-        let status = match e {
-            LlmError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            LlmError::Provider(_) | LlmError::BadResponse(_) => StatusCode::BAD_GATEWAY,
+        let (status, detail) = match e {
+            LlmError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "language model provider unavailable",
+            ),
+            LlmError::Provider(_) => (StatusCode::BAD_GATEWAY, "language model provider failed"),
+            LlmError::BadResponse(_) => (
+                StatusCode::BAD_GATEWAY,
+                "language model provider answered unexpectedly",
+            ),
         };
-        ApiError::Status(status, e.to_string())
+        ApiError::Status(status, detail.into())
     }
 }
 
@@ -197,7 +206,12 @@ pub(super) async fn chat(
                 // The answer is cut: the connection ends without the closing chunk, so the client
                 // sees a broken stream, not a complete answer.
                 tracing::warn!(error = %e, "language model failed while streaming an answer");
-                Some((Err(actix_web::error::ErrorBadGateway(e.to_string())), None))
+                Some((
+                    Err(actix_web::error::ErrorBadGateway(
+                        "language model provider failed",
+                    )),
+                    None,
+                ))
             }
         }
     });
