@@ -137,7 +137,7 @@ pub(crate) fn finish(mut api: OpenApi) -> OpenApi {
                 SecurityRequirement::default(),
             ]);
             let id = op.operation_id.clone().unwrap_or_default();
-            let keys = path == "/v1/keys";
+            let keys = path.starts_with("/v1/keys");
             let mut add = |status: &str, response: utoipa::openapi::Response| {
                 op.responses
                     .responses
@@ -155,7 +155,7 @@ pub(crate) fn finish(mut api: OpenApi) -> OpenApi {
                 ),
             );
             let lists = path.ends_with("/list") && !path.ends_with("/documents/list");
-            if !(keys || lists || id == "create_app_v1_apps_post") {
+            if !(keys || lists || id == "create_app_v1_apps_post") || path == "/v1/keys/{key_id}" {
                 add("404", error_response("Not found"));
             }
             if keys {
@@ -185,9 +185,7 @@ pub(crate) fn finish(mut api: OpenApi) -> OpenApi {
             if path.contains("/documents") && op.request_body.is_some() {
                 add("502", error_response("The embedding provider failed"));
             }
-            if !keys {
-                add("503", unavailable.clone());
-            }
+            add("503", unavailable.clone());
         }
     }
     api
