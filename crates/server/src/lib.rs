@@ -57,14 +57,8 @@ pub fn build_server(
     let revocation_watch = state.auth.keys.as_ref().map(|_| {
         honcho_web::auth::RevocationWatch::start(state.db.clone(), state.auth.revocations.clone())
     });
-    // Store calls run on each worker's blocking threads, and no more of them can proceed at once
-    // than the pool has connections: more threads would only wait, each holding an allocator
-    // arena of its own (resident memory that is not given back).
-    let connections = state.db.pool_state().max_size as usize;
-    let blocking = connections.div_ceil(http.workers.max(1)) + 2;
     let server = actix_web::HttpServer::new(move || build_app(state.clone()))
         .workers(http.workers)
-        .worker_max_blocking_threads(blocking)
         .max_connections(http.max_connections)
         .client_request_timeout(http.request_timeout)
         .client_disconnect_timeout(std::time::Duration::from_secs(1))
