@@ -196,25 +196,15 @@ fn load(app: &TestApp, path: &str, threads: usize, duration: Duration) -> Vec<u1
 /// runs on another.
 #[test]
 fn a_restart_of_postgres_costs_no_request_whatever_the_delay() {
-    if !on_postgres() {
-        eprintln!("skipped: PostgreSQL only (set TEST_DATABASE_URL)");
+    let Some((app, s, get)) = postgres_with_eight_connections() else {
         return;
-    }
-    let app = TestApp::spawn_with(Options {
-        db: DbOptions::with_max_size(8),
-        ..Options::default()
-    });
-    let s = app.session_path();
-    let get = format!("{}/sessions?session_id={}", s.user_path(), s.session);
+    };
     let mut failures = Vec::new();
     // Each kind of request comes first after a kill once: reads, and writes whose first statement
     // is a transaction's or a plain insert's.
     for kind in 0..6 {
         let delay = [100u64, 500, 1000, 3000][kind % 4];
-        let warm = load(&app, &get, 8, Duration::from_millis(300));
-        assert!(warm.iter().all(|&s| s == 200));
-        let killed = app.terminate_connections();
-        assert!(killed >= 2, "only {killed} connections were open");
+        warm_then_kill(&app, &get, Duration::from_millis(300));
         std::thread::sleep(Duration::from_millis(delay));
         for n in 0..25 {
             let (status, body) = match (kind + n) % 6 {
@@ -238,11 +228,11 @@ fn a_restart_of_postgres_costs_no_request_whatever_the_delay() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-#[test]
-fn killed_postgres_connections_are_replaced_before_they_cost_a_request() {
+/// PostgreSQL only: a server with 8 connections, a session, and a read of it.
+fn postgres_with_eight_connections() -> Option<(TestApp, crate::helpers::Scope, String)> {
     if !on_postgres() {
         eprintln!("skipped: PostgreSQL only (set TEST_DATABASE_URL)");
-        return;
+        return None;
     }
     let app = TestApp::spawn_with(Options {
         db: DbOptions::with_max_size(8),
@@ -250,11 +240,24 @@ fn killed_postgres_connections_are_replaced_before_they_cost_a_request() {
     });
     let s = app.session_path();
     let get = format!("{}/sessions?session_id={}", s.user_path(), s.session);
-    // Warm the pool, then kill every connection behind the server's back.
-    let warm = load(&app, &get, 8, Duration::from_millis(500));
+    Some((app, s, get))
+}
+
+/// Warms the pool with reads of `get` for `warming`, then kills every connection of the server
+/// behind its back.
+fn warm_then_kill(app: &TestApp, get: &str, warming: Duration) {
+    let warm = load(app, get, 8, warming);
     assert!(warm.iter().all(|&s| s == 200));
     let killed = app.terminate_connections();
     assert!(killed >= 2, "only {killed} connections were open");
+}
+
+#[test]
+fn killed_postgres_connections_are_replaced_before_they_cost_a_request() {
+    let Some((app, _, get)) = postgres_with_eight_connections() else {
+        return;
+    };
+    warm_then_kill(&app, &get, Duration::from_millis(500));
     std::thread::sleep(Duration::from_millis(2500));
     for n in 0..25 {
         let (status, body) = app.get(&get);
