@@ -56,9 +56,249 @@ async fn read_body(req: HttpRequest, mut payload: Payload) -> Result<web::Bytes,
     })
 }
 
-/// Parses bytes as JSON, then as `T`, reporting the first problem with its location.
+/// Parses bytes as JSON, then as `T`, reporting the first problem with its location. A JSON object
+/// that is a valid `T` is read straight into it (costing about its own size); anything else goes
+/// through a generic value, to find and list every problem as FastAPI would.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(t) = typed::<T>(bytes) {
+        return Ok(t);
+    }
     from_value(&parse_value(bytes)?)
+}
+
+/// `bytes` read straight into `T` when they are a JSON object that is one (not an array, which
+/// serde would read into a struct field by field: the contract refuses it).
+fn typed<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
+    (*first == b'{')
+        .then(|| serde_json::from_slice::<T>(bytes).ok())
+        .flatten()
+}
+
+/// The longest array any field of any body may hold (metadata arrays, a batch's messages, chat's
+/// queries); a longer one is refused before the body becomes a JSON value.
+fn array_max() -> usize {
+    honcho_domain::values::metadata_limits()
+        .array_max
+        .max(honcho_domain::values::BATCH_MAX)
+}
+
+/// The most JSON values (objects, arrays, strings, numbers...) one body may hold: a parsed value
+/// costs tens of bytes per JSON value whatever its text, so this bounds a body's memory.
+pub const BODY_VALUES_MAX: usize = 500_000;
+
+/// Bodies larger than this are parsed on the blocking pool, not on the HTTP worker's thread.
+const PARSE_INLINE_MAX: usize = 64 * 1024;
+
+/// What a body's parsing may cost at once across the process: past it, 503 and `Retry-After`
+/// rather than memory growth.
+pub const PARSE_BUDGET_BYTES: usize = 256 * 1024 * 1024;
+
+/// How long a body waits for its share of the budget.
+const PARSE_BUDGET_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn parse_budget() -> &'static tokio::sync::Semaphore {
+    static BUDGET: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    BUDGET.get_or_init(|| tokio::sync::Semaphore::new(PARSE_BUDGET_BYTES))
+}
+
+/// Why a body's shape is refused before it is parsed.
+enum ShapeProblem {
+    ArrayTooLong { loc: Vec<Value>, len: usize },
+    TooManyValues,
+}
+
+/// Walks a body's JSON without keeping it, counting its values and the length of its arrays, so
+/// that a body whose parsed value would cost far more than its text is refused first. Malformed
+/// JSON passes (parsing reports it).
+fn check_shape(bytes: &[u8]) -> Result<usize, ApiError> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+
+    struct Walk<'s> {
+        loc: &'s RefCell<Vec<Value>>,
+        values: &'s RefCell<usize>,
+        problem: &'s RefCell<Option<ShapeProblem>>,
+        array_max: usize,
+    }
+    impl<'s> Walk<'s> {
+        fn again(&self) -> Walk<'s> {
+            Walk { ..*self }
+        }
+        fn count<E: serde::de::Error>(&self) -> Result<(), E> {
+            let mut values = self.values.borrow_mut();
+            *values += 1;
+            if *values > BODY_VALUES_MAX {
+                *self.problem.borrow_mut() = Some(ShapeProblem::TooManyValues);
+                return Err(E::custom("shape"));
+            }
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+            self.count()
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+            self.count()
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+            self.count()
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+            self.count()
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
+            self.count()
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+            self.count()
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            self.count()?;
+            let mut len = 0;
+            loop {
+                self.loc.borrow_mut().push(json!(len));
+                let more = seq.next_element_seed(self.again())?;
+                self.loc.borrow_mut().pop();
+                if more.is_none() {
+                    return Ok(());
+                }
+                len += 1;
+                if len > self.array_max {
+                    let loc = self.loc.borrow().clone();
+                    *self.problem.borrow_mut() = Some(ShapeProblem::ArrayTooLong { loc, len });
+                    return Err(serde::de::Error::custom("shape"));
+                }
+            }
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            self.count()?;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                self.loc.borrow_mut().push(json!(key));
+                let walked = map.next_value_seed(self.again());
+                self.loc.borrow_mut().pop();
+                walked?;
+            }
+            Ok(())
+        }
+    }
+
+    let (loc, values, problem) = Default::default();
+    let walk = Walk {
+        loc: &loc,
+        values: &values,
+        problem: &problem,
+        array_max: array_max(),
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let _ = walk.deserialize(&mut de);
+    match problem.into_inner() {
+        None => Ok(values.into_inner()),
+        Some(ShapeProblem::TooManyValues) => Err(ApiError::Status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request body too large: more than {BODY_VALUES_MAX} JSON values"),
+        )),
+        Some(ShapeProblem::ArrayTooLong { loc, len }) => {
+            let mut at = vec![json!("body")];
+            at.extend(loc);
+            let rule = format!("an array may have at most {} elements", array_max());
+            Err(ApiError::validation(ValidationIssue::from_invalid(
+                at,
+                &Invalid::Rule(format!("{rule}, not {len} or more")),
+                Value::Null,
+            )))
+        }
+    }
+}
+
+/// Reads a request's body and parses it with `parse` (to a `T`), within the process's budget of
+/// bytes being read and parsed at once: the body's expected cost (three times its declared length:
+/// its bytes, its parsed value, the result) is reserved before it is read, and past the budget
+/// the request is a 503 with `Retry-After` rather than memory growth. Its shape is checked before it
+/// is parsed (`check_shape`); a large body is parsed off the HTTP worker's thread, one per core at
+/// a time.
+async fn read_and_parse<T: Send + 'static>(
+    req: HttpRequest,
+    mut payload: Payload,
+    parse: fn(&[u8]) -> Result<Option<T>, ApiError>,
+) -> Result<Option<T>, ApiError> {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(PARSE_BUDGET_BYTES / 8);
+    let cost = declared.saturating_mul(3).clamp(1, PARSE_BUDGET_BYTES);
+    let _reserved = if declared > PARSE_INLINE_MAX {
+        let permits = u32::try_from(cost).unwrap_or(u32::MAX);
+        let wait =
+            actix_web::rt::time::timeout(PARSE_BUDGET_WAIT, parse_budget().acquire_many(permits))
+                .await;
+        let Ok(Ok(reserved)) = wait else {
+            // The body is read and dropped as it comes (a client still sending it would see a
+            // broken connection instead of the answer), keeping none of it.
+            drain(&req, &mut payload).await;
+            return Err(busy(format!("the parse budget has no {cost} bytes free")));
+        };
+        Some(reserved)
+    } else {
+        None
+    };
+    let bytes = read_body(req, payload).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if bytes.len() <= PARSE_INLINE_MAX {
+        check_shape(&bytes)?;
+        return parse(&bytes);
+    }
+    let checked = bytes.clone();
+    web::block(move || check_shape(&checked)).await??;
+    // At most one large parse per core at a time: more would only take turns on the cores with
+    // everything else (the HTTP workers answering `/health` included).
+    let Ok(Ok(_turn)) =
+        actix_web::rt::time::timeout(PARSE_BUDGET_WAIT, parse_turns().acquire()).await
+    else {
+        return Err(busy("no turn to parse a large body came in time".into()));
+    };
+    web::block(move || parse(&bytes)).await?
+}
+
+/// Reads the rest of a request's body and drops it, within the body timeout.
+async fn drain(req: &HttpRequest, payload: &mut Payload) {
+    use futures_util::StreamExt;
+    let limit = req
+        .app_data::<web::Data<BodyTimeout>>()
+        .map_or(std::time::Duration::from_secs(30), |t| t.0);
+    let _ = actix_web::rt::time::timeout(limit, async {
+        while let Some(Ok(_)) = payload.next().await {}
+    })
+    .await;
+}
+
+/// 503 for a server with too many large bodies in hand.
+fn busy(cause: String) -> ApiError {
+    ApiError::Unavailable {
+        detail: "Server busy: too many large request bodies are being read; try again".into(),
+        cause,
+    }
+}
+
+fn parse_turns() -> &'static tokio::sync::Semaphore {
+    static TURNS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    TURNS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    })
 }
 
 /// Parses bytes as JSON; malformed JSON is FastAPI's `json_invalid` at the byte where it broke.
@@ -330,43 +570,45 @@ fn describe(msg: &str, mut loc: Vec<Value>, input: Value) -> ValidationIssue {
     ValidationIssue::new(kind, loc, text, input)
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+impl<T: DeserializeOwned + Send + 'static> FromRequest for Body<T> {
     type Error = ApiError;
     type Future = Fut<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let (req, payload) = (req.clone(), payload.take());
         Box::pin(async move {
-            let bytes = read_body(req, payload).await?;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                return Err(ApiError::validation(ValidationIssue::new(
+            let parsed = read_and_parse(req, payload, |bytes| parse_json::<T>(bytes).map(Some));
+            match parsed.await? {
+                Some(t) => Ok(Body(t)),
+                None => Err(ApiError::validation(ValidationIssue::new(
                     "missing",
                     vec![json!("body")],
                     "Field required",
                     Value::Null,
-                )));
+                ))),
             }
-            parse_json(&bytes).map(Body)
         })
     }
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for OptionalBody<T> {
+impl<T: DeserializeOwned + Send + 'static> FromRequest for OptionalBody<T> {
     type Error = ApiError;
     type Future = Fut<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let (req, payload) = (req.clone(), payload.take());
         Box::pin(async move {
-            let bytes = read_body(req, payload).await?;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                return Ok(OptionalBody(None));
-            }
-            let value = parse_value(&bytes)?;
-            if value.is_null() {
-                return Ok(OptionalBody(None));
-            }
-            from_value(&value).map(|v| OptionalBody(Some(v)))
+            let parsed = read_and_parse(req, payload, |bytes| {
+                if let Some(t) = typed::<T>(bytes) {
+                    return Ok(Some(t));
+                }
+                let value = parse_value(bytes)?;
+                if value.is_null() {
+                    return Ok(None);
+                }
+                from_value(&value).map(Some)
+            });
+            parsed.await.map(OptionalBody)
         })
     }
 }
