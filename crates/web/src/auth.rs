@@ -241,6 +241,9 @@ pub mod scope {
     /// A route's scope, named by a type in a handler's signature.
     pub trait RouteScope: 'static {
         const SCOPE: Scope;
+        /// Whether the route's `user_id` and `session_id` query parameters are ids of the route
+        /// (its handler keeps to them), checked against a key's ids as its path ids are.
+        const QUERY_IDS: bool = false;
     }
 
     macro_rules! scopes {
@@ -254,6 +257,14 @@ pub mod scope {
     }
 
     scopes!(Admin, App, AppUser, Session, Collection, Token);
+
+    /// `Scope::App` on a route whose handler keeps to the `user_id` and `session_id` of its query:
+    /// a key naming a user (or session) of the app reaches it for that user (or session) only.
+    pub struct AppQuery;
+    impl RouteScope for AppQuery {
+        const SCOPE: Scope = Scope::App;
+        const QUERY_IDS: bool = true;
+    }
 }
 
 /// What the [`Access`] extractor needs, registered by `build_app`. Private to this module: handlers
@@ -327,20 +338,26 @@ impl<S: scope::RouteScope> FromRequest for Access<S> {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authorize(req, S::SCOPE).map(|(claims, gate)| Access {
-            claims,
-            db: gate.db.clone(),
-            keys: gate.keys.clone(),
-            revocations: gate.revocations.clone(),
-            scope: PhantomData,
-        }))
+        ready(
+            authorize(req, S::SCOPE, S::QUERY_IDS).map(|(claims, gate)| Access {
+                claims,
+                db: gate.db.clone(),
+                keys: gate.keys.clone(),
+                revocations: gate.revocations.clone(),
+                scope: PhantomData,
+            }),
+        )
     }
 }
 
 /// Checks the request's key against `scope` for the ids of the matched route, in the order the
 /// contract gives: no key, bad key, expired key, revoked key, admin, admin-only route, matching
 /// claim.
-fn authorize(req: &HttpRequest, scope: Scope) -> Result<(Claims, &Gate), ApiError> {
+fn authorize(
+    req: &HttpRequest,
+    scope: Scope,
+    query_ids: bool,
+) -> Result<(Claims, &Gate), ApiError> {
     let gate = req
         .app_data::<Data<Gate>>()
         .ok_or_else(|| ApiError::Internal("the auth gate is not registered".into()))?;
@@ -351,10 +368,16 @@ fn authorize(req: &HttpRequest, scope: Scope) -> Result<(Claims, &Gate), ApiErro
     if req.match_pattern().is_none() {
         return Err(ApiError::not_found("Not Found"));
     }
-    let ids: ScopeIds = req
+    let mut ids: ScopeIds = req
         .match_info()
         .load()
         .map_err(|_| ApiError::not_found("Not Found"))?;
+    if query_ids {
+        // Read as the handler reads them (`Query::string`), so they are the ids it keeps to.
+        let query = crate::extract::Query::of(req)?;
+        ids.user_id = ids.user_id.or(query.string("user_id")?);
+        ids.session_id = ids.session_id.or(query.string("session_id")?);
+    }
     let token = bearer(req)?;
     let claims = keys.verify(token)?;
     let now = chrono::Utc::now();

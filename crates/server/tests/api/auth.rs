@@ -1105,3 +1105,33 @@ fn the_server_never_prints_the_admin_key() {
     );
     assert!(printed.contains("honcho keys admin"), "{printed}");
 }
+
+/// A route whose handler keeps to ids of its query (`deriver/status?user_id=`) counts them as the
+/// route's: an app and user key reads its user's status, not another's, nor the whole app's.
+#[test]
+fn query_ids_of_a_route_narrow_like_path_ids() {
+    let app = TestApp::spawn_with_auth(SECRET);
+    let admin = Keys::new(SECRET).admin_key();
+    let f = Fixture::seed(&app, &admin);
+    let key = Keys::new(SECRET).mint(&Claims {
+        ap: Some(f.app.clone()),
+        us: Some(f.user.clone()),
+        ..Claims::default()
+    });
+    let status = |query: &str| {
+        app.send_as(
+            Some(&key),
+            "GET",
+            &format!("/v1/apps/{}/deriver/status{query}", f.app),
+            None,
+        )
+        .0
+    };
+    assert_eq!(status(&format!("?user_id={}", f.user)), 200);
+    assert_eq!(status(&format!("?user_id={}", f.sibling_user)), 401);
+    assert_eq!(status(""), 401);
+    assert_eq!(
+        status(&format!("?user_id={}&session_id={}", f.user, f.session)),
+        200
+    );
+}

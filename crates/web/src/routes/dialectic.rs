@@ -236,7 +236,7 @@ pub(super) async fn chat(
 )]
 #[get("/{app_id}/deriver/status")]
 pub(super) async fn deriver_status(
-    access: Access<scope::App>,
+    access: Access<scope::AppQuery>,
     req: HttpRequest,
     path: Path<AppPath>,
 ) -> Result<Json<DeriverStatus>, ApiError> {
