@@ -337,7 +337,8 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
-    /// A new key's record: a fresh id, made `now`.
+    /// A new key's record: a fresh id, made `now`, expiring at `expires_at` to the whole second (what
+    /// its `exp` claim can say).
     pub fn new(
         scope: KeyScope,
         label: Option<String>,
@@ -348,7 +349,7 @@ impl KeyRecord {
             id: uuid::Uuid::new_v4().to_string(),
             scope,
             label,
-            expires_at,
+            expires_at: expires_at.and_then(|t| DateTime::from_timestamp(t.timestamp(), 0)),
             created_at: now,
             revoked_at: None,
             digest: None,
@@ -395,6 +396,14 @@ impl KeyRecord {
 }
 
 impl Claims {
+    /// Refuses to revoke the admin key.
+    pub fn check_revocable(&self) -> Result<(), crate::Error> {
+        match self.is_admin() {
+            true => Err(crate::Error::admin_key_not_revocable()),
+            false => Ok(()),
+        }
+    }
+
     /// The ids the key names.
     pub fn scope(&self) -> KeyScope {
         KeyScope {
@@ -440,15 +449,6 @@ impl RevokedKeys {
     pub fn refuses(&self, claims: &Claims, token: &str) -> bool {
         claims.jti.as_ref().is_some_and(|id| self.ids.contains(id))
             || (!self.digests.is_empty() && self.digests.contains(&key_digest(token)))
-    }
-
-    /// Revoked keys in the list.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
     }
 }
 

@@ -158,6 +158,12 @@ impl Error {
 
     // API keys
 
+    /// The admin key is the secret's own: revoking it would need a new secret anyway.
+    pub fn admin_key_not_revocable() -> Self {
+        Error::Unprocessable(
+            "The admin key cannot be revoked; change AUTH_JWT_SECRET to replace it".into(),
+        )
+    }
     pub fn key_not_found(id: &str) -> Self {
         Error::NotFound(format!("Key with ID '{id}' not found"))
     }

@@ -217,12 +217,9 @@ fn run_keys(command: KeysCommand) -> Result<(), String> {
             }
             let expires_at = match expires_at {
                 None => None,
-                Some(raw) => {
-                    let t = honcho_domain::auth::parse_instant(&raw).ok_or_else(|| {
-                        format!("--expires-at: cannot read '{raw}' as an ISO 8601 date and time")
-                    })?;
-                    chrono::DateTime::from_timestamp(t.timestamp(), 0)
-                }
+                Some(raw) => Some(honcho_domain::auth::parse_instant(&raw).ok_or_else(|| {
+                    format!("--expires-at: cannot read '{raw}' as an ISO 8601 date and time")
+                })?),
             };
             let label = label
                 .map(|l| {
@@ -298,12 +295,7 @@ fn run_keys(command: KeysCommand) -> Result<(), String> {
                      AUTH_JWT_SECRET)"
                         .to_string()
                 })?;
-                if claims.is_admin() {
-                    return Err(
-                        "the admin key cannot be revoked; change AUTH_JWT_SECRET to replace it"
-                            .into(),
-                    );
-                }
+                claims.check_revocable().map_err(|e| e.to_string())?;
                 db.revoke_presented(&claims, key.trim(), now)
             } else {
                 db.revoke_key(&key, now)

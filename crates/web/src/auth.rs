@@ -358,9 +358,7 @@ fn authorize(
     scope: Scope,
     query_ids: bool,
 ) -> Result<(Claims, &Gate), ApiError> {
-    let gate = req
-        .app_data::<Data<Gate>>()
-        .ok_or_else(|| ApiError::Internal("the auth gate is not registered".into()))?;
+    let gate = gate(req)?;
     let Some(keys) = &gate.keys else {
         return Ok((Claims::admin(), gate));
     };
@@ -396,6 +394,13 @@ fn authorize(
     Ok((claims, gate))
 }
 
+/// What `build_app` registered for authorisation.
+fn gate(req: &HttpRequest) -> Result<&Gate, ApiError> {
+    req.app_data::<Data<Gate>>()
+        .map(|gate| gate.get_ref())
+        .ok_or_else(|| ApiError::Internal("the auth gate is not registered".into()))
+}
+
 /// The request's bearer key: none, or more than one `Authorization` header, is refused (which of
 /// two keys would count is not for a server to guess).
 fn bearer(req: &HttpRequest) -> Result<&str, AuthError> {
@@ -417,9 +422,7 @@ fn bearer(req: &HttpRequest) -> Result<&str, AuthError> {
 
 /// `/metrics` with authentication on: the admin key, or `metrics_token` when one is set, is needed.
 pub(crate) fn check_metrics_access(req: &HttpRequest) -> Result<(), ApiError> {
-    let gate = req
-        .app_data::<Data<Gate>>()
-        .ok_or_else(|| ApiError::Internal("the auth gate is not registered".into()))?;
+    let gate = gate(req)?;
     let Some(keys) = &gate.keys else {
         return Ok(());
     };

@@ -43,24 +43,24 @@ pub fn echo(input: Value) -> Value {
             Ok(())
         }
     }
-    let text = match &input {
-        Value::String(s) => s.clone(),
+    // At most one character more than is shown: enough to tell whether it must be cut.
+    let head: String = match &input {
+        Value::String(s) => s.chars().take(ECHO_MAX + 1).collect(),
         _ => {
             let mut out = Bounded(Vec::new());
             let _ = serde_json::to_writer(&mut out, &input);
-            String::from_utf8_lossy(&out.0).into_owned()
+            String::from_utf8_lossy(&out.0)
+                .chars()
+                .take(ECHO_MAX + 1)
+                .collect()
         }
     };
-    let whole = match &input {
-        Value::String(s) => s.chars().count() <= ECHO_MAX,
-        _ => text.len() <= ECHO_MAX * 4 && text.chars().count() <= ECHO_MAX,
-    };
-    if whole {
+    if head.chars().count() <= ECHO_MAX {
         return input;
     }
-    let head: String = text.chars().take(ECHO_MAX).collect();
+    let shown: String = head.chars().take(ECHO_MAX).collect();
     Value::String(format!(
-        "{head}... (cut: only the first {ECHO_MAX} characters are shown)"
+        "{shown}... (cut: only the first {ECHO_MAX} characters are shown)"
     ))
 }
 

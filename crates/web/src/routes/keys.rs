@@ -134,8 +134,6 @@ pub async fn create_key(
             "At least one of app_id, user_id, session_id, or collection_id must be provided".into(),
         ));
     }
-    // `exp` is whole seconds: record what the key will say.
-    let expires_at = expires_at.and_then(|t| chrono::DateTime::from_timestamp(t.timestamp(), 0));
     let record = KeyRecord::new(scope, label, expires_at, chrono::Utc::now());
     let key = keys.mint(&record.claims());
     // Recorded before it is handed out: a key that could not be recorded is not given.
@@ -216,12 +214,7 @@ async fn revoke_presented_key(
             "The key is not one of this server's keys (its signature does not match)".into(),
         )
     })?;
-    if claims.is_admin() {
-        return Err(ApiError::Status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "The admin key cannot be revoked; change AUTH_JWT_SECRET to replace it".into(),
-        ));
-    }
+    claims.check_revocable()?;
     let revocations = admin.revocations();
     let record = super::run(admin.db(), move |db| {
         let record = db.revoke_presented(&claims, &token, chrono::Utc::now())?;
