@@ -231,9 +231,10 @@ fn pool_builder<M: ManageConnection>(max_size: u32) -> diesel::r2d2::Builder<M> 
         .connection_timeout(Duration::from_secs(10))
 }
 
-/// Runs `$call` with a pooled connection of whichever backend `$db` is. Its arguments may be
-/// evaluated more than once (PostgreSQL runs a call again on another connection when the first was
-/// found dead before doing anything), so owned values are passed as clones.
+/// Runs `$call` with a pooled connection of whichever backend `$db` is. On PostgreSQL a call may run
+/// again on another connection when the first was found dead before doing anything, so its
+/// arguments are passed as clones there (references and copies cost nothing; owned values are
+/// copied); SQLite's calls take them as they are.
 macro_rules! dispatch {
     ($db:expr, $f:ident($($arg:expr),* $(,)?)) => {
         match &$db.pool {
@@ -245,7 +246,9 @@ macro_rules! dispatch {
                 loop {
                     let mut conn = $db.liveness.checkout(pool)?;
                     conn.begin_call();
-                    let result = pg::queries::$f(&mut conn, $($arg),*);
+                    // Owned arguments are cloned: the call may run again.
+                    let result =
+                        pg::queries::$f(&mut conn, $(::std::clone::Clone::clone(&$arg)),*);
                     match &result {
                         Err(e) => {
                             conn.note(e);
@@ -385,7 +388,7 @@ impl Db {
     // Apps
 
     pub fn create_app(&self, name: Name, metadata: Metadata) -> DbResult<App> {
-        dispatch!(self, create_app(name.clone(), metadata.clone()))
+        dispatch!(self, create_app(name, metadata))
     }
     pub fn get_app(&self, id: &str) -> DbResult<App> {
         dispatch!(self, get_app(id))
@@ -394,7 +397,7 @@ impl Db {
         dispatch!(self, get_app_by_name(name))
     }
     pub fn get_or_create_app(&self, name: Name) -> DbResult<App> {
-        dispatch!(self, get_or_create_app(name.clone()))
+        dispatch!(self, get_or_create_app(name))
     }
     pub fn update_app(
         &self,
@@ -402,7 +405,7 @@ impl Db {
         name: Option<Name>,
         metadata: Option<Metadata>,
     ) -> DbResult<App> {
-        dispatch!(self, update_app(id, name.clone(), metadata.clone()))
+        dispatch!(self, update_app(id, name, metadata))
     }
     pub fn list_apps(&self, filter: Option<&Metadata>, req: PageRequest) -> DbResult<Page<App>> {
         dispatch!(self, list_apps(filter, req))
@@ -411,7 +414,7 @@ impl Db {
     // Users
 
     pub fn create_user(&self, app_id: &str, name: Name, metadata: Metadata) -> DbResult<User> {
-        dispatch!(self, create_user(app_id, name.clone(), metadata.clone()))
+        dispatch!(self, create_user(app_id, name, metadata))
     }
     pub fn get_user(&self, app_id: &str, user_id: &str) -> DbResult<User> {
         dispatch!(self, get_user(app_id, user_id))
@@ -420,7 +423,7 @@ impl Db {
         dispatch!(self, get_user_by_name(app_id, name))
     }
     pub fn get_or_create_user(&self, app_id: &str, name: Name) -> DbResult<User> {
-        dispatch!(self, get_or_create_user(app_id, name.clone()))
+        dispatch!(self, get_or_create_user(app_id, name))
     }
     pub fn update_user(
         &self,
@@ -429,10 +432,7 @@ impl Db {
         name: Option<Name>,
         metadata: Option<Metadata>,
     ) -> DbResult<User> {
-        dispatch!(
-            self,
-            update_user(app_id, user_id, name.clone(), metadata.clone())
-        )
+        dispatch!(self, update_user(app_id, user_id, name, metadata))
     }
     pub fn list_users(
         &self,
@@ -451,7 +451,7 @@ impl Db {
         user_id: &str,
         metadata: Metadata,
     ) -> DbResult<Session> {
-        dispatch!(self, create_session(app_id, user_id, metadata.clone()))
+        dispatch!(self, create_session(app_id, user_id, metadata))
     }
     pub fn get_session(&self, key: &SessionKey) -> DbResult<Session> {
         dispatch!(self, get_session(key))
@@ -470,7 +470,7 @@ impl Db {
         )
     }
     pub fn update_session(&self, key: &SessionKey, metadata: Metadata) -> DbResult<Session> {
-        dispatch!(self, update_session(key, metadata.clone()))
+        dispatch!(self, update_session(key, metadata))
     }
     pub fn delete_session(&self, key: &SessionKey) -> DbResult<()> {
         dispatch!(self, delete_session(key))
@@ -493,7 +493,7 @@ impl Db {
         batch: Vec<NewMessage>,
         enqueue: bool,
     ) -> DbResult<Vec<Message>> {
-        dispatch!(self, create_messages(key, batch.clone(), enqueue))
+        dispatch!(self, create_messages(key, batch, enqueue))
     }
     pub fn get_message(&self, key: &SessionKey, id: &str) -> DbResult<Message> {
         dispatch!(self, get_message(key, id))
@@ -504,7 +504,7 @@ impl Db {
         id: &str,
         metadata: Metadata,
     ) -> DbResult<Message> {
-        dispatch!(self, update_message(key, id, metadata.clone()))
+        dispatch!(self, update_message(key, id, metadata))
     }
     pub fn list_messages(
         &self,
@@ -524,10 +524,7 @@ impl Db {
         name: Name,
         metadata: Metadata,
     ) -> DbResult<Collection> {
-        dispatch!(
-            self,
-            create_collection(app_id, user_id, name.clone(), metadata.clone())
-        )
+        dispatch!(self, create_collection(app_id, user_id, name, metadata))
     }
     pub fn get_collection(&self, key: &CollectionKey) -> DbResult<Collection> {
         dispatch!(self, get_collection(key))
@@ -555,7 +552,7 @@ impl Db {
         name: Option<Name>,
         metadata: Option<Metadata>,
     ) -> DbResult<Collection> {
-        dispatch!(self, update_collection(key, name.clone(), metadata.clone()))
+        dispatch!(self, update_collection(key, name, metadata))
     }
     pub fn delete_collection(&self, key: &CollectionKey) -> DbResult<()> {
         dispatch!(self, delete_collection(key))
@@ -574,10 +571,7 @@ impl Db {
         metadata: Metadata,
         embedding: Embedding,
     ) -> DbResult<Document> {
-        dispatch!(
-            self,
-            create_document(key, content.clone(), metadata.clone(), embedding.clone())
-        )
+        dispatch!(self, create_document(key, content, metadata, embedding))
     }
     pub fn get_document(&self, key: &CollectionKey, id: &str) -> DbResult<Document> {
         dispatch!(self, get_document(key, id))
@@ -589,10 +583,7 @@ impl Db {
         content: Option<(Text, Embedding)>,
         metadata: Option<Metadata>,
     ) -> DbResult<Document> {
-        dispatch!(
-            self,
-            update_document(key, id, content.clone(), metadata.clone())
-        )
+        dispatch!(self, update_document(key, id, content, metadata))
     }
     pub fn delete_document(&self, key: &CollectionKey, id: &str) -> DbResult<()> {
         dispatch!(self, delete_document(key, id))
@@ -619,7 +610,7 @@ impl Db {
     ) -> DbResult<honcho_domain::retrieval::Ranked<Document>> {
         dispatch!(
             self,
-            query_documents(key, search, top, filter, &self.vectors)
+            query_documents(key, search, top, filter, &*self.vectors)
         )
     }
 
@@ -631,7 +622,7 @@ impl Db {
         user_id: &str,
         new: honcho_domain::NewMetamessage,
     ) -> DbResult<honcho_domain::Metamessage> {
-        dispatch!(self, create_metamessage(app_id, user_id, new.clone()))
+        dispatch!(self, create_metamessage(app_id, user_id, new))
     }
     pub fn get_metamessage(
         &self,
@@ -648,10 +639,7 @@ impl Db {
         id: &str,
         changes: honcho_domain::MetamessageChanges,
     ) -> DbResult<honcho_domain::Metamessage> {
-        dispatch!(
-            self,
-            update_metamessage(app_id, user_id, id, changes.clone())
-        )
+        dispatch!(self, update_metamessage(app_id, user_id, id, changes))
     }
     pub fn list_metamessages(
         &self,
@@ -753,7 +741,7 @@ impl honcho_domain::insights::DeriverStore for Db {
     ) -> DbResult<Completion> {
         dispatch!(
             self,
-            complete_item(&self.vectors, lease, item, derived.clone(), next)
+            complete_item(&*self.vectors, lease, item, derived, next)
         )
     }
     fn fail_item(
@@ -785,7 +773,7 @@ impl honcho_domain::insights::MemoryStore for Db {
     ) -> DbResult<Vec<Vec<(String, f32)>>> {
         dispatch!(
             self,
-            search_facts(&self.vectors, key, queries, top, max_distance)
+            search_facts(&*self.vectors, key, queries, top, max_distance)
         )
     }
     fn save_representation(
