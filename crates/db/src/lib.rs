@@ -12,7 +12,7 @@ mod pool;
 mod sqlite;
 mod store;
 mod url;
-pub mod vectors;
+pub mod corpus;
 
 pub use error::{DbError, Outage};
 pub use pool::close;

@@ -41,6 +41,7 @@ diesel::table! {
         metadata -> MetaJson,
         message_count -> BigInt,
         created_at -> Moment,
+        vector_revision -> BigInt,
     }
 }
 
@@ -58,6 +59,9 @@ diesel::table! {
         content -> Text,
         metadata -> MetaJson,
         created_at -> Moment,
+        embedding -> Nullable<Binary>,
+        embedder -> Nullable<Text>,
+        dimensions -> Nullable<Integer>,
     }
 }
 

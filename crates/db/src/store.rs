@@ -2,7 +2,7 @@
 //! queries. Calls are blocking (diesel is synchronous): the web layer runs them off the async workers.
 
 use crate::pool::{Liveness, PgManager, SqliteManager};
-use crate::vectors::VectorCache;
+use crate::corpus::{CollectionCache, UserCache};
 use crate::{pg, sqlite, DatabaseUrl, DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
@@ -29,7 +29,8 @@ const MIGRATION_LOCK: i64 = 0x686f_6e63_686f;
 pub struct Db {
     pool: Backend,
     liveness: Arc<Liveness>,
-    vectors: Arc<VectorCache>,
+    vectors: Arc<CollectionCache>,
+    messages: Arc<UserCache>,
 }
 
 /// The pool of the engine the URL named.
@@ -68,6 +69,8 @@ pub struct DbOptions {
     pub sqlite_wal_limit: u64,
     /// Bytes of collection vectors and postings kept in memory.
     pub vector_cache_bytes: usize,
+    /// Bytes of users' message vectors and postings (message search) kept in memory.
+    pub message_cache_bytes: usize,
     /// PostgreSQL only: the longest a statement may run (`statement_timeout`); `None` for no limit.
     /// The server sets its request timeout, so a request's database work ends with its deadline.
     pub statement_timeout: Option<Duration>,
@@ -82,6 +85,7 @@ impl DbOptions {
             sqlite_sync: SqliteSync::Full,
             sqlite_wal_limit: 64 * 1024 * 1024,
             vector_cache_bytes: 256 * 1024 * 1024,
+            message_cache_bytes: 256 * 1024 * 1024,
             statement_timeout: None,
         }
     }
@@ -286,7 +290,6 @@ impl Db {
 
     /// Opens a pool with `options`.
     pub fn open(url: &DatabaseUrl, options: DbOptions) -> DbResult<Db> {
-        let cache_bytes = options.vector_cache_bytes;
         let max_size = options.max_size;
         match url {
             DatabaseUrl::Postgres(u) => {
@@ -298,7 +301,7 @@ impl Db {
                     .test_on_check_out(true)
                     .build(PgManager::new(u.clone(), options.statement_timeout))
                     .map_err(|e| DbError::Connect(e.to_string()))?;
-                Ok(Db::new(Backend::Postgres(pool), cache_bytes))
+                Ok(Db::new(Backend::Postgres(pool), &options))
             }
             DatabaseUrl::Sqlite(path) => {
                 let u = path.to_string_lossy().into_owned();
@@ -317,19 +320,26 @@ impl Db {
                 // A file has no connection to lose: no check on checkout.
                 let pool = pool_builder(max_size)
                     .test_on_check_out(false)
-                    .connection_customizer(Box::new(SqliteSetup(options)))
+                    .connection_customizer(Box::new(SqliteSetup(options.clone())))
                     .build(SqliteManager(ConnectionManager::new(u)))
                     .map_err(|e| DbError::Connect(e.to_string()))?;
-                Ok(Db::new(Backend::Sqlite(pool, wal), cache_bytes))
+                Ok(Db::new(Backend::Sqlite(pool, wal), &options))
             }
         }
     }
 
-    fn new(pool: Backend, vector_cache_bytes: usize) -> Db {
+    fn new(pool: Backend, options: &DbOptions) -> Db {
         Db {
             pool,
             liveness: Arc::default(),
-            vectors: Arc::new(VectorCache::new(vector_cache_bytes)),
+            vectors: Arc::new(CollectionCache::new(
+                options.vector_cache_bytes,
+                "honcho_vector_cache_bytes",
+            )),
+            messages: Arc::new(UserCache::new(
+                options.message_cache_bytes,
+                "honcho_message_cache_bytes",
+            )),
         }
     }
 
@@ -614,6 +624,35 @@ impl Db {
         )
     }
 
+    /// The `top` messages of the user best ranked for `search` within `scope`; see the query.
+    pub fn query_messages(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        scope: &honcho_domain::retrieval::MessageScope,
+        search: &honcho_domain::retrieval::Search,
+        top: usize,
+    ) -> DbResult<honcho_domain::retrieval::Ranked<Message>> {
+        dispatch!(
+            self,
+            query_messages(&*self.messages, app_id, user_id, scope, search, top)
+        )
+    }
+
+    /// The session's context within a token budget; see the query.
+    pub fn session_context(
+        &self,
+        key: &SessionKey,
+        request: &honcho_domain::context::ContextRequest,
+        facts: Option<&honcho_domain::retrieval::Search>,
+        counter: &dyn honcho_domain::context::TokenCounter,
+    ) -> DbResult<honcho_domain::context::SessionContext> {
+        dispatch!(
+            self,
+            session_context(&*self.vectors, key, request, facts, counter)
+        )
+    }
+
     // Metamessages
 
     pub fn create_metamessage(
@@ -713,6 +752,18 @@ impl honcho_domain::embed::ReembedStore for Db {
     }
     fn set_embedding(&self, internal_id: i64, embedding: &Embedding) -> DbResult<()> {
         dispatch!(self, set_embedding(internal_id, embedding))
+    }
+    fn messages_to_embed(
+        &self,
+        embedder: Option<(&str, usize)>,
+        after: i64,
+        limit: usize,
+    ) -> DbResult<Vec<(i64, String)>> {
+        let embedder = embedder.map(|(name, dims)| (name, dims as i32));
+        dispatch!(self, messages_to_embed(embedder, after, limit as i64))
+    }
+    fn set_message_embeddings(&self, vectors: &[(i64, Embedding)]) -> DbResult<()> {
+        dispatch!(self, set_message_embeddings(vectors))
     }
 }
 

@@ -10,6 +10,11 @@ pub trait Embedder: Send + Sync + fmt::Debug {
     fn id(&self) -> &str;
     /// Length of every vector this embedder returns.
     fn dimensions(&self) -> usize;
+    /// Whether it is a service reached over the network: then a write never waits for it (messages
+    /// are embedded after they are stored).
+    fn remote(&self) -> bool {
+        false
+    }
     /// One vector per input text, in order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
 
@@ -62,6 +67,70 @@ pub trait ReembedStore {
         internal_id: i64,
         embedding: &crate::Embedding,
     ) -> Result<(), Self::Error>;
+    /// Up to `limit` messages after internal id `after` (in id order) without a vector, or, with
+    /// `embedder`, whose vector is not from that embedder with that many dimensions:
+    /// `(internal id, content)`.
+    fn messages_to_embed(
+        &self,
+        embedder: Option<(&str, usize)>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, Self::Error>;
+    /// Stores each vector as its message's, in one transaction.
+    fn set_message_embeddings(
+        &self,
+        vectors: &[(i64, crate::Embedding)],
+    ) -> Result<(), Self::Error>;
+}
+
+/// Embeds every message without a vector, or with another embedder's, `batch` at a time (at least
+/// 1). Returns how many messages were updated. Safe to interrupt and run again: each batch is
+/// stored as soon as it has its vectors.
+pub fn embed_messages<S: ReembedStore>(
+    store: &S,
+    embedder: &dyn Embedder,
+    batch: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, String> {
+    let (mut after, mut done) = (0i64, 0u64);
+    let model = Some((embedder.id(), embedder.dimensions()));
+    loop {
+        let pending = store
+            .messages_to_embed(model, after, batch.max(1))
+            .map_err(|e| e.to_string())?;
+        let Some(last) = pending.last() else {
+            return Ok(done);
+        };
+        after = last.0;
+        let vectors = embed_all(embedder, &pending).map_err(|e| e.to_string())?;
+        store
+            .set_message_embeddings(&vectors)
+            .map_err(|e| e.to_string())?;
+        done += vectors.len() as u64;
+        progress(done);
+    }
+}
+
+/// Each text's vector, paired with its id.
+pub fn embed_all(
+    embedder: &dyn Embedder,
+    items: &[(i64, String)],
+) -> Result<Vec<(i64, crate::Embedding)>, EmbedError> {
+    let texts: Vec<&str> = items.iter().map(|(_, c)| c.as_str()).collect();
+    let vectors = embedder.embed_each(&texts)?;
+    Ok(items
+        .iter()
+        .zip(vectors)
+        .map(|((id, _), vector)| {
+            (
+                *id,
+                crate::Embedding {
+                    vector,
+                    embedder: embedder.id().to_string(),
+                },
+            )
+        })
+        .collect())
 }
 
 /// Re-embeds every document whose vector another embedder made, `batch` at a time (at least 1).

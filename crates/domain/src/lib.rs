@@ -2,6 +2,7 @@
 //! pagination, and the domain error whose `Display` is the exact detail a client sees.
 
 pub mod auth;
+pub mod context;
 pub mod embed;
 pub mod entities;
 pub mod error;

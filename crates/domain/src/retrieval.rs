@@ -42,6 +42,24 @@ pub struct Ranked<T> {
     pub incomparable: usize,
 }
 
+/// Which of a user's messages a message search reads.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MessageScope {
+    /// Only these sessions of the user (every one, active or not, when `None`).
+    pub sessions: Option<Vec<String>>,
+    /// Only the user's messages (`true`) or only the others (`false`).
+    pub is_user: Option<bool>,
+    /// Only messages whose metadata contains this ([`crate::json::contains`]).
+    pub metadata: Option<crate::Metadata>,
+}
+
+/// The most results a document query returns (v1.1.0's limit).
+pub const DOCUMENT_TOP_K_MAX: usize = 50;
+/// The most results a message search returns.
+pub const MESSAGE_TOP_K_MAX: usize = 100;
+/// The results a message search returns when not told.
+pub const MESSAGE_TOP_K_DEFAULT: usize = 10;
+
 /// Which scores rank documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RetrievalMode {

@@ -89,6 +89,8 @@ impl Label {
 pub const DOCUMENT_MAX: usize = 100_000;
 /// Maximum characters of a document query.
 pub const QUERY_MAX: usize = 1_000;
+/// Longest message search query, in characters.
+pub const MESSAGE_QUERY_MAX: usize = 10_000;
 /// Most keys a document update's metadata may have (the v1.1.0 contract's limit).
 pub const METADATA_MAX_KEYS: usize = 10_000;
 
@@ -115,6 +117,10 @@ impl Text {
     }
     pub fn query(s: String) -> Result<Self, Invalid> {
         check_text(&s, 1, QUERY_MAX)?;
+        Ok(Text(s))
+    }
+    pub fn message_query(s: String) -> Result<Self, Invalid> {
+        check_text(&s, 1, MESSAGE_QUERY_MAX)?;
         Ok(Text(s))
     }
     pub fn as_str(&self) -> &str {

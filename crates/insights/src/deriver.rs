@@ -83,7 +83,7 @@ impl Signal {
         self.bump();
         self.cv.notify_one();
     }
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.bump();
         self.cv.notify_all();
@@ -92,11 +92,11 @@ impl Signal {
         let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
         *woken = woken.wrapping_add(1);
     }
-    fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
     /// Sleeps up to `timeout`, less when woken or stopped.
-    fn wait(&self, timeout: Duration) {
+    pub(crate) fn wait(&self, timeout: Duration) {
         let woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
         let seen = *woken;
         if self.stopping() {

@@ -6,6 +6,7 @@
 
 pub mod deriver;
 pub mod dialectic;
+pub mod embedding;
 pub mod prompts;
 
 pub use deriver::{Deriver, DeriverSettings, Signal};

@@ -52,6 +52,7 @@ pub mod llm_config;
 pub mod local;
 pub mod openai;
 pub mod potion;
+pub mod tokens;
 
 pub use chat::{ChatConfig, HttpChatModel, Protocol};
 pub use config::{embedder_from_env, EmbedderConfig};

@@ -302,6 +302,10 @@ impl Embedder for OpenAiEmbedder {
         self.dimensions
     }
 
+    fn remote(&self) -> bool {
+        true
+    }
+
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.batch_size) {

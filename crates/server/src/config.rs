@@ -24,6 +24,8 @@ pub struct Config {
     pub sqlite_wal_limit_mb: u64,
     /// MiB of collection vectors and postings cached per process (`0`: none).
     pub vector_cache_mb: usize,
+    /// MiB of users' message vectors and postings (message search) cached per process (`0`: none).
+    pub message_cache_mb: usize,
     /// Seconds a client has to send a request's headers, and then its body.
     pub request_timeout_secs: u64,
     /// Open connections per HTTP worker at most; more wait to be accepted.
@@ -71,6 +73,7 @@ pub mod vars {
     ];
     pub const RETRIEVAL: &[&str] = &[
         "VECTOR_CACHE_MB",
+        "MESSAGE_CACHE_MB",
         "RETRIEVAL_MODE",
         "RETRIEVAL_LEXICAL_WEIGHT",
     ];
@@ -281,6 +284,7 @@ impl Config {
             },
             sqlite_wal_limit_mb: positive("SQLITE_WAL_LIMIT_MB")?.unwrap_or(64),
             vector_cache_mb: parse_var("VECTOR_CACHE_MB")?.unwrap_or(256),
+            message_cache_mb: parse_var("MESSAGE_CACHE_MB")?.unwrap_or(256),
             request_timeout_secs: positive("REQUEST_TIMEOUT")?.unwrap_or(30),
             max_connections: positive("MAX_CONNECTIONS")?.unwrap_or(10_000),
             shutdown_timeout_secs: parse_var("SHUTDOWN_TIMEOUT")?.unwrap_or(30),
@@ -296,6 +300,7 @@ impl Config {
             sqlite_sync: self.sqlite_sync,
             sqlite_wal_limit: self.sqlite_wal_limit_mb * 1024 * 1024,
             vector_cache_bytes: self.vector_cache_mb.saturating_mul(1024 * 1024),
+            message_cache_bytes: self.message_cache_mb.saturating_mul(1024 * 1024),
             statement_timeout: Some(std::time::Duration::from_secs(self.request_timeout_secs)),
             ..DbOptions::with_max_size(self.pool_size())
         }

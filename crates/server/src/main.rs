@@ -76,13 +76,13 @@ enum Command {
     Migrate(DatabaseArg),
     /// Print the OpenAPI document (YAML) and exit
     Openapi,
-    /// Re-embed every document whose vector another embedder made (after changing EMBEDDING_PROVIDER
-    /// or EMBEDDING_MODEL)
+    /// Re-embed every document and message whose vector another embedder made (after changing
+    /// EMBEDDING_PROVIDER or EMBEDDING_MODEL), and embed messages stored without one
     #[command(after_help = vars::help(&[vars::DATABASE, vars::EMBEDDING, vars::LOGGING]))]
     Reembed {
         #[command(flatten)]
         database: DatabaseArg,
-        /// Documents per embedding request
+        /// Documents or messages per embedding request
         #[arg(long, default_value_t = 64)]
         batch: usize,
     },
@@ -376,7 +376,16 @@ fn run(command: Command) -> Result<(), String> {
             let done = honcho_domain::embed::reembed(&db, embedder.as_ref(), batch, |documents| {
                 tracing::info!(documents, "re-embedded")
             })?;
-            println!("re-embedded {done} documents with {}", embedder.id());
+            let messages = honcho_domain::embed::embed_messages(
+                &db,
+                embedder.as_ref(),
+                batch,
+                |messages| tracing::info!(messages, "embedded"),
+            )?;
+            println!(
+                "re-embedded {done} documents and embedded {messages} messages with {}",
+                embedder.id()
+            );
             Ok(())
         }
         Command::Openapi => emit(&honcho_web::api_yaml()),
@@ -463,6 +472,11 @@ fn serve(config: Config) -> Result<(), String> {
         )),
         _ => None,
     };
+    // A remote embedder is never waited for by a write: messages are embedded after they are
+    // stored.
+    let message_embedder = embedder
+        .remote()
+        .then(|| honcho_insights::embedding::MessageEmbedder::start(db.clone(), embedder.clone()));
     let state = honcho_web::AppState {
         db,
         auth: honcho_web::auth::AuthConfig {
@@ -475,6 +489,7 @@ fn serve(config: Config) -> Result<(), String> {
         models,
         embedder,
         retrieval: config.retrieval,
+        tokens: std::sync::Arc::new(honcho_models::tokens::O200kCounter),
         body_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
         cors_origins: config.cors_origins.clone(),
     };
@@ -493,6 +508,9 @@ fn serve(config: Config) -> Result<(), String> {
         server.server.await.map_err(|e| e.to_string())?;
         if let Some(deriver) = deriver {
             deriver.stop(http.shutdown_timeout);
+        }
+        if let Some(worker) = message_embedder {
+            worker.stop(http.shutdown_timeout);
         }
         tracing::info!("honcho stopped");
         Ok(())

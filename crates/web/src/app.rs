@@ -32,6 +32,8 @@ pub struct AppState {
     pub embedder: std::sync::Arc<dyn honcho_domain::embed::Embedder>,
     /// How `documents/query` ranks (`RETRIEVAL_MODE`, `RETRIEVAL_LEXICAL_WEIGHT`).
     pub retrieval: honcho_domain::retrieval::Retrieval,
+    /// Counts tokens for the session context.
+    pub tokens: std::sync::Arc<dyn honcho_domain::context::TokenCounter>,
     /// How long a client has to send a request's body.
     pub body_timeout: std::time::Duration,
     /// Origins browsers may call the API from (`CORS_ORIGINS`); `None` is v1.1.0's list.
@@ -125,6 +127,7 @@ pub fn build_app(
             .app_data(Data::new(crate::extract::BodyTimeout(state.body_timeout)))
             .app_data(Data::from(state.embedder))
             .app_data(Data::new(state.retrieval))
+            .app_data(Data::from(state.tokens))
             .app_data(web::PayloadConfig::new(crate::BODY_LIMIT)),
     )
     .split_for_parts();

@@ -664,3 +664,93 @@ impl From<honcho_domain::insights::QueueCounts> for DeriverStatus {
         }
     }
 }
+
+/// The body of a session's message search.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MessageSearch {
+    /// What to look for: words and meaning (1 to 10,000 characters)
+    #[schema(min_length = 1, max_length = 10000)]
+    pub query: String,
+    /// Only messages whose metadata contains this object (as `messages/list` filters)
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Object>,
+    /// How many messages to return at most
+    #[serde(default = "default_message_top_k")]
+    #[schema(minimum = 1, maximum = 100, default = 10)]
+    pub top_k: i64,
+    /// Only the user's messages (`true`) or only the others (`false`)
+    #[serde(default)]
+    pub is_user: Option<bool>,
+}
+
+/// The body of a search over every session of a user.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UserMessageSearch {
+    /// What to look for: words and meaning (1 to 10,000 characters)
+    #[schema(min_length = 1, max_length = 10000)]
+    pub query: String,
+    /// Only messages whose metadata contains this object (as `messages/list` filters)
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Object>,
+    /// How many messages to return at most
+    #[serde(default = "default_message_top_k")]
+    #[schema(minimum = 1, maximum = 100, default = 10)]
+    pub top_k: i64,
+    /// Only the user's messages (`true`) or only the others (`false`)
+    #[serde(default)]
+    pub is_user: Option<bool>,
+    /// Only these sessions of the user (all of them, active or not, when absent)
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub session_ids: Option<Vec<String>>,
+}
+
+fn default_message_top_k() -> i64 {
+    honcho_domain::retrieval::MESSAGE_TOP_K_DEFAULT as i64
+}
+
+/// A session's summary, as a context carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContextSummary {
+    pub content: String,
+    /// The message the summary covers the conversation up to
+    pub message_id: String,
+    /// `short` or `long`
+    #[schema(pattern = "^(short|long)$")]
+    pub kind: &'static str,
+    #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+}
+
+/// What to put in the next prompt, within a token budget.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionContext {
+    /// The session's latest messages that fit, oldest first
+    pub messages: Vec<Message>,
+    /// The newest summary, when some messages did not fit and one exists
+    pub summary: Option<ContextSummary>,
+    /// The user's facts most relevant to `query`, best first
+    pub facts: Vec<String>,
+    /// Tokens of the contents above (`o200k_base`), never above the budget
+    #[schema(minimum = 0)]
+    pub tokens: u64,
+}
+
+impl From<honcho_domain::context::SessionContext> for SessionContext {
+    fn from(c: honcho_domain::context::SessionContext) -> Self {
+        SessionContext {
+            messages: c.messages.into_iter().map(Message::from).collect(),
+            summary: c.summary.map(|s| ContextSummary {
+                content: s.content,
+                message_id: s.message_id,
+                kind: s.kind.as_str(),
+                created_at: s.created_at,
+            }),
+            facts: c.facts,
+            tokens: c.tokens as u64,
+        }
+    }
+}

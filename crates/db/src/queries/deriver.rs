@@ -11,7 +11,7 @@ use super::schema::{
     collections, deriver_leases, deriver_queue, documents, messages, metamessages, users,
 };
 use super::{dialect, Conn};
-use crate::vectors::VectorCache;
+use crate::corpus::CollectionCache;
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -400,7 +400,7 @@ fn protected_collection(
         .ok_or(diesel::result::Error::NotFound)
 }
 
-fn find_protected(conn: &mut Conn, app_id: &str, user_id: &str) -> QueryResult<Option<String>> {
+pub(super) fn find_protected(conn: &mut Conn, app_id: &str, user_id: &str) -> QueryResult<Option<String>> {
     collections::table
         .filter(collections::user_id.eq(user_id))
         .filter(collections::name.eq(PROTECTED_COLLECTION))
@@ -412,7 +412,7 @@ fn find_protected(conn: &mut Conn, app_id: &str, user_id: &str) -> QueryResult<O
 
 pub fn complete_item(
     conn: &mut Conn,
-    cache: &VectorCache,
+    cache: &CollectionCache,
     lease: &Lease,
     item: &WorkItem,
     derived: Derived,
@@ -726,7 +726,7 @@ pub fn conversation(conn: &mut Conn, key: &SessionKey) -> DbResult<Conversation>
 /// distances, nearest first (one snapshot of the collection for all of them).
 pub fn search_facts(
     conn: &mut Conn,
-    cache: &VectorCache,
+    cache: &CollectionCache,
     key: &SessionKey,
     queries: &[Embedding],
     top: usize,

@@ -1,12 +1,12 @@
 use super::collections::{collection_of, find_collection};
 use super::schema::{collections, documents};
 use super::{dialect, into_map, page_of, Conn};
-use crate::vectors::{CollectionVectors, VectorCache};
+use crate::corpus::{CollectionCache, CollectionCorpus, Corpus};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use honcho_domain::retrieval::{Ranked, Search};
-use honcho_domain::vector::{decode, encode};
+use honcho_domain::vector::encode;
 use honcho_domain::{
     id::new_id, now, CollectionKey, Document, Embedding, Error, Metadata, Page, PageRequest, Text,
     PROTECTED_COLLECTION,
@@ -240,7 +240,7 @@ pub fn query_documents(
     search: &Search,
     top: usize,
     filter: Option<&Metadata>,
-    cache: &VectorCache,
+    cache: &CollectionCache,
 ) -> DbResult<Ranked<Document>> {
     let Some(copy) = current_vectors(conn, key, cache)? else {
         return Ok(Ranked {
@@ -261,7 +261,11 @@ pub fn query_documents(
         ),
         None => None,
     };
-    let ranked = copy.rank(search, allowed.as_deref(), top);
+    let keep = |i: usize| match &allowed {
+        Some(allowed) => allowed.binary_search(&copy.ids[i]).is_ok(),
+        None => true,
+    };
+    let ranked = copy.rank(search, keep, top);
     Ok(Ranked {
         items: documents_in_order(conn, &ranked.items)?,
         incomparable: ranked.incomparable,
@@ -337,13 +341,13 @@ fn load_vectors(
     conn: &mut Conn,
     collection_id: &str,
     version: (i64, i64, i64),
-) -> QueryResult<CollectionVectors> {
+) -> QueryResult<CollectionCorpus> {
     let rows: Vec<VectorRow> = documents::table
         .filter(documents::collection_id.eq(collection_id))
         .order(documents::id.asc())
         .select(VECTOR_COLUMNS)
         .load(conn)?;
-    let mut copy = CollectionVectors::new(version);
+    let mut copy = Corpus::new(version);
     append(&mut copy, rows);
     Ok(copy)
 }
@@ -365,23 +369,9 @@ const VECTOR_COLUMNS: (
 );
 
 /// Adds `rows` (in id order, after the copy's) to the copy: unit-length vectors and postings.
-fn append(copy: &mut CollectionVectors, rows: Vec<VectorRow>) {
-    let mut names: Vec<Arc<str>> = Vec::new();
+fn append(copy: &mut CollectionCorpus, rows: Vec<VectorRow>) {
     for (id, embedder, dims, bytes, content) in rows {
-        let known = copy.made_by.iter().map(|(n, _)| n).chain(names.iter());
-        let name = match known.into_iter().find(|n| ***n == *embedder) {
-            Some(n) => n.clone(),
-            None => {
-                names.push(Arc::from(embedder.as_str()));
-                names[names.len() - 1].clone()
-            }
-        };
-        copy.push(
-            id,
-            (name, dims),
-            decode(&bytes).unwrap_or_default(),
-            &content,
-        );
+        copy.push(id, Some((embedder, dims, bytes)), &content, ());
     }
 }
 
@@ -392,9 +382,9 @@ fn append(copy: &mut CollectionVectors, rows: Vec<VectorRow>) {
 fn extend_vectors(
     conn: &mut Conn,
     collection_id: &str,
-    old: &CollectionVectors,
+    old: &CollectionCorpus,
     version: (i64, i64, i64),
-) -> QueryResult<Option<CollectionVectors>> {
+) -> QueryResult<Option<CollectionCorpus>> {
     let (old_id, old_revision, old_deleted) = old.version;
     if version.2 != old_deleted || version.0 < old_id || version.1 < old_revision {
         return Ok(None);
@@ -432,8 +422,8 @@ struct VersionRow {
 pub(super) fn current_vectors(
     conn: &mut Conn,
     key: &CollectionKey,
-    cache: &VectorCache,
-) -> DbResult<Option<Arc<CollectionVectors>>> {
+    cache: &CollectionCache,
+) -> DbResult<Option<Arc<CollectionCorpus>>> {
     // One round trip: the collection's deletion revision and its documents' largest id and
     // revision (each an index read). `$n` is one parameter wherever it appears, on both engines.
     let read = diesel::sql_query(
@@ -456,36 +446,17 @@ pub(super) fn current_vectors(
         max_revision.unwrap_or(0),
         deleted_revision,
     );
-    let cached = |cache: &VectorCache| {
-        cache
-            .get(&key.collection_id)
-            .filter(|c| c.version == version)
-    };
-    let copy = match cached(cache) {
-        Some(copy) => {
-            metrics::counter!("honcho_vector_cache_hits_total").increment(1);
-            copy
-        }
-        None => {
-            metrics::counter!("honcho_vector_cache_misses_total").increment(1);
-            let _loading = cache.loading.lock().unwrap_or_else(|e| e.into_inner());
-            match cached(cache) {
-                Some(copy) => copy,
-                None => {
-                    let stale = cache.get(&key.collection_id);
-                    let extended = match &stale {
-                        Some(old) => extend_vectors(conn, &key.collection_id, old, version)?,
-                        None => None,
-                    };
-                    let copy = Arc::new(match extended {
-                        Some(copy) => copy,
-                        None => load_vectors(conn, &key.collection_id, version)?,
-                    });
-                    cache.put(&key.collection_id, copy.clone());
-                    copy
+    let copy = cache.current(
+        &key.collection_id,
+        |c| c.version == version,
+        |stale| {
+            if let Some(old) = stale {
+                if let Some(copy) = extend_vectors(conn, &key.collection_id, old, version)? {
+                    return Ok::<_, DbError>(copy);
                 }
             }
-        }
-    };
+            Ok(load_vectors(conn, &key.collection_id, version)?)
+        },
+    )?;
     Ok(Some(copy))
 }

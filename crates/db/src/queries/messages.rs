@@ -1,12 +1,16 @@
-use super::schema::{deriver_queue, messages, sessions};
+use super::schema::{deriver_queue, messages, sessions, users};
 use super::{dialect, into_map, page_of, session_of, updated_row, Conn};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use crate::corpus::{Corpus, MessageCorpus, MessageMeta, SessionMark, UserCache};
+use honcho_domain::retrieval::{MessageScope, Ranked, Search};
+use honcho_domain::vector::encode;
 use honcho_domain::{
-    deriver_disabled, id::new_id, now, Error, Message, Metadata, NewMessage, Page, PageRequest,
-    SessionKey,
+    deriver_disabled, id::new_id, now, Embedding, Error, Message, Metadata, NewMessage, Page,
+    PageRequest, SessionKey,
 };
+use std::sync::Arc;
 use serde_json::Value;
 
 #[derive(Queryable, Selectable)]
@@ -48,6 +52,9 @@ pub(super) struct NewMessageRow<'a> {
     pub content: String,
     pub metadata: Value,
     pub created_at: DateTime<Utc>,
+    pub embedding: Option<Vec<u8>>,
+    pub embedder: Option<String>,
+    pub dimensions: Option<i32>,
 }
 
 /// Stores `batch` in the session, in order, in one transaction: all of it or none of it. The session
@@ -74,15 +81,21 @@ pub fn create_messages(
         let created_at = now();
         let rows: Vec<NewMessageRow> = batch
             .into_iter()
-            .map(|m| NewMessageRow {
-                public_id: new_id(),
-                app_id: &key.app_id,
-                user_id: &key.user_id,
-                session_id: &key.session_id,
-                is_user: m.is_user,
-                content: m.content.into_inner(),
-                metadata: Value::Object(m.metadata.into_inner()),
-                created_at,
+            .map(|m| {
+                let (embedding, embedder, dimensions) = stored_vector(m.embedding);
+                NewMessageRow {
+                    public_id: new_id(),
+                    app_id: &key.app_id,
+                    user_id: &key.user_id,
+                    session_id: &key.session_id,
+                    is_user: m.is_user,
+                    content: m.content.into_inner(),
+                    metadata: Value::Object(m.metadata.into_inner()),
+                    created_at,
+                    embedding,
+                    embedder,
+                    dimensions,
+                }
             })
             .collect();
         let enqueue = enqueue && !deriver_disabled(&into_map(session_metadata));
@@ -120,6 +133,20 @@ pub fn create_messages(
                 .collect(),
         )
     })
+}
+
+/// A vector as the message columns hold it.
+pub(super) fn stored_vector(
+    embedding: Option<Embedding>,
+) -> (Option<Vec<u8>>, Option<String>, Option<i32>) {
+    match embedding {
+        Some(e) => (
+            Some(encode(&e.vector)),
+            Some(e.embedder),
+            Some(e.vector.len() as i32),
+        ),
+        None => (None, None, None),
+    }
 }
 
 /// Messages of `key`'s session with this id: the only way a message is looked up.
@@ -201,5 +228,279 @@ pub fn list_messages(
             q.order(messages::id.asc())
         }
         .load(conn)
+    })
+}
+
+/// The `top` messages of the user best ranked for `search` ([`honcho_domain::retrieval`]), best
+/// first, among those `scope` accepts: U404 for an unknown user, S404 when `scope` names a session
+/// the user does not have. Scores come from the cached copy of the user's messages (brought up to
+/// date first); the database applies a metadata filter and reads the winners' rows.
+pub fn query_messages(
+    conn: &mut Conn,
+    cache: &UserCache,
+    app_id: &str,
+    user_id: &str,
+    scope: &MessageScope,
+    search: &Search,
+    top: usize,
+) -> DbResult<Ranked<Message>> {
+    let user_exists: bool = diesel::select(diesel::dsl::exists(
+        users::table
+            .filter(users::public_id.eq(user_id))
+            .filter(users::app_id.eq(app_id)),
+    ))
+    .get_result(conn)?;
+    if !user_exists {
+        return Err(Error::user_not_found(user_id).into());
+    }
+    let copy = current_messages(conn, cache, app_id, user_id)?;
+    let sessions: Option<Vec<u32>> = match &scope.sessions {
+        Some(wanted) => Some(
+            wanted
+                .iter()
+                .map(|s| {
+                    copy.version
+                        .iter()
+                        .position(|m| m.public_id == *s)
+                        .map(|i| i as u32)
+                        .ok_or_else(Error::session_not_found)
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        None => None,
+    };
+    let allowed: Option<Vec<i64>> = match &scope.metadata {
+        Some(f) => {
+            let mut q = messages::table
+                .filter(messages::user_id.eq(user_id))
+                .filter(messages::app_id.eq(app_id))
+                .filter(dialect::metadata_contains(f.as_map()))
+                .into_boxed();
+            if let Some(wanted) = &scope.sessions {
+                q = q.filter(messages::session_id.eq_any(wanted));
+            }
+            Some(q.order(messages::id.asc()).select(messages::id).load(conn)?)
+        }
+        None => None,
+    };
+    let keep = |i: usize| {
+        let meta = &copy.meta[i];
+        sessions.as_ref().is_none_or(|s| s.contains(&meta.session))
+            && scope.is_user.is_none_or(|u| u == meta.is_user)
+            && allowed
+                .as_ref()
+                .is_none_or(|a| a.binary_search(&copy.ids[i]).is_ok())
+    };
+    let ranked = copy.rank(search, keep, top);
+    Ok(Ranked {
+        items: messages_in_order(conn, &ranked.items)?,
+        incomparable: ranked.incomparable,
+    })
+}
+
+/// The messages of internal ids `ids`, in that order.
+fn messages_in_order(conn: &mut Conn, ids: &[i64]) -> DbResult<Vec<Message>> {
+    let mut rows: Vec<(i64, MessageRow)> = messages::table
+        .filter(messages::id.eq_any(ids))
+        .select((messages::id, MessageRow::as_select()))
+        .load(conn)?;
+    rows.sort_by_key(|(id, _)| ids.iter().position(|i| i == id));
+    Ok(rows.into_iter().map(|(_, r)| Message::from(r)).collect())
+}
+
+/// `(id, session, is_user, embedder, dimensions, embedding, content)` of a message.
+type MessageVectorRow = (
+    i64,
+    String,
+    bool,
+    Option<String>,
+    Option<i32>,
+    Option<Vec<u8>>,
+    String,
+);
+
+/// The user's sessions in id order, as the search state compares them.
+fn session_marks(conn: &mut Conn, app_id: &str, user_id: &str) -> QueryResult<Vec<SessionMark>> {
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::app_id.eq(app_id))
+        .order(sessions::id.asc())
+        .select((
+            sessions::id,
+            sessions::public_id,
+            sessions::message_count,
+            sessions::vector_revision,
+        ))
+        .load::<(i64, String, i64, i64)>(conn)?
+        .into_iter()
+        .map(|(id, public_id, count, vector_revision)| SessionMark {
+            id,
+            public_id,
+            count,
+            vector_revision,
+        })
+        .collect())
+}
+
+/// The user's messages after internal id `after`, in id order.
+fn message_vectors(
+    conn: &mut Conn,
+    app_id: &str,
+    user_id: &str,
+    after: i64,
+) -> QueryResult<Vec<MessageVectorRow>> {
+    messages::table
+        .filter(messages::user_id.eq(user_id))
+        .filter(messages::app_id.eq(app_id))
+        .filter(messages::id.gt(after))
+        .order(messages::id.asc())
+        .select((
+            messages::id,
+            messages::session_id,
+            messages::is_user,
+            messages::embedder,
+            messages::dimensions,
+            messages::embedding,
+            messages::content,
+        ))
+        .load(conn)
+}
+
+/// Adds `rows` (in id order, after the copy's) to the copy and counts them in their sessions.
+/// Rows of a session the copy does not know (created after its sessions were read) are left out:
+/// the next query sees that session's count above the copy's and reads the copy again.
+fn append_messages(copy: &mut MessageCorpus, rows: Vec<MessageVectorRow>) {
+    for (id, session_id, is_user, embedder, dims, bytes, content) in rows {
+        let Some(session) = copy.version.iter().position(|m| m.public_id == session_id) else {
+            continue;
+        };
+        copy.version[session].count += 1;
+        let vector = match (embedder, dims, bytes) {
+            (Some(e), Some(d), Some(b)) => Some((e, d, b)),
+            _ => None,
+        };
+        let meta = MessageMeta {
+            session: session as u32,
+            is_user,
+        };
+        copy.push(id, vector, &content, meta);
+    }
+}
+
+/// The cached copy of the user's messages, brought up to date. Its version is the user's sessions
+/// (in id order) with, for each, the messages the copy holds and the session's vector revision;
+/// the copy is current when it holds at least the messages the database counts in each of the
+/// same sessions, with the same vector revisions. A session's message count is updated in the
+/// transaction that stores its messages (under the session's row lock), so a count above the
+/// copy's means messages the copy lacks; a vector revision that moved means messages given a new
+/// vector; a session gone (erased) means messages gone. When only messages were added, all after
+/// the copy's last, the copy is extended with just those; otherwise it is read whole.
+pub(super) fn current_messages(
+    conn: &mut Conn,
+    cache: &UserCache,
+    app_id: &str,
+    user_id: &str,
+) -> DbResult<Arc<MessageCorpus>> {
+    let marks = session_marks(conn, app_id, user_id)?;
+    let empty = |marks: &[SessionMark]| -> Vec<SessionMark> {
+        marks
+            .iter()
+            .map(|m| SessionMark {
+                count: 0,
+                ..m.clone()
+            })
+            .collect()
+    };
+    let copy = cache.current(
+        user_id,
+        |c| covers(&c.version, &marks),
+        |stale| {
+            if let Some(old) = stale.filter(|old| extends(&old.version, &marks)) {
+                let mut copy = old.clone();
+                // Sessions created since, empty so far in the copy.
+                copy.version.extend(empty(&marks[old.version.len()..]));
+                let rows = message_vectors(conn, app_id, user_id, copy.last_id())?;
+                append_messages(&mut copy, rows);
+                if covers(&copy.version, &marks) {
+                    return Ok::<_, DbError>(copy);
+                }
+            }
+            let mut copy = Corpus::new(empty(&marks));
+            append_messages(&mut copy, message_vectors(conn, app_id, user_id, 0)?);
+            Ok(copy)
+        },
+    )?;
+    Ok(copy)
+}
+
+/// Whether `new` only adds to `old`: the same sessions first, with the same vector revisions.
+fn extends(old: &[SessionMark], new: &[SessionMark]) -> bool {
+    old.len() <= new.len()
+        && old
+            .iter()
+            .zip(new)
+            .all(|(o, n)| o.id == n.id && o.vector_revision == n.vector_revision)
+}
+
+/// Whether the copy (`held`) holds every message `marks` counts: the same sessions, with the same
+/// vector revisions, and at least as many messages in each.
+fn covers(held: &[SessionMark], marks: &[SessionMark]) -> bool {
+    held.len() == marks.len()
+        && extends(held, marks)
+        && held.iter().zip(marks).all(|(h, m)| h.count >= m.count)
+}
+
+/// Up to `limit` messages after internal id `after` without a vector or, with `embedder`, with a
+/// vector from another embedder or of another size: `(internal id, content)`, in id order.
+pub fn messages_to_embed(
+    conn: &mut Conn,
+    embedder: Option<(&str, i32)>,
+    after: i64,
+    limit: i64,
+) -> DbResult<Vec<(i64, String)>> {
+    let mut q = messages::table
+        .filter(messages::id.gt(after))
+        .into_boxed();
+    q = match embedder {
+        Some((name, dims)) => q.filter(
+            messages::embedder
+                .is_null()
+                .or(messages::embedder.ne(name))
+                .or(messages::dimensions.ne(dims)),
+        ),
+        None => q.filter(messages::embedder.is_null()),
+    };
+    Ok(q.order(messages::id.asc())
+        .limit(limit)
+        .select((messages::id, messages::content))
+        .load(conn)?)
+}
+
+/// Stores each vector as its message's and moves the vector revision of their sessions, in one
+/// transaction, so that cached copies of those users' messages are read again.
+pub fn set_message_embeddings(conn: &mut Conn, vectors: &[(i64, Embedding)]) -> DbResult<()> {
+    if vectors.is_empty() {
+        return Ok(());
+    }
+    dialect::write_tx(conn, |conn| {
+        for (id, embedding) in vectors {
+            diesel::update(messages::table.filter(messages::id.eq(id)))
+                .set((
+                    messages::embedding.eq(encode(&embedding.vector)),
+                    messages::embedder.eq(&embedding.embedder),
+                    messages::dimensions.eq(embedding.vector.len() as i32),
+                ))
+                .execute(conn)?;
+        }
+        let ids: Vec<i64> = vectors.iter().map(|(id, _)| *id).collect();
+        let sessions: Vec<String> = messages::table
+            .filter(messages::id.eq_any(&ids))
+            .select(messages::session_id)
+            .distinct()
+            .load(conn)?;
+        diesel::update(sessions::table.filter(sessions::public_id.eq_any(&sessions)))
+            .set(sessions::vector_revision.eq(sessions::vector_revision + 1))
+            .execute(conn)?;
+        Ok::<_, DbError>(())
     })
 }

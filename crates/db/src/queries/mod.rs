@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 mod apps;
 mod collections;
+mod context;
 mod deriver;
 mod documents;
 mod keys;
@@ -22,6 +23,7 @@ mod users;
 
 pub use apps::*;
 pub use collections::*;
+pub use context::*;
 pub use deriver::*;
 pub use documents::*;
 pub use keys::*;

@@ -180,6 +180,9 @@ struct MessageCopy {
     is_user: bool,
     content: String,
     metadata: Value,
+    embedding: Option<Vec<u8>>,
+    embedder: Option<String>,
+    dimensions: Option<i32>,
 }
 
 #[derive(Queryable)]
@@ -225,6 +228,9 @@ pub fn clone_session(
                 messages::is_user,
                 messages::content,
                 messages::metadata,
+                messages::embedding,
+                messages::embedder,
+                messages::dimensions,
             ))
             .load(conn)?;
 
@@ -252,6 +258,9 @@ pub fn clone_session(
                         content: m.content.clone(),
                         metadata: m.metadata.clone(),
                         created_at,
+                        embedding: m.embedding.clone(),
+                        embedder: m.embedder.clone(),
+                        dimensions: m.dimensions,
                     }
                 })
                 .collect();

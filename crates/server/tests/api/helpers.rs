@@ -193,6 +193,7 @@ impl TestApp {
                     deriver_signal,
                     embedder,
                     retrieval,
+                    tokens: std::sync::Arc::new(honcho_models::tokens::O200kCounter),
                     body_timeout,
                     cors_origins: None,
                 };

@@ -1,4 +1,6 @@
-use super::{embed, parse_filter, parse_metadata, parse_text, run, CollectionPath};
+use super::{
+    check_top_k, embed, parse_filter, parse_metadata, parse_text, run, CollectionPath,
+};
 use crate::auth::{scope, Access};
 use crate::dto::{
     Deleted, Document, DocumentCreate, DocumentGet, DocumentQuery, DocumentUpdate, Page,
@@ -9,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::web::{Data, Json, Path};
 use actix_web::{delete, get, post, put, HttpRequest, HttpResponse};
 use honcho_domain::embed::Embedder;
-use honcho_domain::retrieval::{Retrieval, Search};
+use honcho_domain::retrieval::{Retrieval, Search, DOCUMENT_TOP_K_MAX};
 use honcho_domain::values::METADATA_MAX_KEYS;
 use honcho_domain::Text;
 use serde::Deserialize;
@@ -197,25 +199,7 @@ async fn query_documents(
         top_k,
     }) = body;
     let query = parse_text(Text::query(query), &[json!("query")])?;
-    if !(1..=50).contains(&top_k) {
-        let (kind, msg, ctx) = if top_k < 1 {
-            (
-                "greater_than_equal",
-                "Input should be greater than or equal to 1",
-                json!({ "ge": 1 }),
-            )
-        } else {
-            (
-                "less_than_equal",
-                "Input should be less than or equal to 50",
-                json!({ "le": 50 }),
-            )
-        };
-        return Err(ApiError::validation(
-            ValidationIssue::new(kind, vec![json!("body"), json!("top_k")], msg, json!(top_k))
-                .with_ctx(ctx),
-        ));
-    }
+    check_top_k(top_k, DOCUMENT_TOP_K_MAX)?;
     let filter = parse_filter(filter)?;
     let key = path.into_inner().key();
     let retrieval = **retrieval;

@@ -11,6 +11,7 @@ mod documents;
 mod keys;
 mod messages;
 mod metamessages;
+mod search;
 mod sessions;
 mod users;
 
@@ -77,10 +78,44 @@ async fn embed(embedder: &Data<dyn Embedder>, text: String) -> Result<Embedding,
     .await?
 }
 
+/// A 422 unless `top_k` is from 1 to `max`.
+fn check_top_k(top_k: i64, max: usize) -> Result<(), ApiError> {
+    let max = max as i64;
+    if (1..=max).contains(&top_k) {
+        return Ok(());
+    }
+    let (kind, msg, ctx) = if top_k < 1 {
+        (
+            "greater_than_equal",
+            "Input should be greater than or equal to 1".to_string(),
+            json!({ "ge": 1 }),
+        )
+    } else {
+        (
+            "less_than_equal",
+            format!("Input should be less than or equal to {max}"),
+            json!({ "le": max }),
+        )
+    };
+    Err(ApiError::validation(
+        ValidationIssue::new(kind, vec![json!("body"), json!("top_k")], msg, json!(top_k))
+            .with_ctx(ctx),
+    ))
+}
+
 fn body_loc(path: &[Value]) -> Vec<Value> {
     std::iter::once(json!("body"))
         .chain(path.iter().cloned())
         .collect()
+}
+
+/// A 422 for query parameter `name`.
+fn invalid_query(name: &str, reason: &Invalid) -> ApiError {
+    ApiError::validation(ValidationIssue::from_invalid(
+        vec![json!("query"), json!(name)],
+        reason,
+        Value::Null,
+    ))
 }
 
 fn invalid(path: &[Value], reason: &Invalid, input: Value) -> ApiError {

@@ -19,6 +19,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(delete_session)
         .service(clone_session)
         .service(super::dialectic::chat)
+        .service(super::search::session_context)
         .service(
             utoipa_actix_web::scope("/{session_id}/messages").configure(super::messages::configure),
         );

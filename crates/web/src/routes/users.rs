@@ -21,6 +21,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
             utoipa_actix_web::scope("/{user_id}/sessions").configure(super::sessions::configure),
         )
         .service(
+            utoipa_actix_web::scope("/{user_id}/messages")
+                .service(super::search::query_user_messages),
+        )
+        .service(
             utoipa_actix_web::scope("/{user_id}/metamessages")
                 .configure(super::metamessages::configure),
         )

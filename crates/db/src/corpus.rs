@@ -1,0 +1,306 @@
+//! In-process search state: a corpus (a collection's documents, or a user's messages) held as
+//! vectors and word postings, so that a query does not read every item from the database each
+//! time, and ranked by one fusion ([`honcho_domain::retrieval`]).
+//!
+//! A copy is used only while its corpus's version is unchanged. What a version is depends on the
+//! corpus (see `queries::documents` and `queries::messages`); each is read through indexes, whatever
+//! the corpus's size, and changes with every new item, new vector and deletion, whichever process
+//! wrote them. Least recently used copies are dropped beyond a memory budget per kind of corpus.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use honcho_domain::lexical::LexicalIndex;
+use honcho_domain::retrieval::{best, Ranked, RetrievalMode, Search};
+use honcho_domain::vector::{dot, normalized, top_k};
+use honcho_domain::Embedding;
+
+/// The items of one corpus at one version: item `i` is `ids[i]` in every list. `V` is the
+/// corpus's version, `M` what each item carries besides its vector and words (to narrow a query
+/// without asking the database).
+#[derive(Debug, Clone)]
+pub struct Corpus<V, M> {
+    pub version: V,
+    /// Internal ids, ascending.
+    pub ids: Vec<i64>,
+    /// `(embedder, dimensions)` of each item's vector; `None` for an item without one.
+    made_by: Vec<Option<(Arc<str>, i32)>>,
+    pub meta: Vec<M>,
+    /// Every vector, unit length, one after the other (one block of memory, scanned in order).
+    values: Vec<f32>,
+    /// Vector `i` is `values[starts[i]..starts[i + 1]]` (empty without one).
+    starts: Vec<usize>,
+    /// BM25 postings of the items' texts.
+    pub lexical: LexicalIndex,
+}
+
+/// A vector as stored: made by `embedder`, `dimensions` long, encoded (`vector::encode`).
+pub type StoredVector = (String, i32, Vec<u8>);
+
+impl<V, M> Corpus<V, M> {
+    /// An empty copy at `version`.
+    pub fn new(version: V) -> Self {
+        Corpus {
+            version,
+            ids: Vec::new(),
+            made_by: Vec::new(),
+            meta: Vec::new(),
+            values: Vec::new(),
+            starts: vec![0],
+            lexical: LexicalIndex::default(),
+        }
+    }
+
+    /// The largest id held (0 when empty).
+    pub fn last_id(&self) -> i64 {
+        self.ids.last().copied().unwrap_or(0)
+    }
+
+    /// Adds the next item (ids ascending): its vector as stored (scaled to unit length here), its
+    /// text and what it carries.
+    pub fn push(&mut self, id: i64, vector: Option<StoredVector>, text: &str, meta: M) {
+        let made_by = vector.and_then(|(embedder, dims, bytes)| {
+            let values = honcho_domain::vector::decode(&bytes)?;
+            // One shared name per embedder (a corpus rarely holds more than one).
+            let known = self.made_by.iter().rev().flatten().map(|(n, _)| n);
+            let name = match known.into_iter().find(|n| ***n == *embedder) {
+                Some(n) => n.clone(),
+                None => Arc::from(embedder.as_str()),
+            };
+            self.values.extend(normalized(values));
+            Some((name, dims))
+        });
+        self.ids.push(id);
+        self.made_by.push(made_by);
+        self.meta.push(meta);
+        self.starts.push(self.values.len());
+        self.lexical.push(text);
+    }
+
+    /// The vector of item `i`.
+    fn vector(&self, i: usize) -> &[f32] {
+        &self.values[self.starts[i]..self.starts[i + 1]]
+    }
+
+    /// Bytes held, about.
+    pub fn bytes(&self) -> usize {
+        self.values.len() * 4
+            + self.ids.len() * (40 + std::mem::size_of::<M>())
+            + self.lexical.bytes()
+            + 64
+    }
+
+    /// Whether item `i` carries a vector of `query`'s embedder and dimension.
+    fn comparable_with(&self, i: usize, query: &Embedding) -> bool {
+        match &self.made_by[i] {
+            Some((name, dims)) => {
+                *dims as usize == query.vector.len() && **name == *query.embedder
+            }
+            None => false,
+        }
+    }
+
+    /// The internal ids of the `top` vectors nearest to `query` (same embedder and dimension) with
+    /// their cosine distances, nearest first.
+    pub fn nearest(&self, query: &Embedding, top: usize) -> Vec<(i64, f32)> {
+        let q = normalized(query.vector.clone());
+        let scored = (0..self.ids.len())
+            .filter(|&i| self.comparable_with(i, query))
+            .map(|i| (self.ids[i], 1.0 - dot(&q, self.vector(i))));
+        top_k(scored, top)
+    }
+
+    /// The internal ids of the `top` items best ranked for `search`
+    /// ([`honcho_domain::retrieval`]), best first, among the positions `keep` accepts, and how
+    /// many of those carry no vector the query's embedder can compare (another embedder's, or
+    /// none): hybrid ranking ranks them by their words alone, vector ranking cannot rank them.
+    pub fn rank(&self, search: &Search, keep: impl Fn(usize) -> bool, top: usize) -> Ranked<i64> {
+        let mode = search.retrieval.mode;
+        let searched: Vec<usize> = (0..self.ids.len()).filter(|&i| keep(i)).collect();
+        let comparable = |i: usize| match &search.embedding {
+            Some(query) if mode.uses_vectors() => self.comparable_with(i, query),
+            _ => false,
+        };
+        let incomparable = match mode {
+            RetrievalMode::Lexical => 0,
+            _ => searched.iter().filter(|&&i| !comparable(i)).count(),
+        };
+        let all_lexical = match mode {
+            RetrievalMode::Vector => Vec::new(),
+            _ => self.lexical.scores(&search.text),
+        };
+        let candidates: Vec<usize> = searched
+            .into_iter()
+            .filter(|&i| match mode {
+                RetrievalMode::Vector => comparable(i),
+                // An item whose vector cannot be compared still ranks by its words.
+                RetrievalMode::Hybrid => comparable(i) || all_lexical[i] > 0.0,
+                RetrievalMode::Lexical => all_lexical[i] > 0.0,
+            })
+            .collect();
+        let lexical: Vec<f32> = match mode {
+            RetrievalMode::Vector => Vec::new(),
+            _ => candidates.iter().map(|&i| all_lexical[i]).collect(),
+        };
+        let cosine: Vec<f32> = match (&search.embedding, mode) {
+            (Some(query), RetrievalMode::Hybrid | RetrievalMode::Vector) => {
+                let q = normalized(query.vector.clone());
+                candidates
+                    .iter()
+                    // No score (scaled to 0) for a vector that cannot be compared.
+                    .map(|&i| match comparable(i) {
+                        true => dot(&q, self.vector(i)),
+                        false => f32::NAN,
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        let fused = search.retrieval.fuse(&lexical, &cosine);
+        let ids = best(candidates.iter().map(|&i| self.ids[i]).zip(fused), top)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        Ranked {
+            items: ids,
+            incomparable,
+        }
+    }
+}
+
+/// A collection's copy: its version is `(largest internal id, largest revision, deletion
+/// revision)`. Ids are never reused, every new vector (and so every new content) takes a new
+/// revision and every deletion draws one, so an unchanged version means unchanged vectors and
+/// postings.
+pub type CollectionCorpus = Corpus<(i64, i64, i64), ()>;
+/// The cache of collections' copies.
+pub type CollectionCache = CorpusCache<(i64, i64, i64), ()>;
+
+/// One session of a user's, as a copy of the user's messages knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionMark {
+    /// Internal id.
+    pub id: i64,
+    pub public_id: String,
+    /// Messages (held by the copy, or counted by the database).
+    pub count: i64,
+    /// Bumped when messages of the session get a vector after they were stored.
+    pub vector_revision: i64,
+}
+
+/// What a copy of a user's messages knows of each besides its vector and words.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageMeta {
+    /// Position of its session in the copy's version.
+    pub session: u32,
+    pub is_user: bool,
+}
+
+/// A copy of a user's messages; its version is the user's sessions, in id order.
+pub type MessageCorpus = Corpus<Vec<SessionMark>, MessageMeta>;
+/// The cache of users' message copies.
+pub type UserCache = CorpusCache<Vec<SessionMark>, MessageMeta>;
+
+/// Copies of corpora of one kind, by key, within a memory budget (least recently used dropped).
+#[derive(Debug)]
+pub struct CorpusCache<V, M> {
+    budget: usize,
+    /// The gauge reporting the bytes held.
+    gauge: &'static str,
+    inner: Mutex<Inner<V, M>>,
+    /// Held while a copy is read from the database, so concurrent misses load it once.
+    loading: Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Inner<V, M> {
+    entries: HashMap<String, (u64, Arc<Corpus<V, M>>)>,
+    tick: u64,
+    bytes: usize,
+}
+
+impl<V, M> CorpusCache<V, M> {
+    /// A cache holding at most `budget` bytes (0 disables it), reported as `gauge`.
+    pub fn new(budget: usize, gauge: &'static str) -> Self {
+        CorpusCache {
+            budget,
+            gauge,
+            inner: Mutex::new(Inner {
+                entries: HashMap::new(),
+                tick: 0,
+                bytes: 0,
+            }),
+            loading: Mutex::new(()),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<Corpus<V, M>>> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.tick += 1;
+        let tick = inner.tick;
+        let entry = inner.entries.get_mut(key)?;
+        entry.0 = tick;
+        Some(entry.1.clone())
+    }
+
+    fn put(&self, key: &str, corpus: Arc<Corpus<V, M>>) {
+        let size = corpus.bytes();
+        if size > self.budget {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.tick += 1;
+        let tick = inner.tick;
+        if let Some((_, old)) = inner.entries.insert(key.to_string(), (tick, corpus)) {
+            inner.bytes -= old.bytes();
+        }
+        inner.bytes += size;
+        while inner.bytes > self.budget {
+            let Some(oldest) = inner
+                .entries
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some((_, gone)) = inner.entries.remove(&oldest) {
+                inner.bytes -= gone.bytes();
+            }
+        }
+        metrics::gauge!(self.gauge).set(inner.bytes as f64);
+    }
+
+    /// Forgets the copy of `key` (its corpus is gone).
+    pub fn forget(&self, key: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, gone)) = inner.entries.remove(key) {
+            inner.bytes -= gone.bytes();
+        }
+        metrics::gauge!(self.gauge).set(inner.bytes as f64);
+    }
+
+    /// The copy of `key` that `current` accepts: the cached one, or else the one `refresh` makes
+    /// from the stale copy (if any): loaded once however many queries miss at the same time.
+    pub fn current<E>(
+        &self,
+        key: &str,
+        current: impl Fn(&Corpus<V, M>) -> bool,
+        refresh: impl FnOnce(Option<&Corpus<V, M>>) -> Result<Corpus<V, M>, E>,
+    ) -> Result<Arc<Corpus<V, M>>, E> {
+        let cached = || self.get(key).filter(|c| current(c));
+        if let Some(copy) = cached() {
+            metrics::counter!("honcho_vector_cache_hits_total").increment(1);
+            return Ok(copy);
+        }
+        metrics::counter!("honcho_vector_cache_misses_total").increment(1);
+        let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(copy) = cached() {
+            return Ok(copy);
+        }
+        let stale = self.get(key);
+        let copy = Arc::new(refresh(stale.as_deref())?);
+        self.put(key, copy.clone());
+        Ok(copy)
+    }
+}

@@ -1,0 +1,188 @@
+//! Additions beyond v1.1.0 for an agent's every turn: message search (one session, or every
+//! session of a user) and the session context within a token budget.
+
+use super::{check_top_k, embed, parse_filter, parse_text, run, SessionPath, UserPath};
+use crate::auth::{scope, Access};
+use crate::dto::{Message, MessageSearch, SessionContext, UserMessageSearch};
+use crate::error::ApiError;
+use crate::extract::{Body, Query};
+use actix_web::web::{Data, Json, Path};
+use actix_web::{get, post, HttpRequest};
+use honcho_domain::context::{ContextRequest, TokenCounter, TOKENS_DEFAULT, TOKENS_MAX};
+use honcho_domain::embed::Embedder;
+use honcho_domain::retrieval::{MessageScope, Retrieval, Search, MESSAGE_TOP_K_MAX};
+use honcho_domain::Text;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::IntoParams;
+
+/// The query text, ready to rank with (embedded unless the mode ranks by words alone).
+async fn search_for(
+    text: String,
+    embedder: &Data<dyn Embedder>,
+    retrieval: Retrieval,
+) -> Result<Search, ApiError> {
+    let embedding = match retrieval.mode.uses_vectors() {
+        true => Some(embed(embedder, text.clone()).await?),
+        false => None,
+    };
+    Ok(Search {
+        text,
+        embedding,
+        retrieval,
+    })
+}
+
+/// Runs a message search for the user of `app_id`/`user_id`.
+async fn search_messages(
+    access: &Access<impl scope::RouteScope>,
+    embedder: &Data<dyn Embedder>,
+    retrieval: Retrieval,
+    (app_id, user_id): (String, String),
+    (query, top_k, scope): (String, i64, MessageScope),
+) -> Result<Json<Vec<Message>>, ApiError> {
+    let query = parse_text(Text::message_query(query), &[json!("query")])?;
+    check_top_k(top_k, MESSAGE_TOP_K_MAX)?;
+    let search = search_for(query.into_inner(), embedder, retrieval).await?;
+    let found = run(access.db(), move |db| {
+        db.query_messages(&app_id, &user_id, &scope, &search, top_k as usize)
+    })
+    .await?;
+    Ok(Json(found.items.into_iter().map(Message::from).collect()))
+}
+
+/// Search a session's messages, best match first
+///
+/// Ranked as `documents/query` ranks (BM25 over stemmed words and the embedder's vectors, fused;
+/// `RETRIEVAL_MODE` configures it), with no language model call. A message is searchable as soon
+/// as it is stored; one without a vector (stored before message search existed, or waiting for a
+/// remote embedder) is found by its words.
+#[utoipa::path(
+    tag = "search",
+    params(SessionPath),
+    request_body(content = MessageSearch, description = "What to look for, and in which messages"),
+    responses((status = 200, description = "The best matching messages, best first", body = Vec<Message>))
+)]
+#[post("/query")]
+pub async fn query_session_messages(
+    access: Access<scope::Session>,
+    embedder: Data<dyn Embedder>,
+    retrieval: Data<Retrieval>,
+    path: Path<SessionPath>,
+    body: Body<MessageSearch>,
+) -> Result<Json<Vec<Message>>, ApiError> {
+    let Body(MessageSearch {
+        query,
+        filter,
+        top_k,
+        is_user,
+    }) = body;
+    let key = path.into_inner().key();
+    let scope = MessageScope {
+        sessions: Some(vec![key.session_id]),
+        is_user,
+        metadata: parse_filter(filter)?,
+    };
+    let ids = (key.app_id, key.user_id);
+    search_messages(&access, &embedder, **retrieval, ids, (query, top_k, scope)).await
+}
+
+/// Search every session of a user (active or not), best match first
+///
+/// Ranked as the session search ranks, over all of the user's messages; `session_ids` narrows it
+/// to some sessions (an id that is not one of the user's sessions is a 404).
+#[utoipa::path(
+    tag = "search",
+    params(UserPath),
+    request_body(content = UserMessageSearch, description = "What to look for, and in which messages"),
+    responses((status = 200, description = "The best matching messages, best first", body = Vec<Message>))
+)]
+#[post("/query")]
+pub async fn query_user_messages(
+    access: Access<scope::AppUser>,
+    embedder: Data<dyn Embedder>,
+    retrieval: Data<Retrieval>,
+    path: Path<UserPath>,
+    body: Body<UserMessageSearch>,
+) -> Result<Json<Vec<Message>>, ApiError> {
+    let Body(UserMessageSearch {
+        query,
+        filter,
+        top_k,
+        is_user,
+        session_ids,
+    }) = body;
+    let path = path.into_inner();
+    let scope = MessageScope {
+        sessions: session_ids,
+        is_user,
+        metadata: parse_filter(filter)?,
+    };
+    let ids = (path.app_id, path.user_id);
+    search_messages(&access, &embedder, **retrieval, ids, (query, top_k, scope)).await
+}
+
+/// `.../context` query parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Fields document the parameters; values are parsed in `session_context`.
+struct ContextParams {
+    /// Token budget of the answer (`o200k_base` tokens of its contents)
+    #[param(minimum = 1, maximum = 100000, default = 2048)]
+    tokens: Option<u64>,
+    /// Include the newest summary when some messages do not fit
+    #[param(default = true)]
+    summary: Option<bool>,
+    /// Also return the user's facts most relevant to this (1 to 10,000 characters)
+    #[param(min_length = 1, max_length = 10000)]
+    query: Option<String>,
+}
+
+/// The context for the next prompt: latest messages, summary and facts within a token budget
+///
+/// The session's latest messages that fit in `tokens` after the facts (at most a quarter of the
+/// budget) and, when some messages did not fit, the newest summary the deriver wrote (at most half
+/// of it). Tokens are counted with `o200k_base`. Without a language model configured there are no
+/// summaries or facts, and the answer holds the messages that fit.
+#[utoipa::path(
+    tag = "context",
+    params(SessionPath, ContextParams),
+    responses((status = 200, description = "The context, within the budget", body = SessionContext))
+)]
+#[get("/{session_id}/context")]
+pub async fn session_context(
+    access: Access<scope::Session>,
+    embedder: Data<dyn Embedder>,
+    retrieval: Data<Retrieval>,
+    counter: Data<dyn TokenCounter>,
+    path: Path<SessionPath>,
+    req: HttpRequest,
+) -> Result<Json<SessionContext>, ApiError> {
+    let q = Query::of(&req)?;
+    let tokens = q.integer("tokens", TOKENS_DEFAULT as i64, 1, TOKENS_MAX as i64)? as usize;
+    let summary = q.boolean("summary", true)?;
+    let query = match q.string("query")? {
+        Some(text) => Some(
+            Text::message_query(text)
+                .map_err(|reason| super::invalid_query("query", &reason))?
+                .into_inner(),
+        ),
+        None => None,
+    };
+    let facts = match &query {
+        Some(text) => Some(search_for(text.clone(), &embedder, **retrieval).await?),
+        None => None,
+    };
+    let request = ContextRequest {
+        tokens,
+        summary,
+        query,
+    };
+    let key = path.into_inner().key();
+    let counter = counter.into_inner();
+    let context = run(access.db(), move |db| {
+        db.session_context(&key, &request, facts.as_ref(), &*counter)
+    })
+    .await?;
+    Ok(Json(context.into()))
+}

@@ -1,0 +1,6 @@
+DROP INDEX messages_unembedded;
+DROP INDEX messages_user_order;
+ALTER TABLE sessions DROP COLUMN vector_revision;
+ALTER TABLE messages DROP COLUMN dimensions;
+ALTER TABLE messages DROP COLUMN embedder;
+ALTER TABLE messages DROP COLUMN embedding;
