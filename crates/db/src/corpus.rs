@@ -93,9 +93,7 @@ impl<V, M> Corpus<V, M> {
     /// Whether item `i` carries a vector of `query`'s embedder and dimension.
     fn comparable_with(&self, i: usize, query: &Embedding) -> bool {
         match &self.made_by[i] {
-            Some((name, dims)) => {
-                *dims as usize == query.vector.len() && **name == *query.embedder
-            }
+            Some((name, dims)) => *dims as usize == query.vector.len() && **name == *query.embedder,
             None => false,
         }
     }

@@ -6,13 +6,13 @@
 // `queries/` and `schema.rs` are deliberately compiled twice, once per backend (see above).
 #![allow(clippy::duplicate_mod)]
 
+pub mod corpus;
 mod error;
 mod pg;
 mod pool;
 mod sqlite;
 mod store;
 mod url;
-pub mod corpus;
 
 pub use error::{DbError, Outage};
 pub use pool::close;

@@ -1,8 +1,8 @@
 //! `Db`: the connection pool of one backend, and every store operation dispatched to that backend's
 //! queries. Calls are blocking (diesel is synchronous): the web layer runs them off the async workers.
 
-use crate::pool::{Liveness, PgManager, SqliteManager};
 use crate::corpus::{CollectionCache, UserCache};
+use crate::pool::{Liveness, PgManager, SqliteManager};
 use crate::{pg, sqlite, DatabaseUrl, DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;

@@ -376,12 +376,10 @@ fn run(command: Command) -> Result<(), String> {
             let done = honcho_domain::embed::reembed(&db, embedder.as_ref(), batch, |documents| {
                 tracing::info!(documents, "re-embedded")
             })?;
-            let messages = honcho_domain::embed::embed_messages(
-                &db,
-                embedder.as_ref(),
-                batch,
-                |messages| tracing::info!(messages, "embedded"),
-            )?;
+            let messages =
+                honcho_domain::embed::embed_messages(&db, embedder.as_ref(), batch, |messages| {
+                    tracing::info!(messages, "embedded")
+                })?;
             println!(
                 "re-embedded {done} documents and embedded {messages} messages with {}",
                 embedder.id()

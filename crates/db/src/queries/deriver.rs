@@ -400,7 +400,11 @@ fn protected_collection(
         .ok_or(diesel::result::Error::NotFound)
 }
 
-pub(super) fn find_protected(conn: &mut Conn, app_id: &str, user_id: &str) -> QueryResult<Option<String>> {
+pub(super) fn find_protected(
+    conn: &mut Conn,
+    app_id: &str,
+    user_id: &str,
+) -> QueryResult<Option<String>> {
     collections::table
         .filter(collections::user_id.eq(user_id))
         .filter(collections::name.eq(PROTECTED_COLLECTION))

@@ -1,17 +1,17 @@
 use super::schema::{deriver_queue, messages, sessions, users};
 use super::{dialect, into_map, page_of, session_of, updated_row, Conn};
+use crate::corpus::{Corpus, MessageCorpus, MessageMeta, SessionMark, UserCache};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use crate::corpus::{Corpus, MessageCorpus, MessageMeta, SessionMark, UserCache};
 use honcho_domain::retrieval::{MessageScope, Ranked, Search};
 use honcho_domain::vector::encode;
 use honcho_domain::{
     deriver_disabled, id::new_id, now, Embedding, Error, Message, Metadata, NewMessage, Page,
     PageRequest, SessionKey,
 };
-use std::sync::Arc;
 use serde_json::Value;
+use std::sync::Arc;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = messages)]
@@ -279,7 +279,11 @@ pub fn query_messages(
             if let Some(wanted) = &scope.sessions {
                 q = q.filter(messages::session_id.eq_any(wanted));
             }
-            Some(q.order(messages::id.asc()).select(messages::id).load(conn)?)
+            Some(
+                q.order(messages::id.asc())
+                    .select(messages::id)
+                    .load(conn)?,
+            )
         }
         None => None,
     };
@@ -458,9 +462,7 @@ pub fn messages_to_embed(
     after: i64,
     limit: i64,
 ) -> DbResult<Vec<(i64, String)>> {
-    let mut q = messages::table
-        .filter(messages::id.gt(after))
-        .into_boxed();
+    let mut q = messages::table.filter(messages::id.gt(after)).into_boxed();
     q = match embedder {
         Some((name, dims)) => q.filter(
             messages::embedder

@@ -391,6 +391,21 @@ const SPEC: &[(&str, &str, &[&str])] = &[
         &["app", "user", "session"],
     ),
     (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/messages/query",
+        &["app", "user", "session"],
+    ),
+    (
+        "GET",
+        "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/context",
+        &["app", "user", "session"],
+    ),
+    (
+        "POST",
+        "/v1/apps/{app_id}/users/{user_id}/messages/query",
+        &["app", "user"],
+    ),
+    (
         "PUT",
         "/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/messages/{message_id}",
         &["app", "user", "session"],

@@ -350,7 +350,7 @@ fn vectors_of_another_embedder_are_not_compared_until_reembedded() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "re-embedded 2 documents with model2vec:potion-base-8M"
+        "re-embedded 2 documents and embedded 0 messages with model2vec:potion-base-8M"
     );
     let found = app.ok(app.post(
         &format!("{docs}/query"),

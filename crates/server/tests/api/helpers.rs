@@ -16,6 +16,8 @@ pub struct TestApp {
     handle: Option<actix_web::dev::ServerHandle>,
     thread: Option<JoinHandle<()>>,
     deriver: Option<honcho_insights::Deriver>,
+    /// Embeds stored messages (with a remote embedder).
+    message_embedder: Option<honcho_insights::embedding::MessageEmbedder>,
     /// Dropped after the server stopped (fields drop after `Drop::drop`).
     database: FreshDatabase,
     db_url: String,
@@ -182,6 +184,9 @@ impl TestApp {
             _ => None,
         };
         let deriver_signal = deriver.as_ref().map(honcho_insights::Deriver::signal);
+        let message_embedder = embedder.remote().then(|| {
+            honcho_insights::embedding::MessageEmbedder::start(db.clone(), embedder.clone())
+        });
         let models = options.models;
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -215,6 +220,7 @@ impl TestApp {
             handle: Some(handle),
             thread: Some(thread),
             deriver,
+            message_embedder,
             database: fresh,
             db_url,
         }
@@ -405,6 +411,9 @@ impl Drop for TestApp {
         }
         if let Some(deriver) = self.deriver.take() {
             deriver.stop(Duration::from_secs(10));
+        }
+        if let Some(worker) = self.message_embedder.take() {
+            worker.stop(Duration::from_secs(10));
         }
         // `database` drops its schema next.
     }

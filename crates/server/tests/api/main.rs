@@ -19,6 +19,7 @@ mod operations;
 mod properties;
 mod retrieval;
 mod routing;
+mod search;
 mod sessions;
 mod users;
 mod validation;

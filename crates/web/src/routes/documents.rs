@@ -1,6 +1,4 @@
-use super::{
-    check_top_k, embed, parse_filter, parse_metadata, parse_text, run, CollectionPath,
-};
+use super::{check_top_k, embed, parse_filter, parse_metadata, parse_text, run, CollectionPath};
 use crate::auth::{scope, Access};
 use crate::dto::{
     Deleted, Document, DocumentCreate, DocumentGet, DocumentQuery, DocumentUpdate, Page,

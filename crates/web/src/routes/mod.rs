@@ -65,8 +65,16 @@ where
 
 /// Embeds `text` on the blocking pool, holding no database connection meanwhile.
 async fn embed(embedder: &Data<dyn Embedder>, text: String) -> Result<Embedding, ApiError> {
+    Ok(try_embed(embedder, text).await??)
+}
+
+/// [`embed`], with the embedder's failure given back as it is.
+async fn try_embed(
+    embedder: &Data<dyn Embedder>,
+    text: String,
+) -> Result<Result<Embedding, honcho_domain::embed::EmbedError>, ApiError> {
     let embedder = embedder.clone().into_inner();
-    actix_web::web::block(move || -> Result<Embedding, ApiError> {
+    Ok(actix_web::web::block(move || {
         let vector = embedder.embed(&[text.as_str()])?.pop().ok_or_else(|| {
             honcho_domain::embed::EmbedError::BadResponse("no vector returned".into())
         })?;
@@ -75,7 +83,7 @@ async fn embed(embedder: &Data<dyn Embedder>, text: String) -> Result<Embedding,
             embedder: embedder.id().to_string(),
         })
     })
-    .await?
+    .await?)
 }
 
 /// A 422 unless `top_k` is from 1 to `max`.

@@ -1,37 +1,60 @@
 //! Additions beyond v1.1.0 for an agent's every turn: message search (one session, or every
 //! session of a user) and the session context within a token budget.
 
-use super::{check_top_k, embed, parse_filter, parse_text, run, SessionPath, UserPath};
+use super::{check_top_k, embed, parse_filter, parse_text, run, try_embed, SessionPath, UserPath};
 use crate::auth::{scope, Access};
 use crate::dto::{Message, MessageSearch, SessionContext, UserMessageSearch};
 use crate::error::ApiError;
 use crate::extract::{Body, Query};
 use actix_web::web::{Data, Json, Path};
-use actix_web::{get, post, HttpRequest};
+use actix_web::{get, post, HttpRequest, HttpResponse};
 use honcho_domain::context::{ContextRequest, TokenCounter, TOKENS_DEFAULT, TOKENS_MAX};
 use honcho_domain::embed::Embedder;
-use honcho_domain::retrieval::{MessageScope, Retrieval, Search, MESSAGE_TOP_K_MAX};
+use honcho_domain::retrieval::{MessageScope, Retrieval, RetrievalMode, Search, MESSAGE_TOP_K_MAX};
 use honcho_domain::Text;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
 
-/// The query text, ready to rank with (embedded unless the mode ranks by words alone).
+/// The query text, ready to rank with (embedded unless the mode ranks by words alone). When the
+/// embedder fails, hybrid ranking goes on by words alone (the failure is logged; the answer says
+/// so in [`RANKED_BY_WORDS_HEADER`]), so that search keeps working while a remote embedding service
+/// is down; `vector` ranking cannot, and answers the embedder's error.
 async fn search_for(
     text: String,
     embedder: &Data<dyn Embedder>,
     retrieval: Retrieval,
-) -> Result<Search, ApiError> {
-    let embedding = match retrieval.mode.uses_vectors() {
-        true => Some(embed(embedder, text.clone()).await?),
-        false => None,
+) -> Result<(Search, bool), ApiError> {
+    let mut by_words_only = false;
+    let embedding = match retrieval.mode {
+        RetrievalMode::Lexical => None,
+        RetrievalMode::Vector => Some(embed(embedder, text.clone()).await?),
+        RetrievalMode::Hybrid => match try_embed(embedder, text.clone()).await? {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "search: the query could not be embedded; ranking by words alone");
+                by_words_only = true;
+                None
+            }
+        },
     };
-    Ok(Search {
+    let search = Search {
         text,
         embedding,
-        retrieval,
-    })
+        retrieval: match by_words_only {
+            true => Retrieval {
+                mode: RetrievalMode::Lexical,
+                ..retrieval
+            },
+            false => retrieval,
+        },
+    };
+    Ok((search, by_words_only))
 }
+
+/// Set (to `words`) on a search's answer when the query could not be embedded and hybrid ranking
+/// ranked by words alone.
+pub const RANKED_BY_WORDS_HEADER: &str = "x-honcho-ranked-by";
 
 /// Runs a message search for the user of `app_id`/`user_id`.
 async fn search_messages(
@@ -40,15 +63,20 @@ async fn search_messages(
     retrieval: Retrieval,
     (app_id, user_id): (String, String),
     (query, top_k, scope): (String, i64, MessageScope),
-) -> Result<Json<Vec<Message>>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let query = parse_text(Text::message_query(query), &[json!("query")])?;
     check_top_k(top_k, MESSAGE_TOP_K_MAX)?;
-    let search = search_for(query.into_inner(), embedder, retrieval).await?;
+    let (search, by_words_only) = search_for(query.into_inner(), embedder, retrieval).await?;
     let found = run(access.db(), move |db| {
         db.query_messages(&app_id, &user_id, &scope, &search, top_k as usize)
     })
     .await?;
-    Ok(Json(found.items.into_iter().map(Message::from).collect()))
+    let messages: Vec<Message> = found.items.into_iter().map(Message::from).collect();
+    let mut answer = HttpResponse::Ok();
+    if by_words_only {
+        answer.insert_header((RANKED_BY_WORDS_HEADER, "words"));
+    }
+    Ok(answer.json(messages))
 }
 
 /// Search a session's messages, best match first
@@ -61,7 +89,8 @@ async fn search_messages(
     tag = "search",
     params(SessionPath),
     request_body(content = MessageSearch, description = "What to look for, and in which messages"),
-    responses((status = 200, description = "The best matching messages, best first", body = Vec<Message>))
+    responses((status = 200, description = "The best matching messages, best first", body = Vec<Message>,
+        headers(("x-honcho-ranked-by" = String, description = "`words` when the query could not be embedded (the embedding service failed) and hybrid ranking ranked by words alone"))))
 )]
 #[post("/query")]
 pub async fn query_session_messages(
@@ -70,7 +99,7 @@ pub async fn query_session_messages(
     retrieval: Data<Retrieval>,
     path: Path<SessionPath>,
     body: Body<MessageSearch>,
-) -> Result<Json<Vec<Message>>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let Body(MessageSearch {
         query,
         filter,
@@ -95,7 +124,8 @@ pub async fn query_session_messages(
     tag = "search",
     params(UserPath),
     request_body(content = UserMessageSearch, description = "What to look for, and in which messages"),
-    responses((status = 200, description = "The best matching messages, best first", body = Vec<Message>))
+    responses((status = 200, description = "The best matching messages, best first", body = Vec<Message>,
+        headers(("x-honcho-ranked-by" = String, description = "`words` when the query could not be embedded (the embedding service failed) and hybrid ranking ranked by words alone"))))
 )]
 #[post("/query")]
 pub async fn query_user_messages(
@@ -104,7 +134,7 @@ pub async fn query_user_messages(
     retrieval: Data<Retrieval>,
     path: Path<UserPath>,
     body: Body<UserMessageSearch>,
-) -> Result<Json<Vec<Message>>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let Body(UserMessageSearch {
         query,
         filter,
@@ -170,7 +200,7 @@ pub async fn session_context(
         None => None,
     };
     let facts = match &query {
-        Some(text) => Some(search_for(text.clone(), &embedder, **retrieval).await?),
+        Some(text) => Some(search_for(text.clone(), &embedder, **retrieval).await?.0),
         None => None,
     };
     let request = ContextRequest {
