@@ -815,16 +815,26 @@ impl honcho_domain::insights::MemoryStore for Db {
     fn conversation(&self, key: &SessionKey) -> DbResult<Conversation> {
         dispatch!(self, conversation(key))
     }
-    fn search_facts(
+    fn rank_facts(
         &self,
         key: &SessionKey,
-        queries: &[Embedding],
+        searches: &[honcho_domain::retrieval::Search],
         top: usize,
-        max_distance: f32,
-    ) -> DbResult<Vec<Vec<(String, f32)>>> {
+    ) -> DbResult<Vec<Vec<String>>> {
         dispatch!(
             self,
-            search_facts(&*self.vectors, key, queries, top, max_distance)
+            rank_facts_for_each(&*self.vectors, key, searches, top)
+        )
+    }
+    fn search_messages(
+        &self,
+        key: &SessionKey,
+        searches: &[honcho_domain::retrieval::Search],
+        top: usize,
+    ) -> DbResult<Vec<Vec<Message>>> {
+        dispatch!(
+            self,
+            search_messages_for_each(&*self.messages, key, searches, top)
         )
     }
     fn save_representation(

@@ -190,15 +190,22 @@ pub trait MemoryStore: Send + Sync {
 
     /// The session's conversation: U404 / S404 when the user or session does not exist.
     fn conversation(&self, key: &SessionKey) -> Result<Conversation, Self::Error>;
-    /// For each query, the contents of the user's `top` facts nearest to it (within
-    /// `max_distance`) with their distances, nearest first.
-    fn search_facts(
+    /// For each search, the contents of the user's `top` facts best ranked for it (the ranking of
+    /// [`crate::retrieval`]), best first.
+    fn rank_facts(
         &self,
         key: &SessionKey,
-        queries: &[Embedding],
+        searches: &[crate::retrieval::Search],
         top: usize,
-        max_distance: f32,
-    ) -> Result<Vec<Vec<(String, f32)>>, Self::Error>;
+    ) -> Result<Vec<Vec<String>>, Self::Error>;
+    /// For each search, the user's `top` messages (from every session) best ranked for it, best
+    /// first.
+    fn search_messages(
+        &self,
+        key: &SessionKey,
+        searches: &[crate::retrieval::Search],
+        top: usize,
+    ) -> Result<Vec<Vec<Message>>, Self::Error>;
     /// Saves the context of an answer as a metamessage of the session.
     fn save_representation(
         &self,

@@ -3,15 +3,21 @@
 //! error); the answer is then asked for whole or streamed.
 
 use crate::prompts;
+use honcho_domain::context::TokenCounter;
 use honcho_domain::embed::{EmbedError, Embedder};
 use honcho_domain::insights::MemoryStore;
 use honcho_domain::llm::{LlmError, Models, Prompt};
-use honcho_domain::{Embedding, SessionKey};
+use honcho_domain::retrieval::{Retrieval, Search};
+use honcho_domain::{Embedding, Message, SessionKey};
 
 /// Facts taken per search query.
 pub const FACTS_PER_QUERY: usize = 10;
-/// Facts farther than this (cosine distance) from a query are not relevant to it.
-pub const MAX_FACT_DISTANCE: f32 = 0.85;
+/// The user's messages (from any session) taken per search query.
+pub const MESSAGES_PER_QUERY: usize = 10;
+/// Tokens (`o200k_base`) of the context an answer is given, at most: facts take up to a quarter,
+/// the user's messages found by search up to another quarter, the conversation (summary and
+/// latest messages) the rest.
+pub const CONTEXT_TOKENS: usize = 6_000;
 
 /// Why no answer could be prepared.
 #[derive(Debug)]
@@ -38,47 +44,138 @@ pub struct Prepared {
     message_id: Option<String>,
 }
 
-/// Reads the conversation, finds the facts relevant to `queries` (each query plus the search
-/// phrases the query model writes for it; when that model fails or answers something unusable, the
-/// queries alone) and returns the prompt for the answer. Nothing is written: see `remember`.
+/// How the dialectic reads memory: the ranking and the token counter.
+#[derive(Clone, Copy)]
+pub struct Reading<'a> {
+    pub embedder: &'a dyn Embedder,
+    pub retrieval: Retrieval,
+    pub counter: &'a dyn TokenCounter,
+}
+
+/// Reads the conversation, finds the facts and the user's messages (from every session) relevant
+/// to `queries` (each query plus the search phrases the query model writes for it; when that model
+/// fails or answers something unusable, the queries alone), ranked as message search ranks, and
+/// returns the prompt for the answer, its context within [`CONTEXT_TOKENS`]. Nothing is written:
+/// see `remember`.
 pub fn prepare<S: MemoryStore>(
     store: &S,
     models: &Models,
-    embedder: &dyn Embedder,
+    reading: Reading<'_>,
     key: &SessionKey,
     queries: &[String],
 ) -> Result<Prepared, DialecticError<S::Error>> {
-    let conversation = store.conversation(key).map_err(DialecticError::Store)?;
+    let mut conversation = store.conversation(key).map_err(DialecticError::Store)?;
     let question = queries.join("\n");
-    let mut searches: Vec<String> = queries.to_vec();
-    searches.extend(expand(models, &question));
-    let texts: Vec<&str> = searches.iter().map(String::as_str).collect();
-    let queries: Vec<Embedding> = embedder
-        .embed(&texts)?
-        .into_iter()
-        .map(|vector| Embedding {
-            vector,
-            embedder: embedder.id().to_string(),
-        })
-        .collect();
-    let found = store
-        .search_facts(key, &queries, FACTS_PER_QUERY, MAX_FACT_DISTANCE)
+    let mut phrases: Vec<String> = queries.to_vec();
+    phrases.extend(expand(models, &question));
+    let searches = searches(reading, phrases)?;
+    let facts = store
+        .rank_facts(key, &searches, FACTS_PER_QUERY)
         .map_err(DialecticError::Store)?;
-    let mut facts: Vec<(String, f32)> = Vec::new();
-    for (fact, distance) in found.into_iter().flatten() {
-        match facts.iter_mut().find(|(f, _)| *f == fact) {
-            Some(known) => known.1 = known.1.min(distance),
-            None => facts.push((fact, distance)),
-        }
+    let found = store
+        .search_messages(key, &searches, MESSAGES_PER_QUERY)
+        .map_err(DialecticError::Store)?;
+    let counter = reading.counter;
+    let quarter = CONTEXT_TOKENS / 4;
+    let facts = within(interleave(facts, |f| f.clone()), quarter, |f| {
+        counter.count(f)
+    });
+    let in_conversation: Vec<String> = conversation.recent.iter().map(|m| m.id.clone()).collect();
+    let found: Vec<Message> = interleave(found, |m| m.id.clone())
+        .into_iter()
+        .filter(|m| !in_conversation.contains(&m.id))
+        .collect();
+    let found = within(found, quarter, |m| counter.count(&m.content));
+    // The conversation gets what is left: its summary, then its latest messages.
+    let used: usize = facts.iter().map(|f| counter.count(f)).sum::<usize>()
+        + found
+            .iter()
+            .map(|m| counter.count(&m.content))
+            .sum::<usize>();
+    let mut room = CONTEXT_TOKENS.saturating_sub(used);
+    if let Some(summary) = &conversation.short_summary {
+        room = room.saturating_sub(counter.count(&summary.content));
     }
-    facts.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let facts: Vec<String> = facts.into_iter().map(|(f, _)| f).collect();
-    let context = prompts::answer_context(&facts, &conversation);
+    let mut recent_tokens: usize = 0;
+    let keep_from = conversation
+        .recent
+        .iter()
+        .rposition(|m| {
+            recent_tokens += counter.count(&m.content);
+            recent_tokens > room
+        })
+        .map_or(0, |i| i + 1);
+    conversation.recent.drain(..keep_from);
+    let context = prompts::answer_context(&facts, &found, &conversation);
     Ok(Prepared {
         prompt: prompts::answer(&question, &context),
         context,
         message_id: conversation.last_user_message,
     })
+}
+
+/// Each phrase ready to rank with (embedded in one call unless ranking is by words alone).
+fn searches<E>(
+    reading: Reading<'_>,
+    phrases: Vec<String>,
+) -> Result<Vec<Search>, DialecticError<E>> {
+    let vectors: Vec<Option<Embedding>> = match reading.retrieval.mode.uses_vectors() {
+        true => {
+            let texts: Vec<&str> = phrases.iter().map(String::as_str).collect();
+            reading
+                .embedder
+                .embed_each(&texts)?
+                .into_iter()
+                .map(|vector| {
+                    Some(Embedding {
+                        vector,
+                        embedder: reading.embedder.id().to_string(),
+                    })
+                })
+                .collect()
+        }
+        false => vec![None; phrases.len()],
+    };
+    Ok(phrases
+        .into_iter()
+        .zip(vectors)
+        .map(|(text, embedding)| Search {
+            text,
+            embedding,
+            retrieval: reading.retrieval,
+        })
+        .collect())
+}
+
+/// The results of several searches as one list: every search's best, then every search's second,
+/// and so on, each item once (by `identity`).
+fn interleave<T, K: PartialEq>(lists: Vec<Vec<T>>, identity: impl Fn(&T) -> K) -> Vec<T> {
+    let mut lists: Vec<std::collections::VecDeque<T>> = lists.into_iter().map(Into::into).collect();
+    let (mut out, mut seen): (Vec<T>, Vec<K>) = (Vec::new(), Vec::new());
+    while lists.iter().any(|l| !l.is_empty()) {
+        for list in &mut lists {
+            if let Some(item) = list.pop_front() {
+                let id = identity(&item);
+                if !seen.contains(&id) {
+                    seen.push(id);
+                    out.push(item);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The first items of `items` whose tokens fit in `budget`.
+fn within<T>(items: Vec<T>, budget: usize, tokens: impl Fn(&T) -> usize) -> Vec<T> {
+    let mut used = 0;
+    items
+        .into_iter()
+        .take_while(|item| {
+            used += tokens(item);
+            used <= budget
+        })
+        .collect()
 }
 
 /// Keeps the context an answer was given from as the session's `honcho_user_representation`

@@ -187,9 +187,9 @@ pub fn read_search_queries(output: &str) -> Option<Vec<String>> {
     (!queries.is_empty()).then_some(queries)
 }
 
-/// What the answer is based on: facts and conversation, as one text (also saved as the
-/// representation metamessage).
-pub fn answer_context(facts: &[String], conversation: &Conversation) -> String {
+/// What the answer is based on: facts, the user's messages found by search (from any session) and
+/// the conversation, as one text (also saved as the representation metamessage).
+pub fn answer_context(facts: &[String], found: &[Message], conversation: &Conversation) -> String {
     let facts = if facts.is_empty() {
         "(none)".to_string()
     } else {
@@ -199,8 +199,18 @@ pub fn answer_context(facts: &[String], conversation: &Conversation) -> String {
             .collect::<Vec<_>>()
             .join("\n")
     };
+    let found = if found.is_empty() {
+        "(none)".to_string()
+    } else {
+        found
+            .iter()
+            .map(|m| format!("- {}", transcript(std::slice::from_ref(m))))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     format!(
-        "Facts remembered about the user:\n{facts}\n\nSummary of the conversation so far:\n{}\n\n\
+        "Facts remembered about the user:\n{facts}\n\nEarlier messages that may be relevant:\n{found}\n\n\
+         Summary of the conversation so far:\n{}\n\n\
          Recent messages:\n{}",
         or_none(
             conversation
@@ -328,15 +338,17 @@ mod tests {
             recent: vec![message("m1", true, "I'm off to Rome")],
             ..Default::default()
         };
-        let context = answer_context(&["The user likes pasta.".into()], &conversation);
+        let found = [message("m0", true, "My sister lives in Lisbon")];
+        let context = answer_context(&["The user likes pasta.".into()], &found, &conversation);
         assert!(context.contains("- The user likes pasta."));
+        assert!(context.contains("- user: My sister lives in Lisbon"));
         assert!(context.contains("user: I'm off to Rome"));
         let prompt = answer("Where is the user going?", &context);
         assert!(prompt.turns[0]
             .content
             .ends_with("Question: Where is the user going?"));
         assert!(!prompt.json_object);
-        let empty = answer_context(&[], &Conversation::default());
-        assert_eq!(empty.matches("(none)").count(), 3, "{empty}");
+        let empty = answer_context(&[], &[], &Conversation::default());
+        assert_eq!(empty.matches("(none)").count(), 4, "{empty}");
     }
 }

@@ -3,10 +3,11 @@
 
 use super::deriver::find_protected;
 use super::documents::{current_vectors, documents_in_order};
+use super::messages::query_messages;
 use super::messages::MessageRow;
 use super::schema::{messages, metamessages};
 use super::Conn;
-use crate::corpus::CollectionCache;
+use crate::corpus::{CollectionCache, UserCache};
 use crate::DbResult;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -15,7 +16,7 @@ use honcho_domain::context::{
     TokenCounter, FACTS_MAX,
 };
 use honcho_domain::insights::{SUMMARY_LONG_LABEL, SUMMARY_SHORT_LABEL};
-use honcho_domain::retrieval::Search;
+use honcho_domain::retrieval::{MessageScope, Search};
 use honcho_domain::{CollectionKey, Message, SessionKey};
 
 /// Messages read per round while filling a context.
@@ -34,7 +35,11 @@ pub fn session_context(
     super::sessions::get_session(conn, key)?;
     let budget = request.tokens;
     let ranked = match facts {
-        Some(search) => ranked_facts(conn, cache, &key.app_id, &key.user_id, search, FACTS_MAX)?,
+        Some(search) => {
+            rank_facts_for_each(conn, cache, key, std::slice::from_ref(search), FACTS_MAX)?
+                .pop()
+                .unwrap_or_default()
+        }
         None => Vec::new(),
     };
     let facts = fit_facts(budget, ranked, counter);
@@ -64,34 +69,6 @@ pub fn session_context(
         false => Vec::new(),
     };
     Ok(fill.finish(budget, facts, summaries, counter))
-}
-
-/// The contents of the user's `top` facts best ranked for `search` (hybrid ranking over the
-/// user's protected collection), best first; none when the user has no facts.
-pub fn ranked_facts(
-    conn: &mut Conn,
-    cache: &CollectionCache,
-    app_id: &str,
-    user_id: &str,
-    search: &Search,
-    top: usize,
-) -> DbResult<Vec<String>> {
-    let Some(collection_id) = find_protected(conn, app_id, user_id)? else {
-        return Ok(Vec::new());
-    };
-    let key = CollectionKey {
-        app_id: app_id.to_string(),
-        user_id: user_id.to_string(),
-        collection_id,
-    };
-    let Some(copy) = current_vectors(conn, &key, cache)? else {
-        return Ok(Vec::new());
-    };
-    let ranked = copy.rank(search, |_| true, top);
-    Ok(documents_in_order(conn, &ranked.items)?
-        .into_iter()
-        .map(|d| d.content)
-        .collect())
 }
 
 /// The session's newest short and long summaries (those whose message still exists).
@@ -131,4 +108,56 @@ fn latest_summaries(conn: &mut Conn, session_id: &str) -> DbResult<Vec<SessionSu
         }
     }
     Ok(found)
+}
+
+/// For each search, the contents of the user's `top` facts best ranked for it (hybrid ranking over
+/// the user's protected collection, read once for all of them), best first; none when the user has
+/// no facts.
+pub fn rank_facts_for_each(
+    conn: &mut Conn,
+    cache: &CollectionCache,
+    key: &SessionKey,
+    searches: &[Search],
+    top: usize,
+) -> DbResult<Vec<Vec<String>>> {
+    let Some(collection_id) = find_protected(conn, &key.app_id, &key.user_id)? else {
+        return Ok(vec![Vec::new(); searches.len()]);
+    };
+    let collection = CollectionKey {
+        app_id: key.app_id.clone(),
+        user_id: key.user_id.clone(),
+        collection_id,
+    };
+    let Some(copy) = current_vectors(conn, &collection, cache)? else {
+        return Ok(vec![Vec::new(); searches.len()]);
+    };
+    let mut out = Vec::with_capacity(searches.len());
+    for search in searches {
+        let ranked = copy.rank(search, |_| true, top);
+        out.push(
+            documents_in_order(conn, &ranked.items)?
+                .into_iter()
+                .map(|d| d.content)
+                .collect(),
+        );
+    }
+    Ok(out)
+}
+
+/// The user's `top` messages (every session) best ranked for each search.
+pub fn search_messages_for_each(
+    conn: &mut Conn,
+    cache: &UserCache,
+    key: &SessionKey,
+    searches: &[Search],
+    top: usize,
+) -> DbResult<Vec<Vec<Message>>> {
+    let scope = MessageScope::default();
+    searches
+        .iter()
+        .map(|search| {
+            query_messages(conn, cache, &key.app_id, &key.user_id, &scope, search, top)
+                .map(|r| r.items)
+        })
+        .collect()
 }

@@ -22,7 +22,7 @@ use honcho_domain::insights::{
 };
 use honcho_domain::vector::cosine_distance;
 use honcho_domain::{
-    id::new_id, now, CollectionKey, Embedding, Error, Message, SessionKey, PROTECTED_COLLECTION,
+    id::new_id, now, CollectionKey, Error, Message, SessionKey, PROTECTED_COLLECTION,
 };
 use serde_json::Value;
 
@@ -724,55 +724,6 @@ pub fn conversation(conn: &mut Conn, key: &SessionKey) -> DbResult<Conversation>
         recent,
         last_user_message,
     })
-}
-
-/// For each query, the contents of the user's facts nearest to it within `max_distance` with their
-/// distances, nearest first (one snapshot of the collection for all of them).
-pub fn search_facts(
-    conn: &mut Conn,
-    cache: &CollectionCache,
-    key: &SessionKey,
-    queries: &[Embedding],
-    top: usize,
-    max_distance: f32,
-) -> DbResult<Vec<Vec<(String, f32)>>> {
-    let Some(collection_id) = find_protected(conn, &key.app_id, &key.user_id)? else {
-        return Ok(vec![Vec::new(); queries.len()]);
-    };
-    let collection = CollectionKey {
-        app_id: key.app_id.clone(),
-        user_id: key.user_id.clone(),
-        collection_id,
-    };
-    let Some(copy) = current_vectors(conn, &collection, cache)? else {
-        return Ok(vec![Vec::new(); queries.len()]);
-    };
-    let found: Vec<Vec<(i64, f32)>> = queries
-        .iter()
-        .map(|q| {
-            copy.nearest(q, top)
-                .into_iter()
-                .filter(|(_, d)| *d <= max_distance)
-                .collect()
-        })
-        .collect();
-    let mut ids: Vec<i64> = found.iter().flatten().map(|(id, _)| *id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let contents: std::collections::HashMap<i64, String> = documents::table
-        .filter(documents::id.eq_any(&ids))
-        .select((documents::id, documents::content))
-        .load::<(i64, String)>(conn)?
-        .into_iter()
-        .collect();
-    Ok(found
-        .into_iter()
-        .map(|near| {
-            near.into_iter()
-                .filter_map(|(id, d)| Some((contents.get(&id)?.clone(), d)))
-                .collect()
-        })
-        .collect())
 }
 
 /// Saves the context of a dialectic answer as a metamessage of the session.

@@ -538,3 +538,36 @@ fn a_stream_cut_after_the_first_piece_is_not_a_complete_answer() {
         String::from_utf8_lossy(&rest)
     );
 }
+
+#[test]
+fn chat_reads_what_the_user_said_in_another_session() {
+    let server = ModelServer::start(Protocol::OpenAi);
+    // No deriver: there are no facts, only messages.
+    let app = app_with(&server, 0);
+    let s = app.session_path();
+    app.ok(app.post(
+        &format!("{}/messages/batch", s.session_path()),
+        json!({ "messages": [
+            { "content": "I keep bees on my roof in Lisbon", "is_user": true },
+            { "content": "How lovely! How many hives?", "is_user": false },
+            { "content": "Three hives, and the honey is great", "is_user": true },
+        ] }),
+    ));
+    let other = app.create_session(&s.app, &s.user);
+    let other_path = format!("{}/sessions/{other}", s.user_path());
+    app.ok(app.post(
+        &format!("{other_path}/messages"),
+        json!({ "content": "Any idea for a weekend project?", "is_user": true }),
+    ));
+    let answer = app.ok(app.post(
+        &format!("{other_path}/chat"),
+        json!({ "queries": "Does the user keep bees?" }),
+    ));
+    let prompt = answer["content"].as_str().unwrap();
+    assert!(
+        prompt.contains("Earlier messages that may be relevant:\n- user: I keep bees on my roof in Lisbon"),
+        "{prompt}"
+    );
+    // The current session's conversation is there once, as the conversation.
+    assert_eq!(prompt.matches("Any idea for a weekend project?").count(), 1, "{prompt}");
+}

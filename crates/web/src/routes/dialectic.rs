@@ -9,9 +9,11 @@ use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes, Data, Json, Path};
 use actix_web::{get, post, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
+use honcho_domain::context::TokenCounter;
 use honcho_domain::embed::Embedder;
 use honcho_domain::insights::{check_query, check_query_count, QueueScope};
 use honcho_domain::llm::LlmError;
+use honcho_domain::retrieval::Retrieval;
 use honcho_insights::dialectic;
 use serde_json::{json, Value};
 
@@ -149,6 +151,8 @@ pub(super) async fn chat(
     access: Access<scope::Session>,
     features: Data<Features>,
     embedder: Data<dyn Embedder>,
+    retrieval: Data<Retrieval>,
+    counter: Data<dyn TokenCounter>,
     path: Path<SessionPath>,
     body: Body<DialecticOptions>,
 ) -> Result<HttpResponse, ApiError> {
@@ -161,11 +165,16 @@ pub(super) async fn chat(
         ));
     };
     let key = path.into_inner().key();
-    let embedder = embedder.into_inner();
+    let (embedder, counter, retrieval) = (embedder.into_inner(), counter.into_inner(), **retrieval);
     let m = models.clone();
     let k = key.clone();
     let prepared = run(access.db(), move |db| {
-        Ok(dialectic::prepare(db, &m, embedder.as_ref(), &k, &queries))
+        let reading = dialectic::Reading {
+            embedder: embedder.as_ref(),
+            retrieval,
+            counter: counter.as_ref(),
+        };
+        Ok(dialectic::prepare(db, &m, reading, &k, &queries))
     })
     .await??;
     // The context is kept once the model answered (or began to): a failed answer writes nothing.
