@@ -27,12 +27,14 @@ options:
   --connections N    concurrent keep-alive connections, one thread each (default 16)
   --postgres URL     also benchmark against this PostgreSQL database (after SQLite)
   --only a,b,...     run only these scenarios: batch, message, list, get-session,
-                     query (top 5 of 10,000 documents), document (create)
+                     query (top 5 of 10,000 documents), document (create),
+                     search (a user's top 10 of 10,000 messages in 10 sessions)
   --insights         instead of the scenarios above: the insights' benchmarks against
                      a mock model answering after 50 ms (deriver items/s with 1, 4 and
                      16 workers, chat latency above the model's, batch req/s with
                      messages queued for the deriver vs not; --only deriver,chat,enqueue)
   --skip-build       use the existing target/release/honcho as is
+  --binary PATH      use this server binary (for instance an older build, to compare)
   --help             print this help
 
 environment:
@@ -55,6 +57,9 @@ const BATCH_SIZE: usize = 100;
 const LIST_MESSAGES: usize = 10_000;
 /// Documents in the collection the query scenario searches.
 const QUERY_DOCUMENTS: usize = 10_000;
+/// Messages of the user the search scenario searches (over `SEARCH_SESSIONS` sessions).
+const SEARCH_MESSAGES: usize = 10_000;
+const SEARCH_SESSIONS: usize = 10;
 /// Connections that seed the query collection.
 const SEED_CONNECTIONS: usize = 8;
 /// Length of every message's content, in characters.
@@ -72,16 +77,18 @@ pub(crate) enum Scenario {
     GetSession,
     Query,
     Document,
+    Search,
 }
 
 impl Scenario {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Batch,
         Self::Message,
         Self::List,
         Self::GetSession,
         Self::Query,
         Self::Document,
+        Self::Search,
     ];
 
     fn name(self) -> &'static str {
@@ -92,6 +99,7 @@ impl Scenario {
             Self::GetSession => "get-session",
             Self::Query => "query",
             Self::Document => "document",
+            Self::Search => "search",
         }
     }
 }
@@ -103,6 +111,8 @@ pub(crate) struct Options {
     pub(crate) postgres: Option<String>,
     pub(crate) scenarios: Vec<Scenario>,
     pub(crate) skip_build: bool,
+    /// `--binary`: the server to run instead of the release build.
+    pub(crate) binary: Option<PathBuf>,
     pub(crate) insights: bool,
     /// With `insights`: which of `INSIGHTS_PARTS` to run.
     pub(crate) insights_parts: Vec<&'static str>,
@@ -119,6 +129,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
         postgres: None,
         scenarios: Scenario::ALL.to_vec(),
         skip_build: false,
+        binary: None,
         insights: false,
         insights_parts: INSIGHTS_PARTS.to_vec(),
     };
@@ -132,6 +143,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
         match arg.as_str() {
             "--help" | "-h" => return Ok(None),
             "--skip-build" => opts.skip_build = true,
+            "--binary" => opts.binary = Some(PathBuf::from(value()?)),
             "--insights" => opts.insights = true,
             "--postgres" => opts.postgres = Some(value()?.clone()),
             "--duration" => {
@@ -175,7 +187,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         println!("{USAGE}");
         return Ok(());
     };
-    let binary = server_binary(opts.skip_build)?;
+    let binary = match &opts.binary {
+        Some(path) => path.clone(),
+        None => server_binary(opts.skip_build)?,
+    };
 
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -382,6 +397,9 @@ pub(crate) struct Fixture {
     list_session: String,
     /// `.../collections/{id}/documents` of the collection holding `QUERY_DOCUMENTS` documents.
     documents_path: String,
+    /// `/v1/apps/{app_id}/users/{user_id}/messages/query` of a user with `SEARCH_MESSAGES`
+    /// messages.
+    search_path: String,
 }
 
 impl Fixture {
@@ -429,11 +447,37 @@ impl Fixture {
                 seed_documents(port, &documents_path)?;
             }
         }
+        let mut search_path = String::new();
+        if opts.scenarios.contains(&Scenario::Search) {
+            let searched = client.create(
+                &format!("/v1/apps/{app}/users"),
+                json!({"name": format!("{name}-searched")}),
+            )?;
+            let user_path = format!("/v1/apps/{app}/users/{searched}");
+            let per_session = SEARCH_MESSAGES / SEARCH_SESSIONS;
+            for s in 0..SEARCH_SESSIONS {
+                let session = client.create(&format!("{user_path}/sessions"), json!({}))?;
+                let path = format!("{user_path}/sessions/{session}/messages/batch");
+                for b in 0..per_session / BATCH_SIZE {
+                    let first = s * per_session + b * BATCH_SIZE;
+                    let messages: Vec<Value> = (first..first + BATCH_SIZE)
+                        .map(|i| json!({"content": document_text(i), "is_user": i % 2 == 0}))
+                        .collect();
+                    let body = json!({ "messages": messages }).to_string();
+                    let resp = client.request("POST", &path, Some(&body))?;
+                    if resp.status != 200 {
+                        return Err(format!("seeding POST {path}: {}", resp.describe()));
+                    }
+                }
+            }
+            search_path = format!("{user_path}/messages/query");
+        }
         Ok(Fixture {
             sessions_path,
             sessions,
             list_session,
             documents_path,
+            search_path,
         })
     }
 
@@ -469,6 +513,11 @@ impl Fixture {
             Scenario::Document => {
                 let body = json!({"content": document_text(conn), "metadata": {}});
                 ("POST", self.documents_path.clone(), Some(body.to_string()))
+            }
+            Scenario::Search => {
+                let body =
+                    json!({"query": "what does the user like to eat for breakfast", "top_k": 10});
+                ("POST", self.search_path.clone(), Some(body.to_string()))
             }
         }
     }

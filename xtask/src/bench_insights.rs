@@ -23,8 +23,31 @@ const MESSAGES_PER_SESSION: usize = 20;
 /// Chat requests measured.
 const CHATS: usize = 200;
 
-/// Starts the mock model; returns its base URL.
+/// What the mock model answers to a request with this system prompt and last user turn.
+pub(crate) type Reply = fn(system: &str, user: &str) -> String;
+
+/// Facts "The user said: <message>", one search phrase, and a fixed answer.
+fn bench_reply(system: &str, user: &str) -> String {
+    if system.contains("durable facts") {
+        let new = user
+            .rsplit("New message from the user:\n")
+            .next()
+            .unwrap_or("");
+        json!({ "facts": [format!("The user said: {new}")] }).to_string()
+    } else if system.contains("search a memory") {
+        r#"{"queries": ["The user likes"]}"#.to_string()
+    } else {
+        "The user likes tea.".to_string()
+    }
+}
+
+/// Starts the bench's mock model; returns its base URL.
 fn start_model() -> Result<String, String> {
+    start_model_with(MODEL_LATENCY, bench_reply)
+}
+
+/// Starts a mock OpenAI-compatible model answering `reply` after `latency`; returns its base URL.
+pub(crate) fn start_model_with(latency: Duration, reply: Reply) -> Result<String, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let base = format!(
         "http://{}/v1",
@@ -32,13 +55,13 @@ fn start_model() -> Result<String, String> {
     );
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || serve_model(stream));
+            std::thread::spawn(move || serve_model(stream, latency, reply));
         }
     });
     Ok(base)
 }
 
-fn serve_model(stream: TcpStream) {
+fn serve_model(stream: TcpStream, latency: Duration, reply: Reply) {
     let Ok(clone) = stream.try_clone() else {
         return;
     };
@@ -75,18 +98,8 @@ fn serve_model(stream: TcpStream) {
             .and_then(|m| m.last())
             .and_then(|m| m["content"].as_str())
             .unwrap_or("");
-        let text = if system.contains("durable facts") {
-            let new = user
-                .rsplit("New message from the user:\n")
-                .next()
-                .unwrap_or("");
-            json!({ "facts": [format!("The user said: {new}")] }).to_string()
-        } else if system.contains("search a memory") {
-            r#"{"queries": ["The user likes"]}"#.to_string()
-        } else {
-            "The user likes tea.".to_string()
-        };
-        std::thread::sleep(MODEL_LATENCY);
+        let text = reply(system, user);
+        std::thread::sleep(latency);
         let answer = json!({
             "id": "c", "object": "chat.completion", "model": "mock",
             "choices": [{"index": 0, "finish_reason": "stop",

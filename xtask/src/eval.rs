@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 
 use crate::bench::{remove_sqlite, server_binary, workspace_root, Client, Server};
 
-const USAGE: &str = "usage: cargo xtask eval [--skip-build] [--weight W]
+const USAGE: &str =
+    "usage: cargo xtask eval [--messages | --chat] [--skip-build | --binary PATH] [--weight W]
 
 Builds the release server, stores xtask/eval/retrieval.json (one collection per conversation,
 one document per turn) and asks its questions through documents/query, with each embedder
@@ -24,8 +25,26 @@ one document per turn) and asks its questions through documents/query, with each
 hybrid). Prints recall@5/@10/@50 (share of evidence turns found), overall and per kind.
 
 options:
+  --messages      message search instead: each conversation is a user's sessions, one message
+                  per turn, and each question is asked through the user's messages/query
+  --chat          context recall of chat instead: conversations stored as with --messages and
+                  derived with an echo model (a fact is the user's message, the answer its
+                  prompt); each question asked with chat on the conversation's last session;
+                  prints the share of evidence turns whose text reaches the prompt
   --weight W      RETRIEVAL_LEXICAL_WEIGHT of the hybrid runs (default: the server's, 0.5)
-  --skip-build    use the existing target/release/honcho as is";
+  --skip-build    use the existing target/release/honcho as is
+  --binary PATH   use this server binary (for instance an older build, to compare)";
+
+/// What is measured.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// `documents/query` over one collection per conversation.
+    Documents,
+    /// `messages/query` over one user's sessions per conversation.
+    Messages,
+    /// What reaches `chat`'s prompt.
+    Chat,
+}
 
 /// Cut-offs reported.
 const CUTS: [usize; 3] = [5, 10, 50];
@@ -38,8 +57,17 @@ struct Question {
     evidence: Vec<String>,
 }
 
+struct Turn {
+    id: String,
+    /// What they said.
+    said: String,
+    is_user: bool,
+}
+
 struct Conversation {
-    /// `(turn id, text)` in order.
+    /// Turns of each session, in order.
+    sessions: Vec<Vec<Turn>>,
+    /// `(turn id, text)` of every turn, in order.
     turns: Vec<(String, String)>,
     questions: Vec<Question>,
 }
@@ -74,15 +102,25 @@ fn load() -> Result<Vec<Conversation>, String> {
                 .to_string(),
         };
         let mut turns = Vec::new();
+        let mut sessions = Vec::new();
         for session in list(&c, "sessions")? {
+            let mut said_in_session = Vec::new();
             for t in list(&session, "turns")? {
-                let speaker = match str_of(&t, "speaker")?.as_str() {
-                    "user" => first_name.clone(),
-                    _ => "Assistant".to_string(),
+                let is_user = str_of(&t, "speaker")? == "user";
+                let speaker = match is_user {
+                    true => first_name.clone(),
+                    false => "Assistant".to_string(),
                 };
-                let text = format!("{speaker}: {}", str_of(&t, "text")?);
+                let said = str_of(&t, "text")?;
+                let text = format!("{speaker}: {said}");
                 turns.push((str_of(&t, "id")?, text));
+                said_in_session.push(Turn {
+                    id: str_of(&t, "id")?,
+                    said,
+                    is_user,
+                });
             }
+            sessions.push(said_in_session);
         }
         let mut questions = Vec::new();
         for q in list(&c, "questions")? {
@@ -109,7 +147,11 @@ fn load() -> Result<Vec<Conversation>, String> {
                 evidence,
             });
         }
-        out.push(Conversation { turns, questions });
+        out.push(Conversation {
+            sessions,
+            turns,
+            questions,
+        });
     }
     Ok(out)
 }
@@ -195,13 +237,197 @@ fn run_one(
     result
 }
 
+/// Stores a conversation as a user's sessions and messages (what was said, the speaker as
+/// `is_user`, the turn id in metadata); returns `(user, session ids)`.
+fn store_sessions(
+    client: &mut Client,
+    app: &str,
+    n: usize,
+    conversation: &Conversation,
+) -> Result<(String, Vec<String>), String> {
+    let user = client.create(
+        &format!("/v1/apps/{app}/users"),
+        json!({ "name": format!("person-{n}") }),
+    )?;
+    let mut sessions = Vec::new();
+    for turns in &conversation.sessions {
+        let session = client.create(&format!("/v1/apps/{app}/users/{user}/sessions"), json!({}))?;
+        for chunk in turns.chunks(100) {
+            let messages: Vec<Value> = chunk
+                .iter()
+                .map(|t| json!({ "content": t.said, "is_user": t.is_user, "metadata": { "turn": t.id } }))
+                .collect();
+            let body = json!({ "messages": messages }).to_string();
+            let path = format!("/v1/apps/{app}/users/{user}/sessions/{session}/messages/batch");
+            let r = client.request("POST", &path, Some(&body))?;
+            if r.status != 200 {
+                return Err(format!("batch: {}", r.describe()));
+            }
+        }
+        sessions.push(session);
+    }
+    Ok((user, sessions))
+}
+
+/// Message search: each conversation is one user's sessions; each question is asked over all of
+/// them (`messages/query`, `top_k` 50).
+fn run_messages(
+    binary: &std::path::Path,
+    set: &[Conversation],
+    label: &str,
+    env: &[(&str, String)],
+) -> Result<Tally, String> {
+    let db = std::env::temp_dir().join(format!("honcho-eval-{}-m-{label}.db", std::process::id()));
+    remove_sqlite(&db);
+    let db_url = db.to_str().ok_or("temp dir path is not UTF-8")?.to_string();
+    let result = (|| {
+        let (server, _) = Server::start_with(binary, &db_url, label, env)?;
+        let mut client = Client::new(server.port);
+        let app = client.create("/v1/apps", json!({ "name": "eval" }))?;
+        let mut tally = Tally::default();
+        for (n, conversation) in set.iter().enumerate() {
+            let (user, _) = store_sessions(&mut client, &app, n, conversation)?;
+            for q in &conversation.questions {
+                let body = json!({ "query": q.text, "top_k": 50 }).to_string();
+                let path = format!("/v1/apps/{app}/users/{user}/messages/query");
+                let r = client.request("POST", &path, Some(&body))?;
+                if r.status != 200 {
+                    return Err(format!("query: {}", r.describe()));
+                }
+                let found: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+                let found: Vec<String> = found
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m["metadata"]["turn"].as_str().map(str::to_owned))
+                    .collect();
+                tally.add(&q.kind, &found, &q.evidence);
+            }
+        }
+        server.finish();
+        Ok(tally)
+    })();
+    remove_sqlite(&db);
+    result
+}
+
+/// The model double of the context-recall run: a fact is the user's message itself, no search
+/// phrases, a fixed summary, and an answer that is its prompt.
+fn echo_reply(system: &str, user: &str) -> String {
+    if system.contains("durable facts") {
+        let new = user
+            .rsplit("New message from the user:\n")
+            .next()
+            .unwrap_or("");
+        json!({ "facts": [new.trim()] }).to_string()
+    } else if system.contains("search a memory") {
+        r#"{"queries": []}"#.to_string()
+    } else if system.contains("running record") || system.contains("summarise a conversation") {
+        "A conversation.".to_string()
+    } else {
+        user.to_string()
+    }
+}
+
+/// Context recall of `chat`: every conversation stored and derived (facts are the user's messages),
+/// each question asked on its conversation's last session; the share of the question's evidence
+/// turns whose text reaches the prompt `chat` builds, overall and per kind. Returns `(mean share
+/// per key, questions)`.
+fn run_chat(
+    binary: &std::path::Path,
+    set: &[Conversation],
+) -> Result<BTreeMap<String, (f64, usize)>, String> {
+    let model = crate::bench_insights::start_model_with(std::time::Duration::ZERO, echo_reply)?;
+    let db = std::env::temp_dir().join(format!("honcho-eval-{}-chat.db", std::process::id()));
+    remove_sqlite(&db);
+    let db_url = db.to_str().ok_or("temp dir path is not UTF-8")?.to_string();
+    let env = [
+        ("LLM_BASE_URL", model),
+        ("LLM_API_KEY", "eval".to_string()),
+        ("LLM_MODEL", "echo".to_string()),
+        ("DERIVER_WORKERS", "2".to_string()),
+        ("DERIVER_POLL_MS", "20".to_string()),
+    ];
+    let result = (|| {
+        let (server, _) = Server::start_with(binary, &db_url, "chat", &env)?;
+        let mut client = Client::new(server.port);
+        let app = client.create("/v1/apps", json!({ "name": "eval" }))?;
+        let mut stored = Vec::new();
+        for (n, conversation) in set.iter().enumerate() {
+            stored.push(store_sessions(&mut client, &app, n, conversation)?);
+        }
+        // The deriver writes every fact before a question is asked.
+        let started = Instant::now();
+        loop {
+            let r = client.request("GET", &format!("/v1/apps/{app}/deriver/status"), None)?;
+            let status: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+            let open = status["pending"].as_i64().unwrap_or(0)
+                + status["in_progress"].as_i64().unwrap_or(0);
+            if open == 0 {
+                break;
+            }
+            if started.elapsed().as_secs() > 600 {
+                return Err(format!("the deriver did not finish: {status}"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let mut shares: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+        for (conversation, (user, sessions)) in set.iter().zip(&stored) {
+            let last = sessions.last().ok_or("a conversation without sessions")?;
+            let said = |id: &str| {
+                conversation
+                    .sessions
+                    .iter()
+                    .flatten()
+                    .find(|t| t.id == id)
+                    .map(|t| t.said.as_str())
+            };
+            for q in &conversation.questions {
+                let body = json!({ "queries": q.text }).to_string();
+                let path = format!("/v1/apps/{app}/users/{user}/sessions/{last}/chat");
+                let r = client.request("POST", &path, Some(&body))?;
+                if r.status != 200 {
+                    return Err(format!("chat: {}", r.describe()));
+                }
+                let answer: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+                let prompt = answer["content"].as_str().unwrap_or("");
+                let reached = q
+                    .evidence
+                    .iter()
+                    .filter(|e| said(e).is_some_and(|t| prompt.contains(t)))
+                    .count();
+                let share = reached as f64 / q.evidence.len() as f64;
+                for key in ["all", q.kind.as_str()] {
+                    let entry = shares.entry(key.to_string()).or_default();
+                    entry.0 += share;
+                    entry.1 += 1;
+                }
+            }
+        }
+        server.finish();
+        Ok(shares
+            .into_iter()
+            .map(|(k, (sum, n))| (k, (100.0 * sum / n.max(1) as f64, n)))
+            .collect())
+    })();
+    remove_sqlite(&db);
+    result
+}
+
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut skip_build = false;
     let mut weight: Option<String> = None;
+    let mut target = Target::Documents;
+    let mut binary: Option<std::path::PathBuf> = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--skip-build" => skip_build = true,
+            "--messages" => target = Target::Messages,
+            "--chat" => target = Target::Chat,
+            "--binary" => {
+                binary = Some(args.next().ok_or("--binary needs a path")?.into());
+            }
             "--weight" => weight = Some(args.next().ok_or("--weight needs a value")?.clone()),
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -211,7 +437,31 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let set = load()?;
-    let binary = server_binary(skip_build)?;
+    let binary = match binary {
+        Some(path) => path,
+        None => server_binary(skip_build)?,
+    };
+    if target == Target::Chat {
+        let questions: usize = set.iter().map(|c| c.questions.len()).sum();
+        println!(
+            "honcho eval --chat: {} conversations, {questions} questions asked with chat on each \
+             conversation's last session (echo model: facts are the user's messages, the answer is \
+             the prompt); context recall = share of evidence turns whose text reaches the prompt, %",
+            set.len()
+        );
+        let started = Instant::now();
+        let shares = run_chat(&binary, &set)?;
+        let share = |k: &str| shares.get(k).map_or(0.0, |s| s.0);
+        let kinds: Vec<String> = KINDS.iter().map(|k| format!("{:.1}", share(k))).collect();
+        println!(
+            "context recall {:.1}   by kind ({}): {}   ({:.1} s)",
+            share("all"),
+            KINDS.join(" / "),
+            kinds.join(" / "),
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     let turns: usize = set.iter().map(|c| c.turns.len()).sum();
     let questions: usize = set.iter().map(|c| c.questions.len()).sum();
     println!(
@@ -245,7 +495,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if let Some(w) = &weight {
             env.push(("RETRIEVAL_LEXICAL_WEIGHT", w.clone()));
         }
-        let tally = run_one(&binary, &set, &format!("{provider}-{mode}"), &env)?;
+        let label = format!("{provider}-{mode}");
+        let tally = match target {
+            Target::Messages => run_messages(&binary, &set, &label, &env)?,
+            _ => run_one(&binary, &set, &label, &env)?,
+        };
         let kinds: Vec<String> = KINDS
             .iter()
             .map(|k| format!("{:.1}", tally.recall(k, 1)))

@@ -11,9 +11,9 @@ use honcho_domain::retrieval::{Retrieval, Search};
 use honcho_domain::{Embedding, Message, SessionKey};
 
 /// Facts taken per search query.
-pub const FACTS_PER_QUERY: usize = 10;
+pub const FACTS_PER_QUERY: usize = 20;
 /// The user's messages (from any session) taken per search query.
-pub const MESSAGES_PER_QUERY: usize = 10;
+pub const MESSAGES_PER_QUERY: usize = 20;
 /// Tokens (`o200k_base`) of the context an answer is given, at most: facts take up to a quarter,
 /// the user's messages found by search up to another quarter, the conversation (summary and
 /// latest messages) the rest.

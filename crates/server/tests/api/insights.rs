@@ -565,9 +565,15 @@ fn chat_reads_what_the_user_said_in_another_session() {
     ));
     let prompt = answer["content"].as_str().unwrap();
     assert!(
-        prompt.contains("Earlier messages that may be relevant:\n- user: I keep bees on my roof in Lisbon"),
+        prompt.contains(
+            "Earlier messages that may be relevant:\n- user: I keep bees on my roof in Lisbon"
+        ),
         "{prompt}"
     );
     // The current session's conversation is there once, as the conversation.
-    assert_eq!(prompt.matches("Any idea for a weekend project?").count(), 1, "{prompt}");
+    assert_eq!(
+        prompt.matches("Any idea for a weekend project?").count(),
+        1,
+        "{prompt}"
+    );
 }
