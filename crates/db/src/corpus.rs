@@ -196,8 +196,33 @@ pub struct MessageMeta {
 
 /// A copy of a user's messages; its version is the user's sessions, in id order.
 pub type MessageCorpus = Corpus<Vec<SessionMark>, MessageMeta>;
-/// The cache of users' message copies.
-pub type UserCache = CorpusCache<Vec<SessionMark>, MessageMeta>;
+/// The copies of users' messages, and the embedder that gives a message stored without a vector
+/// its vector when a copy reads it (an embedder running in process; none with a remote one, whose
+/// vectors a worker stores).
+#[derive(Debug)]
+pub struct UserCache {
+    pub copies: CorpusCache<Vec<SessionMark>, MessageMeta>,
+    fill: std::sync::OnceLock<Arc<dyn honcho_domain::embed::Embedder>>,
+}
+
+impl UserCache {
+    pub fn new(budget: usize, gauge: &'static str) -> Self {
+        UserCache {
+            copies: CorpusCache::new(budget, gauge),
+            fill: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets the in-process embedder (once; later calls change nothing).
+    pub fn fill_with(&self, embedder: Arc<dyn honcho_domain::embed::Embedder>) {
+        let _ = self.fill.set(embedder);
+    }
+
+    /// The in-process embedder, if set.
+    pub fn fill(&self) -> Option<&dyn honcho_domain::embed::Embedder> {
+        self.fill.get().map(|e| e.as_ref())
+    }
+}
 
 /// Copies of corpora of one kind, by key, within a memory budget (least recently used dropped).
 #[derive(Debug)]

@@ -624,6 +624,13 @@ impl Db {
         )
     }
 
+    /// Messages stored without a vector get theirs from `embedder` (which runs in process) when
+    /// this process reads them for search. Set once, at start-up; without it they wait for a
+    /// stored vector (a remote embedder's worker, or `honcho reembed`).
+    pub fn embed_messages_with(&self, embedder: Arc<dyn honcho_domain::embed::Embedder>) {
+        self.messages.fill_with(embedder);
+    }
+
     /// The `top` messages of the user best ranked for `search` within `scope`; see the query.
     pub fn query_messages(
         &self,
@@ -755,12 +762,16 @@ impl honcho_domain::embed::ReembedStore for Db {
     }
     fn messages_to_embed(
         &self,
-        embedder: Option<(&str, usize)>,
+        missing: bool,
+        other_than: Option<(&str, usize)>,
         after: i64,
         limit: usize,
     ) -> DbResult<Vec<(i64, String)>> {
-        let embedder = embedder.map(|(name, dims)| (name, dims as i32));
-        dispatch!(self, messages_to_embed(embedder, after, limit as i64))
+        let other_than = other_than.map(|(name, dims)| (name, dims as i32));
+        dispatch!(
+            self,
+            messages_to_embed(missing, other_than, after, limit as i64)
+        )
     }
     fn set_message_embeddings(&self, vectors: &[(i64, Embedding)]) -> DbResult<()> {
         dispatch!(self, set_message_embeddings(vectors))

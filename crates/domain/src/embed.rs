@@ -67,12 +67,13 @@ pub trait ReembedStore {
         internal_id: i64,
         embedding: &crate::Embedding,
     ) -> Result<(), Self::Error>;
-    /// Up to `limit` messages after internal id `after` (in id order) without a vector, or, with
-    /// `embedder`, whose vector is not from that embedder with that many dimensions:
-    /// `(internal id, content)`.
+    /// Up to `limit` messages after internal id `after` (in id order): with `missing`, those without
+    /// a stored vector; with `other_than`, those whose stored vector is not from that embedder with
+    /// that many dimensions: `(internal id, content)`.
     fn messages_to_embed(
         &self,
-        embedder: Option<(&str, usize)>,
+        missing: bool,
+        other_than: Option<(&str, usize)>,
         after: i64,
         limit: usize,
     ) -> Result<Vec<(i64, String)>, Self::Error>;
@@ -83,9 +84,10 @@ pub trait ReembedStore {
     ) -> Result<(), Self::Error>;
 }
 
-/// Embeds every message without a vector, or with another embedder's, `batch` at a time (at least
-/// 1). Returns how many messages were updated. Safe to interrupt and run again: each batch is
-/// stored as soon as it has its vectors.
+/// Embeds every message whose stored vector another embedder made and, for a remote embedder,
+/// every message stored without one (an in-process embedder computes those when it reads them),
+/// `batch` at a time (at least 1). Returns how many messages were updated. Safe to interrupt and run
+/// again: each batch is stored as soon as it has its vectors.
 pub fn embed_messages<S: ReembedStore>(
     store: &S,
     embedder: &dyn Embedder,
@@ -96,7 +98,7 @@ pub fn embed_messages<S: ReembedStore>(
     let model = Some((embedder.id(), embedder.dimensions()));
     loop {
         let pending = store
-            .messages_to_embed(model, after, batch.max(1))
+            .messages_to_embed(embedder.remote(), model, after, batch.max(1))
             .map_err(|e| e.to_string())?;
         let Some(last) = pending.last() else {
             return Ok(done);

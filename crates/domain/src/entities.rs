@@ -49,9 +49,6 @@ pub struct NewMessage {
     pub content: crate::Content,
     pub is_user: bool,
     pub metadata: crate::Metadata,
-    /// The content's vector, when the embedder runs in process (stored with the message); a
-    /// message stored without one is embedded afterwards and found by its words meanwhile.
-    pub embedding: Option<Embedding>,
 }
 
 /// The ids that locate a session: its app, its user and itself.

@@ -62,7 +62,7 @@ impl MessageEmbedder {
 fn run<S: ReembedStore>(store: &S, embedder: &dyn Embedder, signal: &Signal) {
     let (mut after, mut failures, mut backoff) = (0i64, 0u32, Duration::from_secs(1));
     while !signal.stopping() {
-        let pending = match store.messages_to_embed(None, after, BATCH) {
+        let pending = match store.messages_to_embed(true, None, after, BATCH) {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "message embedder: cannot read the messages to embed");

@@ -9,7 +9,5 @@ ALTER TABLE messages ADD COLUMN dimensions INTEGER;
 -- embedding worker): with the sessions' message counts it tells whether a cached copy of a user's
 -- messages is current.
 ALTER TABLE sessions ADD COLUMN vector_revision BIGINT NOT NULL DEFAULT 0;
--- A user's messages in order: the search state of a user is read through it.
-CREATE INDEX messages_user_order ON messages (user_id, id);
 -- Messages waiting for a vector (the embedding worker's queue).
 CREATE INDEX messages_unembedded ON messages (id) WHERE embedder IS NULL;

@@ -1,5 +1,4 @@
 DROP INDEX messages_unembedded;
-DROP INDEX messages_user_order;
 ALTER TABLE sessions DROP COLUMN vector_revision;
 ALTER TABLE messages DROP COLUMN dimensions;
 ALTER TABLE messages DROP COLUMN embedder;

@@ -4,6 +4,7 @@ use crate::corpus::{Corpus, MessageCorpus, MessageMeta, SessionMark, UserCache};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use honcho_domain::embed::Embedder;
 use honcho_domain::retrieval::{MessageScope, Ranked, Search};
 use honcho_domain::vector::encode;
 use honcho_domain::{
@@ -81,21 +82,19 @@ pub fn create_messages(
         let created_at = now();
         let rows: Vec<NewMessageRow> = batch
             .into_iter()
-            .map(|m| {
-                let (embedding, embedder, dimensions) = stored_vector(m.embedding);
-                NewMessageRow {
-                    public_id: new_id(),
-                    app_id: &key.app_id,
-                    user_id: &key.user_id,
-                    session_id: &key.session_id,
-                    is_user: m.is_user,
-                    content: m.content.into_inner(),
-                    metadata: Value::Object(m.metadata.into_inner()),
-                    created_at,
-                    embedding,
-                    embedder,
-                    dimensions,
-                }
+            .map(|m| NewMessageRow {
+                public_id: new_id(),
+                app_id: &key.app_id,
+                user_id: &key.user_id,
+                session_id: &key.session_id,
+                is_user: m.is_user,
+                content: m.content.into_inner(),
+                metadata: Value::Object(m.metadata.into_inner()),
+                created_at,
+                // Stored without a vector: see `current_messages`.
+                embedding: None,
+                embedder: None,
+                dimensions: None,
             })
             .collect();
         let enqueue = enqueue && !deriver_disabled(&into_map(session_metadata));
@@ -133,20 +132,6 @@ pub fn create_messages(
                 .collect(),
         )
     })
-}
-
-/// A vector as the message columns hold it.
-pub(super) fn stored_vector(
-    embedding: Option<Embedding>,
-) -> (Option<Vec<u8>>, Option<String>, Option<i32>) {
-    match embedding {
-        Some(e) => (
-            Some(encode(&e.vector)),
-            Some(e.embedder),
-            Some(e.vector.len() as i32),
-        ),
-        None => (None, None, None),
-    }
 }
 
 /// Messages of `key`'s session with this id: the only way a message is looked up.
@@ -346,16 +331,19 @@ fn session_marks(conn: &mut Conn, app_id: &str, user_id: &str) -> QueryResult<Ve
         .collect())
 }
 
-/// The user's messages after internal id `after`, in id order.
+/// The messages of `sessions` after internal id `after`, in id order (read through each session's
+/// index: messages have no index by user, which would cost every write).
 fn message_vectors(
     conn: &mut Conn,
-    app_id: &str,
-    user_id: &str,
+    sessions: &[SessionMark],
     after: i64,
 ) -> QueryResult<Vec<MessageVectorRow>> {
+    if sessions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = sessions.iter().map(|m| m.public_id.as_str()).collect();
     messages::table
-        .filter(messages::user_id.eq(user_id))
-        .filter(messages::app_id.eq(app_id))
+        .filter(messages::session_id.eq_any(ids))
         .filter(messages::id.gt(after))
         .order(messages::id.asc())
         .select((
@@ -372,8 +360,32 @@ fn message_vectors(
 
 /// Adds `rows` (in id order, after the copy's) to the copy and counts them in their sessions.
 /// Rows of a session the copy does not know (created after its sessions were read) are left out:
-/// the next query sees that session's count above the copy's and reads the copy again.
-fn append_messages(copy: &mut MessageCorpus, rows: Vec<MessageVectorRow>) {
+/// the next query sees that session's count above the copy's and reads the copy again. Messages
+/// stored without a vector get one from `fill` (the in-process embedder), when given.
+fn append_messages(
+    copy: &mut MessageCorpus,
+    mut rows: Vec<MessageVectorRow>,
+    fill: Option<&dyn Embedder>,
+) {
+    if let Some(embedder) = fill {
+        let missing: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].5.is_none()).collect();
+        let texts: Vec<&str> = missing.iter().map(|&i| rows[i].6.as_str()).collect();
+        match embedder.embed_each(&texts) {
+            Ok(vectors) => {
+                let dims = embedder.dimensions() as i32;
+                for (i, vector) in missing.into_iter().zip(vectors) {
+                    let row = &mut rows[i];
+                    (row.3, row.4, row.5) = (
+                        Some(embedder.id().to_string()),
+                        Some(dims),
+                        Some(encode(&vector)),
+                    );
+                }
+            }
+            // Found by their words until a later read.
+            Err(e) => tracing::warn!(error = %e, "message search: cannot embed messages"),
+        }
+    }
     for (id, session_id, is_user, embedder, dims, bytes, content) in rows {
         let Some(session) = copy.version.iter().position(|m| m.public_id == session_id) else {
             continue;
@@ -415,7 +427,7 @@ pub(super) fn current_messages(
             })
             .collect()
     };
-    let copy = cache.current(
+    let copy = cache.copies.current(
         user_id,
         |c| covers(&c.version, &marks),
         |stale| {
@@ -423,14 +435,14 @@ pub(super) fn current_messages(
                 let mut copy = old.clone();
                 // Sessions created since, empty so far in the copy.
                 copy.version.extend(empty(&marks[old.version.len()..]));
-                let rows = message_vectors(conn, app_id, user_id, copy.last_id())?;
-                append_messages(&mut copy, rows);
+                let rows = message_vectors(conn, &marks, copy.last_id())?;
+                append_messages(&mut copy, rows, cache.fill());
                 if covers(&copy.version, &marks) {
                     return Ok::<_, DbError>(copy);
                 }
             }
             let mut copy = Corpus::new(empty(&marks));
-            append_messages(&mut copy, message_vectors(conn, app_id, user_id, 0)?);
+            append_messages(&mut copy, message_vectors(conn, &marks, 0)?, cache.fill());
             Ok(copy)
         },
     )?;
@@ -454,23 +466,31 @@ fn covers(held: &[SessionMark], marks: &[SessionMark]) -> bool {
         && held.iter().zip(marks).all(|(h, m)| h.count >= m.count)
 }
 
-/// Up to `limit` messages after internal id `after` without a vector or, with `embedder`, with a
-/// vector from another embedder or of another size: `(internal id, content)`, in id order.
+/// Up to `limit` messages after internal id `after`: with `missing`, those without a stored vector;
+/// with `other_than`, those whose stored vector is from another embedder or of another size:
+/// `(internal id, content)`, in id order.
 pub fn messages_to_embed(
     conn: &mut Conn,
-    embedder: Option<(&str, i32)>,
+    missing: bool,
+    other_than: Option<(&str, i32)>,
     after: i64,
     limit: i64,
 ) -> DbResult<Vec<(i64, String)>> {
     let mut q = messages::table.filter(messages::id.gt(after)).into_boxed();
-    q = match embedder {
-        Some((name, dims)) => q.filter(
+    q = match (missing, other_than) {
+        (true, Some((name, dims))) => q.filter(
             messages::embedder
                 .is_null()
                 .or(messages::embedder.ne(name))
                 .or(messages::dimensions.ne(dims)),
         ),
-        None => q.filter(messages::embedder.is_null()),
+        (false, Some((name, dims))) => q.filter(
+            messages::embedder
+                .ne(name)
+                .or(messages::dimensions.ne(dims)),
+        ),
+        (true, None) => q.filter(messages::embedder.is_null()),
+        (false, None) => return Ok(Vec::new()),
     };
     Ok(q.order(messages::id.asc())
         .limit(limit)

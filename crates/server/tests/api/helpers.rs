@@ -184,9 +184,16 @@ impl TestApp {
             _ => None,
         };
         let deriver_signal = deriver.as_ref().map(honcho_insights::Deriver::signal);
-        let message_embedder = embedder.remote().then(|| {
-            honcho_insights::embedding::MessageEmbedder::start(db.clone(), embedder.clone())
-        });
+        let message_embedder = match embedder.remote() {
+            true => Some(honcho_insights::embedding::MessageEmbedder::start(
+                db.clone(),
+                embedder.clone(),
+            )),
+            false => {
+                db.embed_messages_with(embedder.clone());
+                None
+            }
+        };
         let models = options.models;
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {

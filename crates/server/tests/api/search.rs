@@ -542,14 +542,16 @@ fn with_a_remote_embedder_writes_never_wait_and_messages_are_embedded_afterwards
 }
 
 #[test]
-fn messages_stored_without_vectors_are_found_by_words_and_embedded_by_reembed() {
+fn messages_with_another_embedders_vectors_are_found_by_words_until_reembedded() {
     let app = TestApp::spawn();
     let s = app.session_path();
     store(&app, &s.session_path(), &TEXTS);
-    // As a database from before message search holds them.
+    // As a remote embedder stored them before the server moved to the shipped one.
     app.execute_sql(
-        "UPDATE messages SET embedding = NULL, embedder = NULL, dimensions = NULL",
-        "UPDATE messages SET embedding = NULL, embedder = NULL, dimensions = NULL",
+        "UPDATE messages SET embedder = 'old-model', dimensions = 2, \
+         embedding = '\\x0000803f0000803f'::bytea",
+        "UPDATE messages SET embedder = 'old-model', dimensions = 2, \
+         embedding = X'0000803F0000803F'",
     );
     let other = Honcho::start(app.database_url());
     let search = format!("{}/messages/query", s.user_path());

@@ -5,9 +5,8 @@ use crate::error::ApiError;
 use crate::extract::{Body, ListParams, OptionalBody};
 use actix_web::web::{Data, Json, Path};
 use actix_web::{get, post, put, HttpRequest};
-use honcho_domain::embed::Embedder;
 use honcho_domain::values::BATCH_MAX;
-use honcho_domain::{Embedding, Invalid, NewMessage};
+use honcho_domain::{Invalid, NewMessage};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
@@ -59,34 +58,7 @@ fn new_message(m: MessageCreate, path: &[Value]) -> Result<NewMessage, ApiError>
         content: parse_content(m.content, &at("content"))?,
         is_user: m.is_user,
         metadata: parse_metadata(m.metadata, &at("metadata"))?,
-        embedding: None,
     })
-}
-
-/// Gives each message its content's vector when the embedder runs in process (on the blocking
-/// pool, before a connection is taken), so the message is searchable by meaning as soon as it is
-/// stored. A remote embedder is never waited for: such messages are embedded after they are
-/// stored (`honcho_insights::embedding`) and found by their words meanwhile.
-async fn with_vectors(
-    embedder: &Data<dyn Embedder>,
-    mut batch: Vec<NewMessage>,
-) -> Result<Vec<NewMessage>, ApiError> {
-    if embedder.remote() {
-        return Ok(batch);
-    }
-    let embedder = embedder.clone().into_inner();
-    actix_web::web::block(move || -> Result<Vec<NewMessage>, ApiError> {
-        let texts: Vec<&str> = batch.iter().map(|m| m.content.as_str()).collect();
-        let vectors = embedder.embed_each(&texts)?;
-        for (message, vector) in batch.iter_mut().zip(vectors) {
-            message.embedding = Some(Embedding {
-                vector,
-                embedder: embedder.id().to_string(),
-            });
-        }
-        Ok(batch)
-    })
-    .await?
 }
 
 /// Add a message to a session
@@ -101,11 +73,10 @@ async fn with_vectors(
 async fn create_message(
     access: Access<scope::Session>,
     features: Data<Features>,
-    embedder: Data<dyn Embedder>,
     path: Path<SessionPath>,
     body: Body<MessageCreate>,
 ) -> Result<Json<Message>, ApiError> {
-    let batch = with_vectors(&embedder, vec![new_message(body.0, &[])?]).await?;
+    let batch = vec![new_message(body.0, &[])?];
     let key = path.into_inner().key();
     let enqueue = features.enqueue_for_deriver;
     let mut stored = run(access.db(), move |db| {
@@ -131,7 +102,6 @@ async fn create_message(
 async fn create_messages(
     access: Access<scope::Session>,
     features: Data<Features>,
-    embedder: Data<dyn Embedder>,
     path: Path<SessionPath>,
     body: Body<MessageBatchCreate>,
 ) -> Result<Json<Vec<Message>>, ApiError> {
@@ -151,7 +121,6 @@ async fn create_messages(
         .enumerate()
         .map(|(i, m)| new_message(m, &[json!("messages"), json!(i)]))
         .collect::<Result<Vec<_>, _>>()?;
-    let batch = with_vectors(&embedder, batch).await?;
     let key = path.into_inner().key();
     let enqueue = features.enqueue_for_deriver;
     let stored = run(access.db(), move |db| {
