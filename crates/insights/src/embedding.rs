@@ -1,10 +1,11 @@
 //! Embedding messages after they are stored, for an embedder reached over the network: a write
-//! never waits for (or fails because of) the embedding service. Messages stored without a vector
-//! wait in the store (`messages_to_embed`, an index of the messages without one); this worker takes
-//! them in id order, `BATCH` at a time, and stores their vectors. Meanwhile message search finds
-//! them by their words. When the service fails, the batch waits (backing off up to a minute) and is
-//! tried again; a batch the service refuses three times is skipped until the worker comes round
-//! again, so one bad message cannot hold up the others.
+//! never waits for (or fails because of) the embedding service. Messages are stored without a
+//! vector; this worker reads those without one in id order after its cursor (the primary key's
+//! order, so a round costs the messages it reads), `BATCH` at a time, and stores their vectors.
+//! Meanwhile message search finds them by their words. When the service fails, the batch waits
+//! (backing off up to a minute) and is tried again; a batch the service refuses three times is
+//! skipped, so one bad message cannot hold up the others. Every `REVISIT` the cursor goes back to
+//! the start: skipped messages are tried again, and so are any committed behind the cursor.
 //!
 //! Each process with a remote embedder runs one such worker; two replicas may embed the same
 //! message at the same time, which costs a duplicate call and stores the same vector.
@@ -19,6 +20,8 @@ use std::time::Duration;
 pub const BATCH: usize = 64;
 /// How often the worker looks for messages when it found none.
 pub const POLL: Duration = Duration::from_secs(1);
+/// How often the worker reads from the first message again.
+pub const REVISIT: Duration = Duration::from_secs(600);
 
 /// The running worker.
 pub struct MessageEmbedder {
@@ -61,7 +64,11 @@ impl MessageEmbedder {
 
 fn run<S: ReembedStore>(store: &S, embedder: &dyn Embedder, signal: &Signal) {
     let (mut after, mut failures, mut backoff) = (0i64, 0u32, Duration::from_secs(1));
+    let mut revisited = std::time::Instant::now();
     while !signal.stopping() {
+        if revisited.elapsed() >= REVISIT {
+            (after, revisited) = (0, std::time::Instant::now());
+        }
         let pending = match store.messages_to_embed(true, None, after, BATCH) {
             Ok(p) => p,
             Err(e) => {
@@ -71,18 +78,14 @@ fn run<S: ReembedStore>(store: &S, embedder: &dyn Embedder, signal: &Signal) {
             }
         };
         let Some(last) = pending.last().map(|(id, _)| *id) else {
-            if after == 0 {
-                signal.wait(POLL);
-            }
-            // From the start again: skipped batches are tried once more.
-            after = 0;
+            signal.wait(POLL);
             continue;
         };
         match embed_all(embedder, &pending) {
             Ok(vectors) => match store.set_message_embeddings(&vectors) {
                 Ok(()) => {
                     tracing::debug!(messages = vectors.len(), "message embedder: embedded");
-                    (failures, backoff) = (0, Duration::from_secs(1));
+                    (after, failures, backoff) = (last, 0, Duration::from_secs(1));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "message embedder: cannot store vectors");

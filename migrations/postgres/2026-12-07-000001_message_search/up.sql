@@ -1,7 +1,7 @@
--- Message search: each message may carry the vector of its content (made by `embedder`, of
--- `dimensions`), written in the transaction that stores it when the embedder runs in process, or
--- afterwards by the message embedding worker when it is a remote service. A message without a
--- vector is still found by its words.
+-- Message search: a message may carry the stored vector of its content (made by `embedder`, of
+-- `dimensions`), written by the embedding worker when the embedder is a remote service (or by
+-- `honcho reembed`). Messages are stored without one: an embedder running in process computes it
+-- when a process reads the message for search. A message without a vector is found by its words.
 ALTER TABLE messages ADD COLUMN embedding BYTEA;
 ALTER TABLE messages ADD COLUMN embedder TEXT;
 ALTER TABLE messages ADD COLUMN dimensions INTEGER;
@@ -9,5 +9,3 @@ ALTER TABLE messages ADD COLUMN dimensions INTEGER;
 -- embedding worker): with the sessions' message counts it tells whether a cached copy of a user's
 -- messages is current.
 ALTER TABLE sessions ADD COLUMN vector_revision BIGINT NOT NULL DEFAULT 0;
--- Messages waiting for a vector (the embedding worker's queue).
-CREATE INDEX messages_unembedded ON messages (id) WHERE embedder IS NULL;

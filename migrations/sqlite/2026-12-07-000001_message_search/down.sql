@@ -1,4 +1,3 @@
-DROP INDEX messages_unembedded;
 ALTER TABLE sessions DROP COLUMN vector_revision;
 ALTER TABLE messages DROP COLUMN dimensions;
 ALTER TABLE messages DROP COLUMN embedder;
