@@ -183,13 +183,14 @@ impl Tally {
     }
 }
 
-/// Stores the set and asks every question on a fresh server with `env`; returns the tally.
-fn run_one(
+/// Runs `work` against a fresh server with `env` over a new SQLite file (removed afterwards), with
+/// an app made for it.
+fn on_fresh_server<T>(
     binary: &std::path::Path,
-    set: &[Conversation],
     label: &str,
     env: &[(&str, String)],
-) -> Result<Tally, String> {
+    work: impl FnOnce(&mut Client, &str) -> Result<T, String>,
+) -> Result<T, String> {
     let db = std::env::temp_dir().join(format!("honcho-eval-{}-{label}.db", std::process::id()));
     remove_sqlite(&db);
     let db_url = db.to_str().ok_or("temp dir path is not UTF-8")?.to_string();
@@ -197,6 +198,39 @@ fn run_one(
         let (server, _) = Server::start_with(binary, &db_url, label, env)?;
         let mut client = Client::new(server.port);
         let app = client.create("/v1/apps", json!({ "name": "eval" }))?;
+        let out = work(&mut client, &app)?;
+        server.finish();
+        Ok(out)
+    })();
+    remove_sqlite(&db);
+    result
+}
+
+/// Asks `question` at `path` (a `.../query` route, `top_k` 50); returns the turn ids found, best
+/// first.
+fn turns_found(client: &mut Client, path: &str, question: &str) -> Result<Vec<String>, String> {
+    let body = json!({ "query": question, "top_k": 50 }).to_string();
+    let r = client.request("POST", path, Some(&body))?;
+    if r.status != 200 {
+        return Err(format!("query: {}", r.describe()));
+    }
+    let found: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+    Ok(found
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["metadata"]["turn"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// Stores the set and asks every question on a fresh server with `env`; returns the tally.
+fn run_one(
+    binary: &std::path::Path,
+    set: &[Conversation],
+    label: &str,
+    env: &[(&str, String)],
+) -> Result<Tally, String> {
+    on_fresh_server(binary, label, env, |client, app| {
         let mut tally = Tally::default();
         for (n, conversation) in set.iter().enumerate() {
             let user = client.create(
@@ -215,26 +249,12 @@ fn run_one(
                 )?;
             }
             for q in &conversation.questions {
-                let body = json!({ "query": q.text, "top_k": 50 }).to_string();
-                let r = client.request("POST", &format!("{base}/query"), Some(&body))?;
-                if r.status != 200 {
-                    return Err(format!("query: {}", r.describe()));
-                }
-                let docs: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
-                let found: Vec<String> = docs
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|d| d["metadata"]["turn"].as_str().map(str::to_owned))
-                    .collect();
+                let found = turns_found(client, &format!("{base}/query"), &q.text)?;
                 tally.add(&q.kind, &found, &q.evidence);
             }
         }
-        server.finish();
         Ok(tally)
-    })();
-    remove_sqlite(&db);
-    result
+    })
 }
 
 /// Stores a conversation as a user's sessions and messages (what was said, the speaker as
@@ -277,38 +297,18 @@ fn run_messages(
     label: &str,
     env: &[(&str, String)],
 ) -> Result<Tally, String> {
-    let db = std::env::temp_dir().join(format!("honcho-eval-{}-m-{label}.db", std::process::id()));
-    remove_sqlite(&db);
-    let db_url = db.to_str().ok_or("temp dir path is not UTF-8")?.to_string();
-    let result = (|| {
-        let (server, _) = Server::start_with(binary, &db_url, label, env)?;
-        let mut client = Client::new(server.port);
-        let app = client.create("/v1/apps", json!({ "name": "eval" }))?;
+    on_fresh_server(binary, &format!("m-{label}"), env, |client, app| {
         let mut tally = Tally::default();
         for (n, conversation) in set.iter().enumerate() {
-            let (user, _) = store_sessions(&mut client, &app, n, conversation)?;
+            let (user, _) = store_sessions(client, app, n, conversation)?;
+            let path = format!("/v1/apps/{app}/users/{user}/messages/query");
             for q in &conversation.questions {
-                let body = json!({ "query": q.text, "top_k": 50 }).to_string();
-                let path = format!("/v1/apps/{app}/users/{user}/messages/query");
-                let r = client.request("POST", &path, Some(&body))?;
-                if r.status != 200 {
-                    return Err(format!("query: {}", r.describe()));
-                }
-                let found: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
-                let found: Vec<String> = found
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|m| m["metadata"]["turn"].as_str().map(str::to_owned))
-                    .collect();
+                let found = turns_found(client, &path, &q.text)?;
                 tally.add(&q.kind, &found, &q.evidence);
             }
         }
-        server.finish();
         Ok(tally)
-    })();
-    remove_sqlite(&db);
-    result
+    })
 }
 
 /// The model double of the context-recall run: a fact is the user's message itself, no search
@@ -338,9 +338,6 @@ fn run_chat(
     set: &[Conversation],
 ) -> Result<BTreeMap<String, (f64, usize)>, String> {
     let model = crate::bench_insights::start_model_with(std::time::Duration::ZERO, echo_reply)?;
-    let db = std::env::temp_dir().join(format!("honcho-eval-{}-chat.db", std::process::id()));
-    remove_sqlite(&db);
-    let db_url = db.to_str().ok_or("temp dir path is not UTF-8")?.to_string();
     let env = [
         ("LLM_BASE_URL", model),
         ("LLM_API_KEY", "eval".to_string()),
@@ -348,13 +345,11 @@ fn run_chat(
         ("DERIVER_WORKERS", "2".to_string()),
         ("DERIVER_POLL_MS", "20".to_string()),
     ];
-    let result = (|| {
-        let (server, _) = Server::start_with(binary, &db_url, "chat", &env)?;
-        let mut client = Client::new(server.port);
-        let app = client.create("/v1/apps", json!({ "name": "eval" }))?;
+    on_fresh_server(binary, "chat", &env, |client, app| {
+        let app = app.to_string();
         let mut stored = Vec::new();
         for (n, conversation) in set.iter().enumerate() {
-            stored.push(store_sessions(&mut client, &app, n, conversation)?);
+            stored.push(store_sessions(client, &app, n, conversation)?);
         }
         // The deriver writes every fact before a question is asked.
         let started = Instant::now();
@@ -404,14 +399,11 @@ fn run_chat(
                 }
             }
         }
-        server.finish();
         Ok(shares
             .into_iter()
             .map(|(k, (sum, n))| (k, (100.0 * sum / n.max(1) as f64, n)))
             .collect())
-    })();
-    remove_sqlite(&db);
-    result
+    })
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {

@@ -4,7 +4,7 @@ use crate::helpers::{assert_redacted_snapshot, id, Options, Scope, TestApp};
 use honcho_domain::retrieval::{Retrieval, RetrievalMode};
 use honcho_models::{cosine_distance, LocalEmbedder, OpenAiConfig, OpenAiEmbedder, RetryPolicy};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -254,19 +254,7 @@ fn failing_provider() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { break };
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
+            crate::helpers::read_request(&stream);
             let answer = r#"{"error": {"message": "upstream exploded"}}"#;
             let _ = write!(
                 stream,

@@ -644,3 +644,22 @@ impl Drop for Honcho {
         let _ = self.child.wait();
     }
 }
+
+/// Reads one HTTP/1.1 request from `stream` (a test double of a service we call); returns its body.
+pub fn read_request(stream: &std::net::TcpStream) -> Vec<u8> {
+    use std::io::{BufRead, BufReader, Read};
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    body
+}

@@ -6,7 +6,7 @@ use crate::insights::{fast_deriver, wait_for_queue};
 use crate::model_server::{ModelServer, Protocol};
 use honcho_models::{OpenAiConfig, OpenAiEmbedder, RetryPolicy};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -444,19 +444,7 @@ fn embedding_service() -> (String, Arc<AtomicBool>, Arc<AtomicUsize>) {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { break };
             count.fetch_add(1, Ordering::SeqCst);
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
+            let body = crate::helpers::read_request(&stream);
             let (status, answer) = if is_up.load(Ordering::SeqCst) {
                 let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let data: Vec<Value> = request["input"]
