@@ -1,4 +1,4 @@
-use super::schema::{deriver_queue, messages, sessions, users};
+use super::schema::{deriver_queue, messages, sessions};
 use super::{dialect, into_map, page_of, session_of, updated_row, Conn};
 use crate::corpus::{Corpus, MessageCorpus, MessageMeta, SessionMark, UserCache};
 use crate::{DbError, DbResult};
@@ -229,16 +229,8 @@ pub fn query_messages(
     search: &Search,
     top: usize,
 ) -> DbResult<Ranked<Message>> {
-    let user_exists: bool = diesel::select(diesel::dsl::exists(
-        users::table
-            .filter(users::public_id.eq(user_id))
-            .filter(users::app_id.eq(app_id)),
-    ))
-    .get_result(conn)?;
-    if !user_exists {
-        return Err(Error::user_not_found(user_id).into());
-    }
-    let copy = current_messages(conn, cache, app_id, user_id)?;
+    let copy = current_messages(conn, cache, app_id, user_id)?
+        .ok_or_else(|| Error::user_not_found(user_id))?;
     let sessions: Option<Vec<u32>> = match &scope.sessions {
         Some(wanted) => Some(
             wanted
@@ -308,27 +300,48 @@ type MessageVectorRow = (
     String,
 );
 
-/// The user's sessions in id order, as the search state compares them.
-fn session_marks(conn: &mut Conn, app_id: &str, user_id: &str) -> QueryResult<Vec<SessionMark>> {
-    Ok(sessions::table
-        .filter(sessions::user_id.eq(user_id))
-        .filter(sessions::app_id.eq(app_id))
-        .order(sessions::id.asc())
-        .select((
-            sessions::id,
-            sessions::public_id,
-            sessions::message_count,
-            sessions::vector_revision,
-        ))
-        .load::<(i64, String, i64, i64)>(conn)?
-        .into_iter()
-        .map(|(id, public_id, count, vector_revision)| SessionMark {
-            id,
-            public_id,
-            count,
-            vector_revision,
-        })
-        .collect())
+#[derive(QueryableByName)]
+struct MarkRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    public_id: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    message_count: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    vector_revision: Option<i64>,
+}
+
+/// The user's sessions in id order, as the search state compares them; `None` when the user does
+/// not exist (one round trip for both).
+fn session_marks(
+    conn: &mut Conn,
+    app_id: &str,
+    user_id: &str,
+) -> QueryResult<Option<Vec<SessionMark>>> {
+    let rows: Vec<MarkRow> = diesel::sql_query(
+        "SELECT s.id, s.public_id, s.message_count, s.vector_revision FROM users u \
+         LEFT JOIN sessions s ON s.user_id = u.public_id AND s.app_id = u.app_id \
+         WHERE u.public_id = $1 AND u.app_id = $2 ORDER BY s.id",
+    )
+    .bind::<diesel::sql_types::Text, _>(user_id)
+    .bind::<diesel::sql_types::Text, _>(app_id)
+    .load(conn)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.into_iter()
+            .filter_map(|r| {
+                Some(SessionMark {
+                    id: r.id?,
+                    public_id: r.public_id?,
+                    count: r.message_count?,
+                    vector_revision: r.vector_revision?,
+                })
+            })
+            .collect(),
+    ))
 }
 
 /// The messages of `sessions` after internal id `after`, in id order (read through each session's
@@ -416,8 +429,10 @@ pub(super) fn current_messages(
     cache: &UserCache,
     app_id: &str,
     user_id: &str,
-) -> DbResult<Arc<MessageCorpus>> {
-    let marks = session_marks(conn, app_id, user_id)?;
+) -> DbResult<Option<Arc<MessageCorpus>>> {
+    let Some(marks) = session_marks(conn, app_id, user_id)? else {
+        return Ok(None);
+    };
     let empty = |marks: &[SessionMark]| -> Vec<SessionMark> {
         marks
             .iter()
@@ -446,7 +461,7 @@ pub(super) fn current_messages(
             Ok(copy)
         },
     )?;
-    Ok(copy)
+    Ok(Some(copy))
 }
 
 /// Whether `new` only adds to `old`: the same sessions first, with the same vector revisions.
