@@ -61,7 +61,8 @@ impl<V, M> Corpus<V, M> {
     pub fn push(&mut self, id: i64, vector: Option<StoredVector>, text: &str, meta: M) {
         let made_by = vector.and_then(|(embedder, dims, bytes)| {
             let values = honcho_domain::vector::decode(&bytes)?;
-            // One shared name per embedder (a corpus rarely holds more than one).
+            // One shared name per embedder (a corpus rarely holds more than one): `rank` compares
+            // names by address.
             let known = self.made_by.iter().rev().flatten().map(|(n, _)| n);
             let name = match known.into_iter().find(|n| ***n == *embedder) {
                 Some(n) => n.clone(),
@@ -115,8 +116,20 @@ impl<V, M> Corpus<V, M> {
     pub fn rank(&self, search: &Search, keep: impl Fn(usize) -> bool, top: usize) -> Ranked<i64> {
         let mode = search.retrieval.mode;
         let searched: Vec<usize> = (0..self.ids.len()).filter(|&i| keep(i)).collect();
-        let comparable = |i: usize| match &search.embedding {
-            Some(query) if mode.uses_vectors() => self.comparable_with(i, query),
+        // Items of one embedder share its name (see `push`): found once, then compared by address.
+        let wanted: Option<(&Arc<str>, i32)> = match &search.embedding {
+            Some(query) if mode.uses_vectors() => self
+                .made_by
+                .iter()
+                .flatten()
+                .find(|(name, dims)| {
+                    *dims as usize == query.vector.len() && **name == *query.embedder
+                })
+                .map(|(name, dims)| (name, *dims)),
+            _ => None,
+        };
+        let comparable = |i: usize| match (&self.made_by[i], wanted) {
+            (Some((name, dims)), Some((w, d))) => *dims == d && Arc::ptr_eq(name, w),
             _ => false,
         };
         let incomparable = match mode {
