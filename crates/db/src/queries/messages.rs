@@ -344,12 +344,13 @@ fn session_marks(
     ))
 }
 
-/// The messages of `sessions` after internal id `after`, in id order (read through each session's
+/// At most `limit` messages of `sessions` after internal id `after`, in id order (read through each session's
 /// index: messages have no index by user, which would cost every write).
 fn message_vectors(
     conn: &mut Conn,
     sessions: &[SessionMark],
     after: i64,
+    limit: i64,
 ) -> QueryResult<Vec<MessageVectorRow>> {
     if sessions.is_empty() {
         return Ok(Vec::new());
@@ -359,6 +360,7 @@ fn message_vectors(
         .filter(messages::session_id.eq_any(ids))
         .filter(messages::id.gt(after))
         .order(messages::id.asc())
+        .limit(limit)
         .select((
             messages::id,
             messages::session_id,
@@ -372,8 +374,7 @@ fn message_vectors(
 }
 
 /// Adds `rows` (in id order, after the copy's) to the copy and counts them in their sessions.
-/// Rows of a session the copy does not know (created after its sessions were read) are left out:
-/// the next query sees that session's count above the copy's and reads the copy again. Messages
+/// Messages
 /// stored without a vector get one from `fill` (the in-process embedder), when given.
 fn append_messages(
     copy: &mut MessageCorpus,
@@ -399,8 +400,15 @@ fn append_messages(
             Err(e) => tracing::warn!(error = %e, "message search: cannot embed messages"),
         }
     }
+    let sessions: std::collections::HashMap<String, usize> = copy
+        .version
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.public_id.clone(), i))
+        .collect();
     for (id, session_id, is_user, embedder, dims, bytes, content) in rows {
-        let Some(session) = copy.version.iter().position(|m| m.public_id == session_id) else {
+        // Rows are read for the copy's sessions only.
+        let Some(&session) = sessions.get(&session_id) else {
             continue;
         };
         copy.version[session].count += 1;
@@ -450,18 +458,39 @@ pub(super) fn current_messages(
                 let mut copy = old.clone();
                 // Sessions created since, empty so far in the copy.
                 copy.version.extend(empty(&marks[old.version.len()..]));
-                let rows = message_vectors(conn, &marks, copy.last_id())?;
-                append_messages(&mut copy, rows, cache.fill());
+                read_into(conn, &mut copy, &marks, cache)?;
                 if covers(&copy.version, &marks) {
                     return Ok::<_, DbError>(copy);
                 }
             }
             let mut copy = Corpus::new(empty(&marks));
-            append_messages(&mut copy, message_vectors(conn, &marks, 0)?, cache.fill());
+            read_into(conn, &mut copy, &marks, cache)?;
             Ok(copy)
         },
     )?;
     Ok(Some(copy))
+}
+
+/// Messages read per round into a copy, so that a large user's rows are never all in memory at
+/// once besides the copy.
+const READ_PAGE: i64 = 2_000;
+
+/// Adds the messages of `marks`'s sessions after the copy's last to the copy, a page at a time
+/// (only those sessions are read, so every row read joins the copy and moves its last id).
+fn read_into(
+    conn: &mut Conn,
+    copy: &mut MessageCorpus,
+    marks: &[SessionMark],
+    cache: &UserCache,
+) -> QueryResult<()> {
+    loop {
+        let rows = message_vectors(conn, marks, copy.last_id(), READ_PAGE)?;
+        let full = rows.len() as i64 == READ_PAGE;
+        append_messages(copy, rows, cache.fill());
+        if !full {
+            return Ok(());
+        }
+    }
 }
 
 /// Whether `new` only adds to `old`: the same sessions first, with the same vector revisions.

@@ -571,3 +571,31 @@ fn messages_with_another_embedders_vectors_are_found_by_words_until_reembedded()
     assert_eq!(contents(&all).len(), 12);
     assert_eq!(contents(&all)[0], TEXTS[6]);
 }
+
+#[test]
+fn a_user_with_more_messages_than_one_read_is_searched_whole() {
+    let app = TestApp::spawn();
+    let s = app.session_path();
+    let other = app.create_session(&s.app, &s.user);
+    // 2,600 messages over two sessions, interleaved batch by batch; the copy reads 2,000 at a time.
+    for b in 0..26 {
+        let session = if b % 2 == 0 { &s.session } else { &other };
+        let messages: Vec<Value> = (0..100)
+            .map(|i| json!({ "content": format!("note {} of batch {b}", b * 100 + i), "is_user": true }))
+            .collect();
+        app.ok(app.post(
+            &format!("{}/sessions/{session}/messages/batch", s.user_path()),
+            json!({ "messages": messages }),
+        ));
+    }
+    let search = format!("{}/messages/query", s.user_path());
+    for (word, expected) in [
+        ("0", "note 0 of batch 0"),
+        ("2599", "note 2599 of batch 25"),
+    ] {
+        let found = app.ok(app.post(&search, json!({ "query": word, "top_k": 1, "filter": {} })));
+        assert_eq!(contents(&found), [expected]);
+    }
+    let all = app.ok(app.post(&search, json!({ "query": "note", "top_k": 100 })));
+    assert_eq!(all.as_array().unwrap().len(), 100);
+}
