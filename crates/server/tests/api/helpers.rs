@@ -587,36 +587,52 @@ impl Honcho {
     pub fn start_logged(url: &str, env: &[(&str, &str)], log: Option<&std::path::Path>) -> Honcho {
         use std::process::{Command, Stdio};
         use std::time::Instant;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_honcho"));
-        cmd.args(["serve", "--port", &port.to_string()])
-            .env("DATABASE_URL", url)
-            .env_remove("USE_AUTH")
-            .env_remove("AUTH_JWT_SECRET")
-            .env("LOG_LEVEL", "warn")
-            .stdout(Stdio::null())
-            .stderr(match log {
-                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
-                None => Stdio::null(),
-            });
-        for (k, v) in env {
-            cmd.env(k, v);
+        // The port is chosen before the server binds it, and meanwhile the kernel may give it to
+        // another test's outgoing connection: a server that exits at start-up is started again on
+        // another port.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_honcho"));
+            cmd.args(["serve", "--port", &port.to_string()])
+                .env("DATABASE_URL", url)
+                .env_remove("USE_AUTH")
+                .env_remove("AUTH_JWT_SECRET")
+                .env("LOG_LEVEL", "warn")
+                .stdout(Stdio::null())
+                .stderr(match log {
+                    Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                    None => Stdio::null(),
+                });
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let mut child = cmd.spawn().unwrap();
+            let base = format!("http://127.0.0.1:{port}");
+            let started = Instant::now();
+            loop {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if ureq::get(&format!("{base}/health")).call().is_ok() {
+                    // The answer may have come from another test's server on that port.
+                    std::thread::sleep(Duration::from_millis(100));
+                    if child.try_wait().unwrap().is_none() {
+                        return Honcho { child, base };
+                    }
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the server did not start"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        let child = cmd.spawn().unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while ureq::get(&format!("{base}/health")).call().is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Honcho { child, base }
+        panic!("the server found no free port in five tries");
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, String> {

@@ -44,6 +44,40 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `honcho serve` with `env` on a free port, answering `/health`. The port is chosen before the
+/// server binds it, and meanwhile the kernel may give it to another test's outgoing connection: a
+/// server that exits at start-up is started again on another port.
+fn serve_on_a_free_port(env: &[(&str, &str)]) -> std::process::Child {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = honcho(&["serve", "--port", &port.to_string()], env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if ureq::get(&format!("http://127.0.0.1:{port}/health"))
+                .call()
+                .is_ok()
+            {
+                // The answer may have come from another test's server on that port.
+                std::thread::sleep(Duration::from_millis(100));
+                if child.try_wait().unwrap().is_none() {
+                    return child;
+                }
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "no start-up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!("honcho serve found no free port in five tries");
+}
+
 fn wait_for_health(port: u16) {
     let started = Instant::now();
     while ureq::get(&format!("http://127.0.0.1:{port}/health"))
@@ -539,16 +573,7 @@ fn serve_and_deriver_stopped_with_sigterm_exit_cleanly() {
     let url = app.database_url().to_string();
     let mut failures = Vec::new();
     for round in 0..10 {
-        let port = free_port();
-        let serve = honcho(
-            &["serve", "--port", &port.to_string()],
-            &[("DATABASE_URL", &url), ("LOG_LEVEL", "error")],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        wait_for_health(port);
+        let serve = serve_on_a_free_port(&[("DATABASE_URL", &url), ("LOG_LEVEL", "error")]);
         let deriver = honcho(
             &["deriver"],
             &[
