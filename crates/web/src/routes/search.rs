@@ -216,3 +216,42 @@ pub async fn session_context(
     .await?;
     Ok(Json(context.into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use honcho_domain::retrieval::MESSAGE_TOP_K_DEFAULT;
+    use honcho_domain::values::MESSAGE_QUERY_MAX;
+    use serde_json::Value;
+
+    /// The schema attributes take literals only: they must say what the domain's limits are.
+    #[test]
+    fn the_documented_limits_are_the_domains() {
+        let doc = serde_json::to_value(crate::api_doc()).unwrap();
+        for name in ["MessageSearch", "UserMessageSearch"] {
+            let p = &doc["components"]["schemas"][name]["properties"];
+            assert_eq!(p["query"]["maxLength"], json!(MESSAGE_QUERY_MAX), "{name}");
+            assert_eq!(p["top_k"]["maximum"], json!(MESSAGE_TOP_K_MAX), "{name}");
+            assert_eq!(
+                p["top_k"]["default"],
+                json!(MESSAGE_TOP_K_DEFAULT),
+                "{name}"
+            );
+        }
+        let context = &doc["paths"]
+            ["/v1/apps/{app_id}/users/{user_id}/sessions/{session_id}/context"]["get"]
+            ["parameters"];
+        let param = |n: &str| -> Value {
+            context
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == n)
+                .unwrap()["schema"]
+                .clone()
+        };
+        assert_eq!(param("tokens")["maximum"], json!(TOKENS_MAX));
+        assert_eq!(param("tokens")["default"], json!(TOKENS_DEFAULT));
+        assert_eq!(param("query")["maxLength"], json!(MESSAGE_QUERY_MAX));
+    }
+}
