@@ -34,9 +34,6 @@ pub struct Corpus<V, M> {
     pub lexical: LexicalIndex,
 }
 
-/// A vector as stored: made by `embedder`, `dimensions` long, encoded (`vector::encode`).
-pub type StoredVector = (String, i32, Vec<u8>);
-
 impl<V, M> Corpus<V, M> {
     /// An empty copy at `version`.
     pub fn new(version: V) -> Self {
@@ -56,20 +53,20 @@ impl<V, M> Corpus<V, M> {
         self.ids.last().copied().unwrap_or(0)
     }
 
-    /// Adds the next item (ids ascending): its vector as stored (scaled to unit length here), its
-    /// text and what it carries.
-    pub fn push(&mut self, id: i64, vector: Option<StoredVector>, text: &str, meta: M) {
-        let made_by = vector.and_then(|(embedder, dims, bytes)| {
-            let values = honcho_domain::vector::decode(&bytes)?;
+    /// Adds the next item (ids ascending): its vector with the embedder that made it (scaled to
+    /// unit length here), its text and what it carries.
+    pub fn push(&mut self, id: i64, vector: Option<(&str, Vec<f32>)>, text: &str, meta: M) {
+        let made_by = vector.map(|(embedder, values)| {
             // One shared name per embedder (a corpus rarely holds more than one): `rank` compares
             // names by address.
             let known = self.made_by.iter().rev().flatten().map(|(n, _)| n);
             let name = match known.into_iter().find(|n| ***n == *embedder) {
                 Some(n) => n.clone(),
-                None => Arc::from(embedder.as_str()),
+                None => Arc::from(embedder),
             };
+            let dims = values.len() as i32;
             self.values.extend(normalized(values));
-            Some((name, dims))
+            (name, dims)
         });
         self.ids.push(id);
         self.made_by.push(made_by);

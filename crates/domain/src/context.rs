@@ -87,16 +87,24 @@ pub fn fit_facts(
     ranked: Vec<String>,
     counter: &dyn TokenCounter,
 ) -> (Vec<String>, usize) {
-    let cap = budget / 4;
-    let mut used = 0;
-    let mut kept = Vec::new();
-    for fact in ranked.into_iter().take(FACTS_MAX) {
-        let n = counter.count(&fact);
-        if used + n > cap {
+    let facts = ranked.into_iter().take(FACTS_MAX);
+    take_within(facts, budget / 4, |f| counter.count(f))
+}
+
+/// The first of `items` while their tokens fit in `budget`, and those tokens.
+pub fn take_within<T>(
+    items: impl IntoIterator<Item = T>,
+    budget: usize,
+    tokens: impl Fn(&T) -> usize,
+) -> (Vec<T>, usize) {
+    let (mut kept, mut used) = (Vec::new(), 0);
+    for item in items {
+        let n = tokens(&item);
+        if used + n > budget {
             break;
         }
         used += n;
-        kept.push(fact);
+        kept.push(item);
     }
     (kept, used)
 }

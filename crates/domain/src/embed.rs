@@ -92,25 +92,16 @@ pub fn embed_messages<S: ReembedStore>(
     store: &S,
     embedder: &dyn Embedder,
     batch: usize,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<u64, String> {
-    let (mut after, mut done) = (0i64, 0u64);
     let model = Some((embedder.id(), embedder.dimensions()));
-    loop {
-        let pending = store
-            .messages_to_embed(embedder.remote(), model, after, batch.max(1))
-            .map_err(|e| e.to_string())?;
-        let Some(last) = pending.last() else {
-            return Ok(done);
-        };
-        after = last.0;
-        let vectors = embed_all(embedder, &pending).map_err(|e| e.to_string())?;
-        store
-            .set_message_embeddings(&vectors)
-            .map_err(|e| e.to_string())?;
-        done += vectors.len() as u64;
-        progress(done);
-    }
+    in_batches(
+        embedder,
+        batch,
+        |after, limit| store.messages_to_embed(embedder.remote(), model, after, limit),
+        |vectors| store.set_message_embeddings(vectors),
+        progress,
+    )
 }
 
 /// Each text's vector, paired with its id.
@@ -142,29 +133,41 @@ pub fn reembed<S: ReembedStore>(
     store: &S,
     embedder: &dyn Embedder,
     batch: usize,
+    progress: impl FnMut(u64),
+) -> Result<u64, String> {
+    let (name, dimensions) = (embedder.id(), embedder.dimensions());
+    in_batches(
+        embedder,
+        batch,
+        |after, limit| store.documents_to_reembed(name, dimensions, after, limit),
+        |vectors| {
+            vectors
+                .iter()
+                .try_for_each(|(id, embedding)| store.set_embedding(*id, embedding))
+        },
+        progress,
+    )
+}
+
+/// Reads `(internal id, text)` pages in id order with `read(after, limit)`, embeds each page and
+/// stores its vectors with `write`, until a page comes back empty; returns how many were stored.
+fn in_batches<E: fmt::Display>(
+    embedder: &dyn Embedder,
+    batch: usize,
+    read: impl Fn(i64, usize) -> Result<Vec<(i64, String)>, E>,
+    write: impl Fn(&[(i64, crate::Embedding)]) -> Result<(), E>,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, String> {
     let (mut after, mut done) = (0i64, 0u64);
     loop {
-        let docs = store
-            .documents_to_reembed(embedder.id(), embedder.dimensions(), after, batch.max(1))
-            .map_err(|e| e.to_string())?;
-        let Some(last) = docs.last() else {
+        let pending = read(after, batch.max(1)).map_err(|e| e.to_string())?;
+        let Some(last) = pending.last() else {
             return Ok(done);
         };
         after = last.0;
-        let texts: Vec<&str> = docs.iter().map(|(_, c)| c.as_str()).collect();
-        let vectors = embedder.embed_each(&texts).map_err(|e| e.to_string())?;
-        for ((id, _), vector) in docs.iter().zip(vectors) {
-            let embedding = crate::Embedding {
-                vector,
-                embedder: embedder.id().to_string(),
-            };
-            store
-                .set_embedding(*id, &embedding)
-                .map_err(|e| e.to_string())?;
-            done += 1;
-        }
+        let vectors = embed_all(embedder, &pending).map_err(|e| e.to_string())?;
+        write(&vectors).map_err(|e| e.to_string())?;
+        done += vectors.len() as u64;
         progress(done);
     }
 }

@@ -3,7 +3,7 @@
 //! error); the answer is then asked for whole or streamed.
 
 use crate::prompts;
-use honcho_domain::context::TokenCounter;
+use honcho_domain::context::{take_within, TokenCounter};
 use honcho_domain::embed::{EmbedError, Embedder};
 use honcho_domain::insights::MemoryStore;
 use honcho_domain::llm::{LlmError, Models, Prompt};
@@ -77,7 +77,7 @@ pub fn prepare<S: MemoryStore>(
         .map_err(DialecticError::Store)?;
     let counter = reading.counter;
     let quarter = CONTEXT_TOKENS / 4;
-    let facts = within(interleave(facts, |f| f.clone()), quarter, |f| {
+    let (facts, facts_tokens) = take_within(interleave(facts, |f| f.clone()), quarter, |f| {
         counter.count(f)
     });
     let in_conversation: Vec<String> = conversation.recent.iter().map(|m| m.id.clone()).collect();
@@ -85,14 +85,9 @@ pub fn prepare<S: MemoryStore>(
         .into_iter()
         .filter(|m| !in_conversation.contains(&m.id))
         .collect();
-    let found = within(found, quarter, |m| counter.count(&m.content));
+    let (found, found_tokens) = take_within(found, quarter, |m| counter.count(&m.content));
     // The conversation gets what is left: its summary, then its latest messages.
-    let used: usize = facts.iter().map(|f| counter.count(f)).sum::<usize>()
-        + found
-            .iter()
-            .map(|m| counter.count(&m.content))
-            .sum::<usize>();
-    let mut room = CONTEXT_TOKENS.saturating_sub(used);
+    let mut room = CONTEXT_TOKENS.saturating_sub(facts_tokens + found_tokens);
     if let Some(summary) = &conversation.short_summary {
         room = room.saturating_sub(counter.count(&summary.content));
     }
@@ -164,18 +159,6 @@ fn interleave<T, K: PartialEq>(lists: Vec<Vec<T>>, identity: impl Fn(&T) -> K) -
         }
     }
     out
-}
-
-/// The first items of `items` whose tokens fit in `budget`.
-fn within<T>(items: Vec<T>, budget: usize, tokens: impl Fn(&T) -> usize) -> Vec<T> {
-    let mut used = 0;
-    items
-        .into_iter()
-        .take_while(|item| {
-            used += tokens(item);
-            used <= budget
-        })
-        .collect()
 }
 
 /// Keeps the context an answer was given from as the session's `honcho_user_representation`

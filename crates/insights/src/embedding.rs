@@ -44,11 +44,6 @@ impl MessageEmbedder {
         MessageEmbedder { signal, thread }
     }
 
-    /// Wakes the worker: messages were stored without vectors.
-    pub fn signal(&self) -> Arc<Signal> {
-        self.signal.clone()
-    }
-
     /// Stops the worker after its current batch (waits up to `timeout`).
     pub fn stop(self, timeout: Duration) {
         self.signal.stop();

@@ -93,6 +93,23 @@ pub fn check_embeddings(
     Ok(())
 }
 
+/// Gives messages, which are stored without a vector, their vectors: an in-process embedder
+/// computes them when this process reads messages for search; for a remote one a worker embeds and
+/// stores them after the writes (returned, to be stopped at shutdown).
+pub fn give_messages_vectors(
+    db: &Db,
+    embedder: &std::sync::Arc<dyn honcho_domain::embed::Embedder>,
+) -> Option<honcho_insights::embedding::MessageEmbedder> {
+    if embedder.remote() {
+        return Some(honcho_insights::embedding::MessageEmbedder::start(
+            db.clone(),
+            embedder.clone(),
+        ));
+    }
+    db.embed_messages_with(embedder.clone());
+    None
+}
+
 /// Blocks until SIGTERM or SIGINT.
 pub fn wait_for_stop_signal() -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -470,18 +470,7 @@ fn serve(config: Config) -> Result<(), String> {
         )),
         _ => None,
     };
-    // Messages are stored without a vector. An in-process embedder gives them theirs when they are
-    // read for search; a remote one is never waited for by a write: a worker embeds and stores them.
-    let message_embedder = match embedder.remote() {
-        true => Some(honcho_insights::embedding::MessageEmbedder::start(
-            db.clone(),
-            embedder.clone(),
-        )),
-        false => {
-            db.embed_messages_with(embedder.clone());
-            None
-        }
-    };
+    let message_embedder = honcho_server::give_messages_vectors(&db, &embedder);
     let state = honcho_web::AppState {
         db,
         auth: honcho_web::auth::AuthConfig {

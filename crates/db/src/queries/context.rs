@@ -3,11 +3,10 @@
 
 use super::deriver::find_protected;
 use super::documents::{current_vectors, documents_in_order};
-use super::messages::query_messages;
 use super::messages::MessageRow;
 use super::schema::{messages, metamessages};
 use super::Conn;
-use crate::corpus::{CollectionCache, UserCache};
+use crate::corpus::CollectionCache;
 use crate::DbResult;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -16,7 +15,7 @@ use honcho_domain::context::{
     TokenCounter, FACTS_MAX,
 };
 use honcho_domain::insights::{SUMMARY_LONG_LABEL, SUMMARY_SHORT_LABEL};
-use honcho_domain::retrieval::{MessageScope, Search};
+use honcho_domain::retrieval::Search;
 use honcho_domain::{CollectionKey, Message, SessionKey};
 
 /// Messages read per round while filling a context.
@@ -142,22 +141,4 @@ pub fn rank_facts_for_each(
         );
     }
     Ok(out)
-}
-
-/// The user's `top` messages (every session) best ranked for each search.
-pub fn search_messages_for_each(
-    conn: &mut Conn,
-    cache: &UserCache,
-    key: &SessionKey,
-    searches: &[Search],
-    top: usize,
-) -> DbResult<Vec<Vec<Message>>> {
-    let scope = MessageScope::default();
-    searches
-        .iter()
-        .map(|search| {
-            query_messages(conn, cache, &key.app_id, &key.user_id, &scope, search, top)
-                .map(|r| r.items)
-        })
-        .collect()
 }

@@ -6,7 +6,7 @@ use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use honcho_domain::retrieval::{Ranked, Search};
-use honcho_domain::vector::encode;
+use honcho_domain::vector::{decode, encode};
 use honcho_domain::{
     id::new_id, now, CollectionKey, Document, Embedding, Error, Metadata, Page, PageRequest, Text,
     PROTECTED_COLLECTION,
@@ -352,26 +352,25 @@ fn load_vectors(
     Ok(copy)
 }
 
-/// `(id, embedder, dimensions, embedding, content)` of a document.
-type VectorRow = (i64, String, i32, Vec<u8>, String);
+/// `(id, embedder, embedding, content)` of a document.
+type VectorRow = (i64, String, Vec<u8>, String);
 const VECTOR_COLUMNS: (
     documents::id,
     documents::embedder,
-    documents::dimensions,
     documents::embedding,
     documents::content,
 ) = (
     documents::id,
     documents::embedder,
-    documents::dimensions,
     documents::embedding,
     documents::content,
 );
 
 /// Adds `rows` (in id order, after the copy's) to the copy: unit-length vectors and postings.
 fn append(copy: &mut CollectionCorpus, rows: Vec<VectorRow>) {
-    for (id, embedder, dims, bytes, content) in rows {
-        copy.push(id, Some((embedder, dims, bytes)), &content, ());
+    for (id, embedder, bytes, content) in rows {
+        let vector = decode(&bytes).map(|v| (embedder.as_str(), v));
+        copy.push(id, vector, &content, ());
     }
 }
 

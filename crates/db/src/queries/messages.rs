@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use honcho_domain::embed::Embedder;
 use honcho_domain::retrieval::{MessageScope, Ranked, Search};
-use honcho_domain::vector::encode;
+use honcho_domain::vector::{decode, encode};
 use honcho_domain::{
     deriver_disabled, id::new_id, now, Embedding, Error, Message, Metadata, NewMessage, Page,
     PageRequest, SessionKey,
@@ -231,6 +231,35 @@ pub fn query_messages(
 ) -> DbResult<Ranked<Message>> {
     let copy = current_messages(conn, cache, app_id, user_id)?
         .ok_or_else(|| Error::user_not_found(user_id))?;
+    rank_messages(conn, &copy, scope, search, top)
+}
+
+/// The user's `top` messages (every session) best ranked for each search (one read of the user's
+/// copy for all of them).
+pub fn search_messages_for_each(
+    conn: &mut Conn,
+    cache: &UserCache,
+    key: &SessionKey,
+    searches: &[Search],
+    top: usize,
+) -> DbResult<Vec<Vec<Message>>> {
+    let copy = current_messages(conn, cache, &key.app_id, &key.user_id)?
+        .ok_or_else(|| Error::user_not_found(&key.user_id))?;
+    let scope = MessageScope::default();
+    searches
+        .iter()
+        .map(|search| rank_messages(conn, &copy, &scope, search, top).map(|r| r.items))
+        .collect()
+}
+
+/// [`query_messages`] over a current copy.
+fn rank_messages(
+    conn: &mut Conn,
+    copy: &MessageCorpus,
+    scope: &MessageScope,
+    search: &Search,
+    top: usize,
+) -> DbResult<Ranked<Message>> {
     let sessions: Option<Vec<u32>> = match &scope.sessions {
         Some(wanted) => Some(
             wanted
@@ -247,17 +276,17 @@ pub fn query_messages(
         None => None,
     };
     let allowed: Option<Vec<i64>> = match &scope.metadata {
+        // Through the sessions' index (the ones asked for, else all of the user's).
         Some(f) => {
-            let mut q = messages::table
-                .filter(messages::user_id.eq(user_id))
-                .filter(messages::app_id.eq(app_id))
-                .filter(dialect::metadata_contains(f.as_map()))
-                .into_boxed();
-            if let Some(wanted) = &scope.sessions {
-                q = q.filter(messages::session_id.eq_any(wanted));
-            }
+            let searched: Vec<&str> = match &scope.sessions {
+                Some(wanted) => wanted.iter().map(String::as_str).collect(),
+                None => copy.version.iter().map(|m| m.public_id.as_str()).collect(),
+            };
             Some(
-                q.order(messages::id.asc())
+                messages::table
+                    .filter(messages::session_id.eq_any(searched))
+                    .filter(dialect::metadata_contains(f.as_map()))
+                    .order(messages::id.asc())
                     .select(messages::id)
                     .load(conn)?,
             )
@@ -289,16 +318,8 @@ fn messages_in_order(conn: &mut Conn, ids: &[i64]) -> DbResult<Vec<Message>> {
     Ok(rows.into_iter().map(|(_, r)| Message::from(r)).collect())
 }
 
-/// `(id, session, is_user, embedder, dimensions, embedding, content)` of a message.
-type MessageVectorRow = (
-    i64,
-    String,
-    bool,
-    Option<String>,
-    Option<i32>,
-    Option<Vec<u8>>,
-    String,
-);
+/// `(id, session, is_user, embedder, embedding, content)` of a message.
+type MessageVectorRow = (i64, String, bool, Option<String>, Option<Vec<u8>>, String);
 
 #[derive(QueryableByName)]
 struct MarkRow {
@@ -366,7 +387,6 @@ fn message_vectors(
             messages::session_id,
             messages::is_user,
             messages::embedder,
-            messages::dimensions,
             messages::embedding,
             messages::content,
         ))
@@ -374,48 +394,48 @@ fn message_vectors(
 }
 
 /// Adds `rows` (in id order, after the copy's) to the copy and counts them in their sessions.
-/// Messages
-/// stored without a vector get one from `fill` (the in-process embedder), when given.
+/// Messages stored without a vector get one from `fill` (the in-process embedder), when given.
 fn append_messages(
     copy: &mut MessageCorpus,
-    mut rows: Vec<MessageVectorRow>,
+    rows: Vec<MessageVectorRow>,
     fill: Option<&dyn Embedder>,
 ) {
-    if let Some(embedder) = fill {
-        let missing: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].5.is_none()).collect();
-        let texts: Vec<&str> = missing.iter().map(|&i| rows[i].6.as_str()).collect();
-        match embedder.embed_each(&texts) {
-            Ok(vectors) => {
-                let dims = embedder.dimensions() as i32;
-                for (i, vector) in missing.into_iter().zip(vectors) {
-                    let row = &mut rows[i];
-                    (row.3, row.4, row.5) = (
-                        Some(embedder.id().to_string()),
-                        Some(dims),
-                        Some(encode(&vector)),
-                    );
+    let mut computed = match fill {
+        Some(embedder) => {
+            let texts: Vec<&str> = rows
+                .iter()
+                .filter(|r| r.4.is_none())
+                .map(|r| r.5.as_str())
+                .collect();
+            match embedder.embed_each(&texts) {
+                Ok(vectors) => vectors,
+                // Found by their words until a later read.
+                Err(e) => {
+                    tracing::warn!(error = %e, "message search: cannot embed messages");
+                    Vec::new()
                 }
             }
-            // Found by their words until a later read.
-            Err(e) => tracing::warn!(error = %e, "message search: cannot embed messages"),
         }
+        None => Vec::new(),
     }
+    .into_iter();
     let sessions: std::collections::HashMap<String, usize> = copy
         .version
         .iter()
         .enumerate()
         .map(|(i, m)| (m.public_id.clone(), i))
         .collect();
-    for (id, session_id, is_user, embedder, dims, bytes, content) in rows {
+    for (id, session_id, is_user, embedder, bytes, content) in rows {
+        let vector = match bytes {
+            Some(bytes) => embedder.as_deref().zip(decode(&bytes)),
+            // Stored without one: computed above, in the same order.
+            None => fill.zip(computed.next()).map(|(e, v)| (e.id(), v)),
+        };
         // Rows are read for the copy's sessions only.
         let Some(&session) = sessions.get(&session_id) else {
             continue;
         };
         copy.version[session].count += 1;
-        let vector = match (embedder, dims, bytes) {
-            (Some(e), Some(d), Some(b)) => Some((e, d, b)),
-            _ => None,
-        };
         let meta = MessageMeta {
             session: session as u32,
             is_user,
@@ -432,7 +452,7 @@ fn append_messages(
 /// copy's means messages the copy lacks; a vector revision that moved means messages given a new
 /// vector; a session gone (erased) means messages gone. When only messages were added, all after
 /// the copy's last, the copy is extended with just those; otherwise it is read whole.
-pub(super) fn current_messages(
+fn current_messages(
     conn: &mut Conn,
     cache: &UserCache,
     app_id: &str,

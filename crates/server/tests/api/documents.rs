@@ -322,22 +322,8 @@ fn vectors_of_another_embedder_are_not_compared_until_reembedded() {
     assert_eq!(found[0]["id"], did.as_str());
     assert_eq!(incomparable.as_deref(), Some("2"));
 
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_honcho"))
-        .args(["reembed", "--batch", "1"])
-        .current_dir(dir.path())
-        .env("DATABASE_URL", app.database_url())
-        .env("EMBEDDING_PROVIDER", "local")
-        .env_remove("USE_AUTH")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        crate::helpers::reembed(&app, 1),
         "re-embedded 2 documents and embedded 0 messages with model2vec:potion-base-8M"
     );
     let found = app.ok(app.post(

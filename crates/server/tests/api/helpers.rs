@@ -184,16 +184,7 @@ impl TestApp {
             _ => None,
         };
         let deriver_signal = deriver.as_ref().map(honcho_insights::Deriver::signal);
-        let message_embedder = match embedder.remote() {
-            true => Some(honcho_insights::embedding::MessageEmbedder::start(
-                db.clone(),
-                embedder.clone(),
-            )),
-            false => {
-                db.embed_messages_with(embedder.clone());
-                None
-            }
-        };
+        let message_embedder = honcho_server::give_messages_vectors(&db, &embedder);
         let models = options.models;
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -678,4 +669,24 @@ pub fn read_request(stream: &std::net::TcpStream) -> Vec<u8> {
     let mut body = vec![0; length];
     let _ = reader.read_exact(&mut body);
     body
+}
+
+/// `honcho reembed --batch N` over `app`'s database with the shipped embedder; its standard
+/// output, once it exited successfully.
+pub fn reembed(app: &TestApp, batch: usize) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_honcho"))
+        .args(["reembed", "--batch", &batch.to_string()])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", app.database_url())
+        .env("EMBEDDING_PROVIDER", "local")
+        .env_remove("USE_AUTH")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

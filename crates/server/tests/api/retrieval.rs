@@ -30,7 +30,7 @@ fn collection(app: &TestApp) -> String {
     format!("{}/{cid}/documents", s.collections())
 }
 
-const TEXTS: [&str; 12] = [
+pub const TEXTS: [&str; 12] = [
     "Maya adopted a beagle puppy called Biscuit last spring.",
     "The vet said Biscuit needs his booster shots in March.",
     "Maya tuned her grandmother's old cello before the recital.",

@@ -11,20 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const TEXTS: [&str; 12] = [
-    "Maya adopted a beagle puppy called Biscuit last spring.",
-    "The vet said Biscuit needs his booster shots in March.",
-    "Maya tuned her grandmother's old cello before the recital.",
-    "She practises scales every evening after work.",
-    "Maya works as a nurse on the night shift at St Anne's hospital.",
-    "Her sister Ines lives in Lisbon and teaches chemistry.",
-    "They are planning a trip to Kyoto in October.",
-    "Maya prefers green tea to coffee, except on Mondays.",
-    "The recital went well; the audience clapped for a long time.",
-    "Her landlord raised the rent, so she might move to Leeds.",
-    "Ines gave Maya a red bicycle for her birthday.",
-    "Biscuit chewed through the bicycle's brake cable.",
-];
+use crate::retrieval::TEXTS;
 
 const QUERIES: [&str; 6] = [
     "What is the dog's name?",
@@ -547,21 +534,8 @@ fn messages_with_another_embedders_vectors_are_found_by_words_until_reembedded()
         .post(&search, &json!({ "query": "Kyoto", "top_k": 3 }))
         .unwrap();
     assert_eq!(contents(&by_words), [TEXTS[6]]);
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_honcho"))
-        .args(["reembed", "--batch", "5"])
-        .current_dir(dir.path())
-        .env("DATABASE_URL", app.database_url())
-        .env_remove("USE_AUTH")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        crate::helpers::reembed(&app, 5),
         "re-embedded 0 documents and embedded 12 messages with model2vec:potion-base-8M"
     );
     // The other process sees the new vectors: every message is a candidate again.
