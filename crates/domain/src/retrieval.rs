@@ -53,6 +53,22 @@ pub struct MessageScope {
     pub metadata: Option<crate::Metadata>,
 }
 
+/// The most sessions a message search may name.
+pub const SESSION_IDS_MAX: usize = 100;
+
+impl MessageScope {
+    /// The sessions a search names: at most [`SESSION_IDS_MAX`].
+    pub fn parse_sessions(ids: Vec<String>) -> Result<Vec<String>, crate::Invalid> {
+        match ids.len() {
+            n if n > SESSION_IDS_MAX => Err(crate::Invalid::TooManyItems {
+                max: SESSION_IDS_MAX,
+                actual: n,
+            }),
+            _ => Ok(ids),
+        }
+    }
+}
+
 /// The most results a document query returns (v1.1.0's limit).
 pub const DOCUMENT_TOP_K_MAX: usize = 50;
 /// The most results a message search returns.

@@ -172,6 +172,10 @@ fn search_refuses_bad_input_and_unknown_ids() {
         assert_eq!(status(&user_search, body.clone()), 422, "{body}");
         assert_eq!(status(&session_search, body.clone()), 422, "{body}");
     }
+    let many: Vec<String> = (0..101).map(|i| format!("s{i}")).collect();
+    let (code, body) = app.post(&user_search, json!({ "query": "x", "session_ids": many }));
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "session_ids"]));
     let (code, body) = app.post(&user_search, json!({ "query": "x", "top_k": 101 }));
     assert_eq!(code, 422);
     assert_eq!(

@@ -13,7 +13,7 @@ use honcho_domain::embed::Embedder;
 use honcho_domain::retrieval::{MessageScope, Retrieval, RetrievalMode, Search, MESSAGE_TOP_K_MAX};
 use honcho_domain::Text;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 /// The query text, ready to rank with (embedded unless the mode ranks by words alone). When the
@@ -143,8 +143,12 @@ pub async fn query_user_messages(
         session_ids,
     }) = body;
     let path = path.into_inner();
+    let sessions = session_ids
+        .map(MessageScope::parse_sessions)
+        .transpose()
+        .map_err(|reason| super::invalid(&[json!("session_ids")], &reason, Value::Null))?;
     let scope = MessageScope {
-        sessions: session_ids,
+        sessions,
         is_user,
         metadata: parse_filter(filter)?,
     };
