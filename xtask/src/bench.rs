@@ -33,6 +33,10 @@ options:
                      a mock model answering after 50 ms (deriver items/s with 1, 4 and
                      16 workers, chat latency above the model's, batch req/s with
                      messages queued for the deriver vs not; --only deriver,chat,enqueue)
+  --soak             instead of the scenarios above: a steady mixed load with insights on
+                     (mock model, 4 deriver workers, caches of 32 MiB each) for --duration
+                     seconds (default 300), printing the server's RSS every 10 s, at the end
+                     and 60 s after the load
   --skip-build       use the existing target/release/honcho as is
   --binary PATH      use this server binary (for instance an older build, to compare)
   --help             print this help
@@ -114,6 +118,8 @@ pub(crate) struct Options {
     /// `--binary`: the server to run instead of the release build.
     pub(crate) binary: Option<PathBuf>,
     pub(crate) insights: bool,
+    /// `--soak`: the memory soak instead of the scenarios.
+    pub(crate) soak: bool,
     /// With `insights`: which of `INSIGHTS_PARTS` to run.
     pub(crate) insights_parts: Vec<&'static str>,
 }
@@ -131,9 +137,11 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
         skip_build: false,
         binary: None,
         insights: false,
+        soak: false,
         insights_parts: INSIGHTS_PARTS.to_vec(),
     };
     let mut only = None;
+    let mut duration_given = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -145,12 +153,14 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
             "--skip-build" => opts.skip_build = true,
             "--binary" => opts.binary = Some(PathBuf::from(value()?)),
             "--insights" => opts.insights = true,
+            "--soak" => opts.soak = true,
             "--postgres" => opts.postgres = Some(value()?.clone()),
             "--duration" => {
                 let secs = value()?.parse().ok().filter(|&s: &f64| s > 0.0);
                 opts.duration = secs
                     .and_then(|s| Duration::try_from_secs_f64(s).ok())
                     .ok_or("--duration must be a positive number of seconds")?;
+                duration_given = true;
             }
             "--connections" => {
                 let n = value()?.parse().ok().filter(|&n| n > 0);
@@ -159,6 +169,9 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
             "--only" => only = Some(value()?.clone()),
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
+    }
+    if opts.soak && !duration_given {
+        opts.duration = Duration::from_secs(300);
     }
     if let Some(only) = only {
         let names = only.split(',').map(str::trim);
@@ -203,6 +216,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let db = std::env::temp_dir().join(format!("honcho-bench-{}.db", std::process::id()));
     let db_url = db.to_str().ok_or("temp dir path is not UTF-8")?;
     remove_sqlite(&db); // leftovers of an earlier run with the same pid
+    if opts.soak {
+        let result = crate::bench_soak::run("sqlite", db_url, &binary, opts.duration);
+        remove_sqlite(&db);
+        result?;
+        if let Some(url) = &opts.postgres {
+            crate::bench_soak::run("postgres", url, &binary, opts.duration)?;
+        }
+        return Ok(());
+    }
     if opts.insights {
         let result = crate::bench_insights::run("sqlite", db_url, &binary, &opts);
         remove_sqlite(&db);

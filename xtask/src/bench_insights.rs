@@ -27,7 +27,7 @@ const CHATS: usize = 200;
 pub(crate) type Reply = fn(system: &str, user: &str) -> String;
 
 /// Facts "The user said: <message>", one search phrase, and a fixed answer.
-fn bench_reply(system: &str, user: &str) -> String {
+pub(crate) fn bench_reply(system: &str, user: &str) -> String {
     if system.contains("durable facts") {
         let new = user
             .rsplit("New message from the user:\n")
@@ -117,7 +117,7 @@ fn serve_model(stream: TcpStream, latency: Duration, reply: Reply) {
     }
 }
 
-fn model_env(base: &str, workers: usize) -> Vec<(&'static str, String)> {
+pub(crate) fn model_env(base: &str, workers: usize) -> Vec<(&'static str, String)> {
     vec![
         ("LLM_BASE_URL", base.to_string()),
         ("LLM_API_KEY", "bench".into()),

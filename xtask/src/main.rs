@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_insights;
+mod bench_soak;
 mod compat;
 mod eval;
 mod model;

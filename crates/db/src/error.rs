@@ -34,7 +34,7 @@ pub enum Outage {
     /// The database's storage reported an I/O error.
     Io,
     /// A statement ran past the deadline of the request it served (PostgreSQL's
-    /// `statement_timeout`).
+    /// `statement_timeout`, SQLite's progress handler).
     Deadline,
 }
 
@@ -58,6 +58,8 @@ const OUTAGES: &[(&str, Outage)] = &[
         "canceling statement due to statement timeout",
         Outage::Deadline,
     ),
+    // SQLite's answer when the progress handler ended a statement at its call's deadline.
+    ("interrupted", Outage::Deadline),
     ("database or disk is full", Outage::DiskFull),
     ("no space left on device", Outage::DiskFull),
     ("attempt to write a readonly database", Outage::ReadOnly),
@@ -217,6 +219,10 @@ mod tests {
         assert_eq!(
             db_error(DatabaseErrorKind::ClosedConnection, "x").outage(),
             Some(Outage::ConnectionLost)
+        );
+        assert_eq!(
+            db_error(unknown, "interrupted").outage(),
+            Some(Outage::Deadline)
         );
         assert_eq!(db_error(unknown, "syntax error at or near").outage(), None);
         assert_eq!(

@@ -31,6 +31,8 @@ pub struct Db {
     liveness: Arc<Liveness>,
     vectors: Arc<CollectionCache>,
     messages: Arc<UserCache>,
+    /// SQLite: how long a store call may run (PostgreSQL's connections carry their own limit).
+    statement_timeout: Option<Duration>,
 }
 
 /// The pool of the engine the URL named.
@@ -71,8 +73,9 @@ pub struct DbOptions {
     pub vector_cache_bytes: usize,
     /// Bytes of users' message vectors and postings (message search) kept in memory.
     pub message_cache_bytes: usize,
-    /// PostgreSQL only: the longest a statement may run (`statement_timeout`); `None` for no limit.
-    /// The server sets its request timeout, so a request's database work ends with its deadline.
+    /// The longest a statement may run (PostgreSQL's `statement_timeout`), and on SQLite a whole
+    /// store call (its statements are interrupted by a progress handler); `None` for no limit. The
+    /// server sets its request timeout, so a request's database work ends with its deadline.
     pub statement_timeout: Option<Duration>,
 }
 
@@ -269,7 +272,8 @@ macro_rules! dispatch {
             }
             Backend::Sqlite(pool, wal) => {
                 let mut conn = $db.liveness.checkout(pool)?;
-                let result = sqlite::queries::$f(&mut conn, $($arg),*);
+                let deadline = sqlite::dialect::Deadline::within($db.statement_timeout);
+                let result = deadline.settle(sqlite::queries::$f(&mut conn, $($arg),*));
                 match &result {
                     Err(e) => $db.liveness.note(e),
                     Ok(_) => $db.liveness.served(),
@@ -340,6 +344,7 @@ impl Db {
                 options.message_cache_bytes,
                 "honcho_message_cache_bytes",
             )),
+            statement_timeout: options.statement_timeout,
         }
     }
 

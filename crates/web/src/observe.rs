@@ -31,8 +31,39 @@ pub fn metrics() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Another recorder can only be there if the embedding program installed one.
         let _ = metrics::set_global_recorder(recorder);
+        // Histogram samples are kept until they are folded into their buckets, which happens only
+        // at a scrape or an upkeep: without upkeep, a server nobody scrapes would hold every
+        // request's latency for ever.
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(METRICS_UPKEEP);
+                upkeep.run_upkeep();
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "the metrics' upkeep thread could not start");
+        }
         handle
     })
+}
+
+/// How often histogram samples are folded into their buckets.
+const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A request method as a metric label: the standard methods by name, any other as `OTHER`, so that
+/// requests cannot create labels (and the memory they hold) without bound.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 /// What `/health` and `/metrics` may do with the store: ping it and read its pool's state. (`/v1`
@@ -72,14 +103,14 @@ pub(crate) async fn observe_request(
     let status = res.status().as_u16();
     metrics::counter!(
         "honcho_http_requests_total",
-        "method" => method.to_string(),
+        "method" => method_label(&method),
         "route" => route.clone(),
         "status" => status.to_string()
     )
     .increment(1);
     metrics::histogram!(
         "honcho_http_request_duration_seconds",
-        "method" => method.to_string(),
+        "method" => method_label(&method),
         "route" => route.clone()
     )
     .record(elapsed.as_secs_f64());

@@ -142,7 +142,17 @@ pub fn prepare_connection(
         options.sqlite_wal_limit,
         BUSY_TIMEOUT.as_millis()
     ))?;
+    conn.on_progress(DEADLINE_CHECK_EVERY, || {
+        if Deadline::passed() {
+            diesel::sqlite::ProgressDecision::Interrupt
+        } else {
+            diesel::sqlite::ProgressDecision::Continue
+        }
+    });
     honcho_json_contains_utils::register_impl(conn, |doc: String, filter: String| {
+        if Deadline::stop_here() {
+            return false;
+        }
         let Ok(doc) = serde_json::from_str::<Value>(&doc) else {
             return false;
         };
@@ -150,6 +160,82 @@ pub fn prepare_connection(
             f.is_some_and(|f| honcho_domain::json::contains(&doc, f))
         })
     })
+}
+
+/// SQLite virtual-machine instructions between two looks at the deadline: every few rows of a scan
+/// (a row takes a dozen or so). A look reads the clock only while a deadline is set. A call of a
+/// Rust function counts as one instruction however long it runs, so such functions look at the
+/// deadline themselves ([`Deadline::stop_here`]).
+const DEADLINE_CHECK_EVERY: std::num::NonZeroU32 = std::num::NonZeroU32::new(64).unwrap();
+
+thread_local! {
+    /// When the store call running on this thread must end. SQLite runs a statement on its
+    /// caller's thread, so each connection's progress handler reads the deadline of the call that
+    /// is using it from here, and interrupts the statement once it has passed.
+    static DEADLINE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    /// Whether a Rust function called by the current call's statements skipped its work because
+    /// the deadline had passed (its answers since are not to be trusted).
+    static CUT_SHORT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The deadline of a store call on this thread, from its start until it is settled or dropped
+/// (then the enclosing call's, if any, applies again). A statement still running when it passes
+/// ends with SQLite's "interrupted", an outage ([`crate::Outage::Deadline`]) answered 503; a
+/// transaction it was part of is rolled back.
+#[must_use]
+pub struct Deadline {
+    enclosing: (Option<std::time::Instant>, bool),
+}
+
+impl Deadline {
+    /// Work on this thread must end within `limit` (`None`: no limit of its own).
+    pub fn within(limit: Option<Duration>) -> Deadline {
+        let enclosing = (DEADLINE.get(), CUT_SHORT.get());
+        let own = limit.map(|l| std::time::Instant::now() + l);
+        let deadline = match (enclosing.0, own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        DEADLINE.set(deadline);
+        CUT_SHORT.set(false);
+        Deadline { enclosing }
+    }
+
+    /// Whether the current call's deadline has passed.
+    fn passed() -> bool {
+        DEADLINE
+            .get()
+            .is_some_and(|d| std::time::Instant::now() >= d)
+    }
+
+    /// For work done inside one statement (a Rust function called on each row): whether to skip
+    /// it because the deadline has passed. The progress handler then ends the statement at its next
+    /// look; should the statement finish first, [`Deadline::settle`] fails the call all the same.
+    fn stop_here() -> bool {
+        let stop = Deadline::passed();
+        if stop {
+            CUT_SHORT.set(true);
+        }
+        stop
+    }
+
+    /// The call's result, or the deadline's error when a function skipped work for it.
+    pub fn settle<T>(self, result: crate::DbResult<T>) -> crate::DbResult<T> {
+        if CUT_SHORT.get() {
+            return Err(crate::DbError::Unavailable {
+                outage: crate::Outage::Deadline,
+                cause: "a filter was cut short at the deadline".into(),
+            });
+        }
+        result
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        DEADLINE.set(self.enclosing.0);
+        CUT_SHORT.set(self.enclosing.1);
+    }
 }
 
 thread_local! {
