@@ -4,8 +4,10 @@
 //! search state), so that the caches reach their budgets within the run. Twelve connections
 //! repeat a mix of requests (per 20: 4 batches of 20 messages, 4 single messages, 2 list pages,
 //! 2 session reads, 2 document creates, 2 document queries, 2 message searches, 1 session context,
-//! 1 `chat`) over three users. `/metrics` is read only after the load (a scrape also folds
-//! histogram samples, which would hide a server that only does so then).
+//! 1 `chat`), each as a user of its own that it replaces with a new one every `PER_USER` requests:
+//! the data grows all along, as a service's does, while each user's history stays bounded.
+//! `/metrics` is read only after the load (a scrape also folds histogram samples, which would
+//! hide a server that only does so then).
 //!
 //! Printed: the server's RSS (and its anonymous part) every 10 s, at the end of the load, and 60 s
 //! after it; the caches' bytes at the end; and how much RSS grew over the second half of the load.
@@ -21,8 +23,9 @@ use std::time::{Duration, Instant};
 const MODEL_LATENCY: Duration = Duration::from_millis(20);
 /// Client connections.
 const CLIENTS: usize = 12;
-/// Users the clients share (client `i` writes as user `i % USERS`).
-const USERS: usize = 3;
+/// Requests a connection sends as one user before it moves on to a new one (about 800 messages
+/// and 50 documents each).
+const PER_USER: usize = 400;
 /// How often RSS is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// How long the server is watched after the load stops.
@@ -77,7 +80,10 @@ impl Paths {
                 format!("{messages}/list?page=1&size=50&reverse=true"),
                 Some("{}".into()),
             ),
-            10..=11 => ("GET", self.session.clone(), None),
+            10..=11 => {
+                let (sessions, id) = self.session.rsplit_once('/').unwrap_or_default();
+                ("GET", format!("{sessions}?session_id={id}"), None)
+            }
             12..=13 => {
                 let body = json!({ "content": text(1), "metadata": { "k": k } }).to_string();
                 ("POST", self.documents.clone(), Some(body))
@@ -99,40 +105,17 @@ impl Paths {
     }
 }
 
-/// Creates an app, `USERS` users with a collection each, and a session per client.
-fn seed(client: &mut Client, label: &str) -> Result<(String, Vec<Paths>), String> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let app = client.create(
-        "/v1/apps",
-        json!({ "name": format!("soak-{label}-{nanos}") }),
-    )?;
-    let mut users = Vec::new();
-    for u in 0..USERS {
-        let id = client.create(
-            &format!("/v1/apps/{app}/users"),
-            json!({ "name": format!("u{u}") }),
-        )?;
-        let user = format!("/v1/apps/{app}/users/{id}");
-        let collection =
-            client.create(&format!("{user}/collections"), json!({ "name": "notes" }))?;
-        users.push((
-            user.clone(),
-            format!("{user}/collections/{collection}/documents"),
-        ));
-    }
-    let mut paths = Vec::new();
-    for c in 0..CLIENTS {
-        let (user, documents) = &users[c % USERS];
-        let session = client.create(&format!("{user}/sessions"), json!({}))?;
-        paths.push(Paths {
-            session: format!("{user}/sessions/{session}"),
-            user: user.clone(),
-            documents: documents.clone(),
-        });
-    }
-    Ok((app, paths))
+/// Creates a user with a collection and a session in `app`: its paths.
+fn new_user(client: &mut Client, app: &str, name: &str) -> Result<Paths, String> {
+    let id = client.create(&format!("/v1/apps/{app}/users"), json!({ "name": name }))?;
+    let user = format!("/v1/apps/{app}/users/{id}");
+    let collection = client.create(&format!("{user}/collections"), json!({ "name": "notes" }))?;
+    let session = client.create(&format!("{user}/sessions"), json!({}))?;
+    Ok(Paths {
+        session: format!("{user}/sessions/{session}"),
+        documents: format!("{user}/collections/{collection}/documents"),
+        user,
+    })
 }
 
 /// A gauge's value in Prometheus' text format.
@@ -151,10 +134,16 @@ pub fn run(label: &str, db_url: &str, binary: &Path, duration: Duration) -> Resu
     let (server, _) = Server::start_with(binary, db_url, label, &env)?;
     let pid = server.child.id();
     let mut client = Client::new(server.port);
-    let (app, paths) = seed(&mut client, label)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let app = client.create(
+        "/v1/apps",
+        json!({ "name": format!("soak-{label}-{nanos}") }),
+    )?;
     println!(
-        "\n{label}: soak, {CLIENTS} connections for {} s, mock model after {} ms, 4 deriver \
-         workers, caches of {CACHE_MB} MiB each",
+        "\n{label}: soak, {CLIENTS} connections (a new user every {PER_USER} requests) for {} s, \
+         mock model after {} ms, 4 deriver workers, caches of {CACHE_MB} MiB each",
         duration.as_secs(),
         MODEL_LATENCY.as_millis()
     );
@@ -169,13 +158,26 @@ pub fn run(label: &str, db_url: &str, binary: &Path, duration: Duration) -> Resu
     let started = Instant::now();
     let mut samples: Vec<(f64, f64, f64)> = Vec::new();
     std::thread::scope(|s| {
-        for (c, p) in paths.iter().enumerate() {
+        for c in 0..CLIENTS {
             let (requests, errors, first_error, stop) = (&requests, &errors, &first_error, &stop);
-            let port = server.port;
+            let (port, app) = (server.port, app.as_str());
             s.spawn(move || {
                 let mut http = Client::new(port);
                 let mut k = c; // clients start at different points of the mix
+                let mut p: Option<Paths> = None;
                 while !stop.load(Ordering::Relaxed) {
+                    if p.is_none() || k % PER_USER == 0 {
+                        match new_user(&mut http, app, &format!("c{c}-{k}")) {
+                            Ok(paths) => p = Some(paths),
+                            Err(e) => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                                first_error.lock().unwrap().get_or_insert(e);
+                                std::thread::sleep(Duration::from_millis(10));
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(p) = &p else { continue };
                     let (method, path, body) = p.request(c, k);
                     k += 1;
                     match http.request(method, &path, body.as_deref()) {
@@ -197,7 +199,6 @@ pub fn run(label: &str, db_url: &str, binary: &Path, duration: Duration) -> Resu
                 }
             });
         }
-        let mut watcher = Client::new(server.port);
         let mut next = started;
         while started.elapsed() < duration {
             next += SAMPLE_EVERY;
@@ -205,7 +206,7 @@ pub fn run(label: &str, db_url: &str, binary: &Path, duration: Duration) -> Resu
             let (rss, anon) = rss_mib(pid).unwrap_or((f64::NAN, f64::NAN));
             let t = started.elapsed().as_secs_f64();
             samples.push((t, rss, anon));
-            let derived = derived(&mut watcher, &app).unwrap_or_default();
+            let derived = derived(&mut Client::new(server.port), &app).unwrap_or_default();
             println!(
                 "{t:>6.0} {rss:>9.1} {anon:>9.1} {:>10} {:>8} {derived:>14}",
                 requests.load(Ordering::Relaxed),
@@ -219,7 +220,7 @@ pub fn run(label: &str, db_url: &str, binary: &Path, duration: Duration) -> Resu
     let (end_rss, end_anon) = rss_mib(pid).unwrap_or((f64::NAN, f64::NAN));
     std::thread::sleep(REST);
     let (rest_rss, rest_anon) = rss_mib(pid).unwrap_or((f64::NAN, f64::NAN));
-    let metrics = client
+    let metrics = Client::new(server.port)
         .request("GET", "/metrics", None)
         .map(|r| String::from_utf8_lossy(&r.body).into_owned())
         .unwrap_or_default();

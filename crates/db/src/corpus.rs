@@ -15,30 +15,45 @@ use honcho_domain::retrieval::{best, Ranked, RetrievalMode, Search};
 use honcho_domain::vector::{dot, normalized, top_k};
 use honcho_domain::Embedding;
 
-/// The items of one corpus at one version: item `i` is `ids[i]` in every list. `V` is the
+/// The items of one corpus at one version: item `i` is the `i`th pushed, in id order. `V` is the
 /// corpus's version, `M` what each item carries besides its vector and words (to narrow a query
 /// without asking the database).
+///
+/// Items are kept in segments of [`SEGMENT`]: full segments are never changed again and are shared
+/// (not copied) by the copies made from this one, so bringing a copy up to date with a few new
+/// items copies at most one segment, however large the corpus.
 #[derive(Debug, Clone)]
 pub struct Corpus<V, M> {
     pub version: V,
+    full: Vec<Arc<Segment<M>>>,
+    /// The last segment, filling up (fewer than `SEGMENT` items).
+    open: Segment<M>,
+    /// One shared name per embedder seen: ranking compares names by address.
+    names: Vec<Arc<str>>,
+}
+
+/// Items per segment.
+const SEGMENT: usize = 1024;
+
+/// Consecutive items of a corpus.
+#[derive(Debug, Clone)]
+struct Segment<M> {
     /// Internal ids, ascending.
-    pub ids: Vec<i64>,
+    ids: Vec<i64>,
     /// `(embedder, dimensions)` of each item's vector; `None` for an item without one.
     made_by: Vec<Option<(Arc<str>, i32)>>,
-    pub meta: Vec<M>,
+    meta: Vec<M>,
     /// Every vector, unit length, one after the other (one block of memory, scanned in order).
     values: Vec<f32>,
     /// Vector `i` is `values[starts[i]..starts[i + 1]]` (empty without one).
     starts: Vec<usize>,
     /// BM25 postings of the items' texts.
-    pub lexical: LexicalIndex,
+    lexical: LexicalIndex,
 }
 
-impl<V, M> Corpus<V, M> {
-    /// An empty copy at `version`.
-    pub fn new(version: V) -> Self {
-        Corpus {
-            version,
+impl<M> Segment<M> {
+    fn new() -> Self {
+        Segment {
             ids: Vec::new(),
             made_by: Vec::new(),
             meta: Vec::new(),
@@ -48,49 +63,125 @@ impl<V, M> Corpus<V, M> {
         }
     }
 
+    fn vector(&self, i: usize) -> &[f32] {
+        &self.values[self.starts[i]..self.starts[i + 1]]
+    }
+
+    fn bytes(&self) -> usize {
+        self.values.capacity() * 4
+            + self.ids.len() * (40 + std::mem::size_of::<M>())
+            + self.lexical.bytes()
+            + 64
+    }
+}
+
+impl<V, M> Corpus<V, M> {
+    /// An empty copy at `version`.
+    pub fn new(version: V) -> Self {
+        Corpus {
+            version,
+            full: Vec::new(),
+            open: Segment::new(),
+            names: Vec::new(),
+        }
+    }
+
+    /// Items held.
+    pub fn len(&self) -> usize {
+        self.full.len() * SEGMENT + self.open.ids.len()
+    }
+
+    /// Whether no item is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The segment holding item `i`, and its place there.
+    fn at(&self, i: usize) -> (&Segment<M>, usize) {
+        match self.full.get(i / SEGMENT) {
+            Some(segment) => (segment, i % SEGMENT),
+            None => (&self.open, i - self.full.len() * SEGMENT),
+        }
+    }
+
+    /// Every segment, in order.
+    fn segments(&self) -> impl Iterator<Item = &Segment<M>> {
+        self.full
+            .iter()
+            .map(|s| &**s)
+            .chain(std::iter::once(&self.open))
+    }
+
+    /// The internal id of item `i`.
+    pub fn id(&self, i: usize) -> i64 {
+        let (segment, j) = self.at(i);
+        segment.ids[j]
+    }
+
+    /// What item `i` carries.
+    pub fn meta(&self, i: usize) -> &M {
+        let (segment, j) = self.at(i);
+        &segment.meta[j]
+    }
+
     /// The largest id held (0 when empty).
     pub fn last_id(&self) -> i64 {
-        self.ids.last().copied().unwrap_or(0)
+        self.segments()
+            .filter_map(|s| s.ids.last())
+            .last()
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Adds the next item (ids ascending): its vector with the embedder that made it (scaled to
     /// unit length here), its text and what it carries.
     pub fn push(&mut self, id: i64, vector: Option<(&str, Vec<f32>)>, text: &str, meta: M) {
         let made_by = vector.map(|(embedder, values)| {
-            // One shared name per embedder (a corpus rarely holds more than one): `rank` compares
-            // names by address.
-            let known = self.made_by.iter().rev().flatten().map(|(n, _)| n);
-            let name = match known.into_iter().find(|n| ***n == *embedder) {
+            let name = match self.names.iter().find(|n| ***n == *embedder) {
                 Some(n) => n.clone(),
-                None => Arc::from(embedder),
+                None => {
+                    let n: Arc<str> = Arc::from(embedder);
+                    self.names.push(n.clone());
+                    n
+                }
             };
             let dims = values.len() as i32;
-            self.values.extend(normalized(values));
+            self.open.values.extend(normalized(values));
             (name, dims)
         });
-        self.ids.push(id);
-        self.made_by.push(made_by);
-        self.meta.push(meta);
-        self.starts.push(self.values.len());
-        self.lexical.push(text);
+        let open = &mut self.open;
+        open.ids.push(id);
+        open.made_by.push(made_by);
+        open.meta.push(meta);
+        open.starts.push(open.values.len());
+        open.lexical.push(text);
+        if open.ids.len() == SEGMENT {
+            let mut full = std::mem::replace(open, Segment::new());
+            full.values.shrink_to_fit();
+            self.full.push(Arc::new(full));
+        }
     }
 
     /// The vector of item `i`.
     fn vector(&self, i: usize) -> &[f32] {
-        &self.values[self.starts[i]..self.starts[i + 1]]
+        let (segment, j) = self.at(i);
+        segment.vector(j)
+    }
+
+    /// The embedder and dimensions of item `i`'s vector.
+    fn made_by(&self, i: usize) -> &Option<(Arc<str>, i32)> {
+        let (segment, j) = self.at(i);
+        &segment.made_by[j]
     }
 
     /// Bytes held, about.
     pub fn bytes(&self) -> usize {
-        self.values.len() * 4
-            + self.ids.len() * (40 + std::mem::size_of::<M>())
-            + self.lexical.bytes()
-            + 64
+        self.segments().map(Segment::bytes).sum::<usize>() + 64
     }
 
     /// Whether item `i` carries a vector of `query`'s embedder and dimension.
     fn comparable_with(&self, i: usize, query: &Embedding) -> bool {
-        match &self.made_by[i] {
+        match self.made_by(i) {
             Some((name, dims)) => *dims as usize == query.vector.len() && **name == *query.embedder,
             None => false,
         }
@@ -100,9 +191,9 @@ impl<V, M> Corpus<V, M> {
     /// their cosine distances, nearest first.
     pub fn nearest(&self, query: &Embedding, top: usize) -> Vec<(i64, f32)> {
         let q = normalized(query.vector.clone());
-        let scored = (0..self.ids.len())
+        let scored = (0..self.len())
             .filter(|&i| self.comparable_with(i, query))
-            .map(|i| (self.ids[i], 1.0 - dot(&q, self.vector(i))));
+            .map(|i| (self.id(i), 1.0 - dot(&q, self.vector(i))));
         top_k(scored, top)
     }
 
@@ -112,20 +203,17 @@ impl<V, M> Corpus<V, M> {
     /// none): hybrid ranking ranks them by their words alone, vector ranking cannot rank them.
     pub fn rank(&self, search: &Search, keep: impl Fn(usize) -> bool, top: usize) -> Ranked<i64> {
         let mode = search.retrieval.mode;
-        let searched: Vec<usize> = (0..self.ids.len()).filter(|&i| keep(i)).collect();
+        let searched: Vec<usize> = (0..self.len()).filter(|&i| keep(i)).collect();
         // Items of one embedder share its name (see `push`): found once, then compared by address.
         let wanted: Option<(&Arc<str>, i32)> = match &search.embedding {
             Some(query) if mode.uses_vectors() => self
-                .made_by
+                .names
                 .iter()
-                .flatten()
-                .find(|(name, dims)| {
-                    *dims as usize == query.vector.len() && **name == *query.embedder
-                })
-                .map(|(name, dims)| (name, *dims)),
+                .find(|name| ***name == *query.embedder)
+                .map(|name| (name, query.vector.len() as i32)),
             _ => None,
         };
-        let comparable = |i: usize| match (&self.made_by[i], wanted) {
+        let comparable = |i: usize| match (self.made_by(i), wanted) {
             (Some((name, dims)), Some((w, d))) => *dims == d && Arc::ptr_eq(name, w),
             _ => false,
         };
@@ -135,7 +223,10 @@ impl<V, M> Corpus<V, M> {
         };
         let all_lexical = match mode {
             RetrievalMode::Vector => Vec::new(),
-            _ => self.lexical.scores(&search.text),
+            _ => {
+                let parts: Vec<&LexicalIndex> = self.segments().map(|s| &s.lexical).collect();
+                LexicalIndex::scores_over(&parts, &search.text)
+            }
         };
         let candidates: Vec<usize> = searched
             .into_iter()
@@ -165,7 +256,7 @@ impl<V, M> Corpus<V, M> {
             _ => Vec::new(),
         };
         let fused = search.retrieval.fuse(&lexical, &cosine);
-        let ids = best(candidates.iter().map(|&i| self.ids[i]).zip(fused), top)
+        let ids = best(candidates.iter().map(|&i| self.id(i)).zip(fused), top)
             .into_iter()
             .map(|(id, _)| id)
             .collect();
@@ -250,6 +341,11 @@ struct Inner<V, M> {
     entries: HashMap<String, (u64, Arc<Corpus<V, M>>)>,
     tick: u64,
     bytes: usize,
+    /// Copies outside the budget (larger than all of it, or dropped for others), for as long as a
+    /// query still uses them: the next query of the same corpus shares (and extends) the copy
+    /// instead of reading another, so a corpus costs one copy while it is searched, however many
+    /// queries search it at once.
+    in_use: HashMap<String, std::sync::Weak<Corpus<V, M>>>,
 }
 
 impl<V, M> CorpusCache<V, M> {
@@ -262,6 +358,7 @@ impl<V, M> CorpusCache<V, M> {
                 entries: HashMap::new(),
                 tick: 0,
                 bytes: 0,
+                in_use: HashMap::new(),
             }),
             loading: Mutex::new(()),
         }
@@ -271,17 +368,33 @@ impl<V, M> CorpusCache<V, M> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.tick += 1;
         let tick = inner.tick;
-        let entry = inner.entries.get_mut(key)?;
-        entry.0 = tick;
-        Some(entry.1.clone())
+        if let Some(entry) = inner.entries.get_mut(key) {
+            entry.0 = tick;
+            return Some(entry.1.clone());
+        }
+        let shared = inner.in_use.get(key)?.upgrade();
+        if shared.is_none() {
+            inner.in_use.remove(key);
+        }
+        shared
     }
 
     fn put(&self, key: &str, corpus: Arc<Corpus<V, M>>) {
         let size = corpus.bytes();
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if size > self.budget {
+            if let Some((_, gone)) = inner.entries.remove(key) {
+                inner.bytes -= gone.bytes();
+            }
+            // Forget copies no query uses any more (their memory is already freed).
+            inner.in_use.retain(|_, copy| copy.strong_count() > 0);
+            inner
+                .in_use
+                .insert(key.to_string(), Arc::downgrade(&corpus));
+            metrics::gauge!(self.gauge).set(inner.bytes as f64);
             return;
         }
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.in_use.remove(key);
         inner.tick += 1;
         let tick = inner.tick;
         if let Some((_, old)) = inner.entries.insert(key.to_string(), (tick, corpus)) {
@@ -299,8 +412,10 @@ impl<V, M> CorpusCache<V, M> {
             };
             if let Some((_, gone)) = inner.entries.remove(&oldest) {
                 inner.bytes -= gone.bytes();
+                inner.in_use.insert(oldest, Arc::downgrade(&gone));
             }
         }
+        inner.in_use.retain(|_, copy| copy.strong_count() > 0);
         metrics::gauge!(self.gauge).set(inner.bytes as f64);
     }
 
@@ -310,6 +425,7 @@ impl<V, M> CorpusCache<V, M> {
         if let Some((_, gone)) = inner.entries.remove(key) {
             inner.bytes -= gone.bytes();
         }
+        inner.in_use.remove(key);
         metrics::gauge!(self.gauge).set(inner.bytes as f64);
     }
 

@@ -127,29 +127,45 @@ impl LexicalIndex {
     /// The BM25 score of every document for `query`, indexed by document number (0 for a
     /// document holding none of its terms, and for every document when the query has no term).
     pub fn scores(&self, query: &str) -> Vec<f32> {
-        let mut scores = vec![0.0f32; self.lengths.len()];
-        if self.lengths.is_empty() {
+        LexicalIndex::scores_over(&[self], query)
+    }
+
+    /// The BM25 scores of the documents of `parts` taken as one index (the documents of the first
+    /// part, then of the next, ...): the same scores one index holding them all would give.
+    pub fn scores_over(parts: &[&LexicalIndex], query: &str) -> Vec<f32> {
+        let documents: usize = parts.iter().map(|p| p.lengths.len()).sum();
+        let mut scores = vec![0.0f32; documents];
+        if documents == 0 {
             return scores;
         }
-        let n = self.lengths.len() as f64;
-        let average = (self.total_length as f64 / n).max(1.0) as f32;
-        let mut seen: Vec<u32> = Vec::new();
+        let n = documents as f64;
+        let total: u64 = parts.iter().map(|p| p.total_length).sum();
+        let average = (total as f64 / n).max(1.0) as f32;
+        let mut seen: Vec<String> = Vec::new();
         for_each_term(query, |t| {
-            let Some(&id) = self.ids.get(t) else {
-                return;
-            };
-            if seen.contains(&id) {
+            if seen.iter().any(|s| s == t) {
                 return;
             }
-            seen.push(id);
-            let postings = &self.postings[id as usize];
-            let df = postings.len() as f64;
+            seen.push(t.to_string());
+            let postings: Vec<Option<&Vec<(u32, u32)>>> = parts
+                .iter()
+                .map(|p| p.ids.get(t).map(|&id| &p.postings[id as usize]))
+                .collect();
+            let df: usize = postings.iter().flatten().map(|p| p.len()).sum();
+            if df == 0 {
+                return;
+            }
+            let df = df as f64;
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln() as f32;
-            for &(doc, tf) in postings {
-                let tf = tf as f32;
-                let length = self.lengths[doc as usize] as f32;
-                let norm = K1 * (1.0 - B + B * length / average);
-                scores[doc as usize] += idf * tf * (K1 + 1.0) / (tf + norm);
+            let mut offset = 0;
+            for (part, postings) in parts.iter().zip(&postings) {
+                for &(doc, tf) in postings.map_or(&[][..], |p| p.as_slice()) {
+                    let tf = tf as f32;
+                    let length = part.lengths[doc as usize] as f32;
+                    let norm = K1 * (1.0 - B + B * length / average);
+                    scores[offset + doc as usize] += idf * tf * (K1 + 1.0) / (tf + norm);
+                }
+                offset += part.lengths.len();
             }
         });
         scores
@@ -210,5 +226,30 @@ mod tests {
         }
         let s = index.scores("cat dog");
         assert!(s[3] > s[0], "{s:?}");
+    }
+
+    #[test]
+    fn parts_score_as_one_index() {
+        let texts = [
+            "dog park at noon",
+            "the dog walk",
+            "cat food and dog food",
+            "cat park",
+            "walking the cat",
+            "noon walk in the park",
+        ];
+        let mut whole = LexicalIndex::default();
+        let (mut first, mut second) = (LexicalIndex::default(), LexicalIndex::default());
+        for (i, text) in texts.iter().enumerate() {
+            whole.push(text);
+            if i < 4 { &mut first } else { &mut second }.push(text);
+        }
+        for query in ["dog", "cat park", "walk noon food", "absent"] {
+            assert_eq!(
+                LexicalIndex::scores_over(&[&first, &second], query),
+                whole.scores(query),
+                "{query}"
+            );
+        }
     }
 }

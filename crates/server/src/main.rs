@@ -342,6 +342,10 @@ fn emit(text: &str) -> Result<(), String> {
     }
 }
 
+/// jemalloc, which returns memory freed after a burst of load to the system (see `Cargo.toml`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     if let Err(msg) = honcho_server::config::read_dotenv(std::path::Path::new(".env")) {
         eprintln!("honcho: {msg}");

@@ -262,7 +262,7 @@ pub fn query_documents(
         None => None,
     };
     let keep = |i: usize| match &allowed {
-        Some(allowed) => allowed.binary_search(&copy.ids[i]).is_ok(),
+        Some(allowed) => allowed.binary_search(&copy.id(i)).is_ok(),
         None => true,
     };
     let ranked = copy.rank(search, keep, top);

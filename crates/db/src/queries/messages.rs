@@ -294,12 +294,12 @@ fn rank_messages(
         None => None,
     };
     let keep = |i: usize| {
-        let meta = &copy.meta[i];
+        let meta = copy.meta(i);
         sessions.as_ref().is_none_or(|s| s.contains(&meta.session))
             && scope.is_user.is_none_or(|u| u == meta.is_user)
             && allowed
                 .as_ref()
-                .is_none_or(|a| a.binary_search(&copy.ids[i]).is_ok())
+                .is_none_or(|a| a.binary_search(&copy.id(i)).is_ok())
     };
     let ranked = copy.rank(search, keep, top);
     Ok(Ranked {
