@@ -784,14 +784,29 @@ impl Client {
         id.ok_or_else(|| format!("POST {path}: no \"id\" in {value}"))
     }
 
-    /// Sends an encoded request and reads the response.
+    /// Sends an encoded request and reads the response. A kept-alive connection the server closed
+    /// while it was idle (after its keep-alive timeout) is replaced and the request sent again.
     fn send(&mut self, raw: &[u8]) -> Result<Response, String> {
-        let conn = match self.conn.take() {
-            Some(conn) => conn,
-            None => connect(self.port).map_err(|e| format!("connect: {e}"))?,
+        let (conn, reused) = match self.conn.take() {
+            Some(conn) => (conn, true),
+            None => (
+                connect(self.port).map_err(|e| format!("connect: {e}"))?,
+                false,
+            ),
         };
         let conn = self.conn.insert(conn);
-        match exchange(conn, raw) {
+        let mut result = exchange(conn, raw);
+        let closed = |e: &io::Error| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) || e.to_string() == "connection closed"
+        };
+        if reused && matches!(&result, Err(e) if closed(e)) {
+            let fresh = connect(self.port).map_err(|e| format!("connect: {e}"))?;
+            result = exchange(self.conn.insert(fresh), raw);
+        }
+        match result {
             Ok((resp, keep_alive)) => {
                 if !keep_alive {
                     self.conn = None;
