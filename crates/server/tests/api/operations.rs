@@ -435,6 +435,9 @@ fn metrics_count_requests_by_route_template() {
     app.ok(app.get(&format!("/v1/apps?app_id={a}")));
     let (status, _) = app.get("/v1/apps?app_id=missing");
     assert_eq!(status, 404);
+    // A method of the client's own invention is not a label of its own (each would hold memory).
+    let odd = ureq::request("FROBNICATE", &format!("{}/v1/apps", app.base)).call();
+    assert!(odd.is_err(), "{odd:?}");
     let text = ureq::get(&format!("{}/metrics", app.base))
         .call()
         .unwrap()
@@ -446,9 +449,11 @@ fn metrics_count_requests_by_route_template() {
         r#"honcho_http_request_duration_seconds_bucket{method="GET",route="/v1/apps",le="0.005"}"#,
         "honcho_db_pool_connections ",
         "honcho_db_pool_wait_seconds_count",
+        r#"honcho_http_requests_total{method="OTHER","#,
     ] {
         assert!(text.contains(needle), "no {needle} in:\n{text}");
     }
+    assert!(!text.contains("FROBNICATE"), "a method became a label");
     // Ids never become labels: the route is the template.
     assert!(!text.contains(&a), "an id leaked into the metrics");
 }
