@@ -715,17 +715,21 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// Samples `VmRSS` of `pid` every 100 ms until `stop`; the maximum, in KiB.
 fn sample_max_rss(pid: u32, stop: &AtomicBool) -> Option<u64> {
-    let read = || -> Option<u64> {
-        let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
-        line.split_whitespace().next()?.parse().ok()
-    };
+    let read = || memory_kib(pid, "VmRSS:");
     let mut max = None;
     while !stop.load(Ordering::Relaxed) {
         max = max.max(read());
         thread::sleep(Duration::from_millis(100));
     }
     max.max(read())
+}
+
+/// A memory figure of `pid` (`field` is a line's head in `/proc/{pid}/status`, e.g. `VmRSS:`), in
+/// KiB.
+pub(crate) fn memory_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix(field))?;
+    line.split_whitespace().next()?.parse().ok()
 }
 
 /// Nearest-rank percentile of sorted microsecond latencies, in milliseconds.

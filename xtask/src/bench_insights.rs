@@ -140,7 +140,7 @@ fn app_and_user(client: &mut Client, label: &str) -> Result<(String, String), St
     Ok((app.clone(), format!("/v1/apps/{app}/users/{user}/sessions")))
 }
 
-fn status(client: &mut Client, app: &str) -> Result<Value, String> {
+pub(crate) fn status(client: &mut Client, app: &str) -> Result<Value, String> {
     let r = client.request("GET", &format!("/v1/apps/{app}/deriver/status"), None)?;
     serde_json::from_slice(&r.body).map_err(|e| e.to_string())
 }

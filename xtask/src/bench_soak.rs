@@ -12,8 +12,8 @@
 //! Printed: the server's RSS (and its anonymous part) every 10 s, at the end of the load, and 60 s
 //! after it; the caches' bytes at the end; and how much RSS grew over the second half of the load.
 
-use crate::bench::{Client, Server};
-use crate::bench_insights::{bench_reply, model_env, start_model_with};
+use crate::bench::{memory_kib, Client, Server};
+use crate::bench_insights::{bench_reply, model_env, start_model_with, status};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -35,13 +35,8 @@ const CACHE_MB: usize = 32;
 
 /// `VmRSS` and `RssAnon` of `pid`, in MiB.
 fn rss_mib(pid: u32) -> Option<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<f64> {
-        let line = status.lines().find_map(|l| l.strip_prefix(name))?;
-        let kib: f64 = line.split_whitespace().next()?.parse().ok()?;
-        Some(kib / 1024.0)
-    };
-    Some((field("VmRSS:")?, field("RssAnon:")?))
+    let mib = |field| memory_kib(pid, field).map(|kib| kib as f64 / 1024.0);
+    Some((mib("VmRSS:")?, mib("RssAnon:")?))
 }
 
 /// One client's paths.
@@ -206,7 +201,10 @@ pub fn run(label: &str, db_url: &str, binary: &Path, duration: Duration) -> Resu
             let (rss, anon) = rss_mib(pid).unwrap_or((f64::NAN, f64::NAN));
             let t = started.elapsed().as_secs_f64();
             samples.push((t, rss, anon));
-            let derived = derived(&mut Client::new(server.port), &app).unwrap_or_default();
+            let derived = status(&mut Client::new(server.port), &app)
+                .ok()
+                .and_then(|v| v["done"].as_u64())
+                .unwrap_or_default();
             println!(
                 "{t:>6.0} {rss:>9.1} {anon:>9.1} {:>10} {:>8} {derived:>14}",
                 requests.load(Ordering::Relaxed),
@@ -248,13 +246,4 @@ pub fn run(label: &str, db_url: &str, binary: &Path, duration: Duration) -> Resu
     }
     server.finish();
     Ok(())
-}
-
-/// Items the deriver finished for `app`.
-fn derived(client: &mut Client, app: &str) -> Option<u64> {
-    let r = client
-        .request("GET", &format!("/v1/apps/{app}/deriver/status"), None)
-        .ok()?;
-    let v: Value = serde_json::from_slice(&r.body).ok()?;
-    v["done"].as_u64()
 }

@@ -126,9 +126,8 @@ impl<V, M> Corpus<V, M> {
 
     /// The largest id held (0 when empty).
     pub fn last_id(&self) -> i64 {
-        self.segments()
-            .filter_map(|s| s.ids.last())
-            .last()
+        let last = self.open.ids.last();
+        last.or_else(|| self.full.last().and_then(|s| s.ids.last()))
             .copied()
             .unwrap_or(0)
     }

@@ -178,27 +178,19 @@ thread_local! {
     static CUT_SHORT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// The deadline of a store call on this thread, from its start until it is settled or dropped
-/// (then the enclosing call's, if any, applies again). A statement still running when it passes
-/// ends with SQLite's "interrupted", an outage ([`crate::Outage::Deadline`]) answered 503; a
-/// transaction it was part of is rolled back.
+/// The deadline of a store call on this thread, from its start until it is settled and dropped.
+/// A statement still running when it passes ends with SQLite's "interrupted", an outage
+/// ([`crate::Outage::Deadline`]) answered 503; a transaction it was part of is rolled back.
+/// Store calls do not nest.
 #[must_use]
-pub struct Deadline {
-    enclosing: (Option<std::time::Instant>, bool),
-}
+pub struct Deadline(());
 
 impl Deadline {
-    /// Work on this thread must end within `limit` (`None`: no limit of its own).
+    /// Work on this thread must end within `limit` (`None`: no limit).
     pub fn within(limit: Option<Duration>) -> Deadline {
-        let enclosing = (DEADLINE.get(), CUT_SHORT.get());
-        let own = limit.map(|l| std::time::Instant::now() + l);
-        let deadline = match (enclosing.0, own) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        DEADLINE.set(deadline);
+        DEADLINE.set(limit.map(|l| std::time::Instant::now() + l));
         CUT_SHORT.set(false);
-        Deadline { enclosing }
+        Deadline(())
     }
 
     /// Whether the current call's deadline has passed.
@@ -233,8 +225,8 @@ impl Deadline {
 
 impl Drop for Deadline {
     fn drop(&mut self) {
-        DEADLINE.set(self.enclosing.0);
-        CUT_SHORT.set(self.enclosing.1);
+        DEADLINE.set(None);
+        CUT_SHORT.set(false);
     }
 }
 

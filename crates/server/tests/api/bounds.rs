@@ -121,18 +121,7 @@ fn shutdown_is_not_held_by_work_past_its_deadline() {
         &db.url,
         &[("REQUEST_TIMEOUT", "2"), ("SHUTDOWN_TIMEOUT", "30")],
     );
-    let app = crate::helpers::id(&server.post("/v1/apps", &json!({ "name": "slow" })).unwrap());
-    let user = crate::helpers::id(
-        &server
-            .post(&format!("/v1/apps/{app}/users"), &json!({ "name": "u" }))
-            .unwrap(),
-    );
-    let session = crate::helpers::id(
-        &server
-            .post(&format!("/v1/apps/{app}/users/{user}/sessions"), &json!({}))
-            .unwrap(),
-    );
-    let messages = format!("/v1/apps/{app}/users/{user}/sessions/{session}/messages");
+    let messages = server.new_session("slow");
     for _ in 0..SLOW_BATCHES {
         server
             .post(&format!("{messages}/batch"), &nested_batch())
@@ -194,21 +183,7 @@ fn peak_rss_mib(pid: u32) -> u64 {
 fn twenty_maximal_bodies_at_once_stay_within_a_gigabyte() {
     let db = crate::helpers::FreshDatabase::new(None);
     let server = crate::helpers::Honcho::start(&db.url);
-    let app = crate::helpers::id(&server.post("/v1/apps", &json!({ "name": "big" })).unwrap());
-    let user = crate::helpers::id(
-        &server
-            .post(&format!("/v1/apps/{app}/users"), &json!({ "name": "u" }))
-            .unwrap(),
-    );
-    let session = crate::helpers::id(
-        &server
-            .post(&format!("/v1/apps/{app}/users/{user}/sessions"), &json!({}))
-            .unwrap(),
-    );
-    let messages = format!(
-        "{}/v1/apps/{app}/users/{user}/sessions/{session}/messages",
-        server.base
-    );
+    let messages = format!("{}{}", server.base, server.new_session("big"));
     let array = format!(
         r#"{{"content": "x", "is_user": true, "metadata": {{"a": [{}0]}}}}"#,
         "1,".repeat(15_500_000)

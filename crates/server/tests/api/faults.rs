@@ -579,14 +579,7 @@ fn a_server_killed_under_batch_load_keeps_every_acknowledged_batch_whole() {
     const PER_BATCH: usize = 10;
     let db = FreshDatabase::new(None);
     let server = Honcho::start(&db.url);
-    let app = id(&server.post("/v1/apps", &json!({ "name": "kill" })).unwrap());
-    let user = id(&server
-        .post(&format!("/v1/apps/{app}/users"), &json!({ "name": "u" }))
-        .unwrap());
-    let session = id(&server
-        .post(&format!("/v1/apps/{app}/users/{user}/sessions"), &json!({}))
-        .unwrap());
-    let messages = format!("/v1/apps/{app}/users/{user}/sessions/{session}/messages");
+    let messages = server.new_session("kill");
     let acknowledged = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for t in 0..4 {

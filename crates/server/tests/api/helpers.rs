@@ -630,6 +630,17 @@ impl Honcho {
         crate::faults::post_json(&self.base, path, body)
     }
 
+    /// A new app named `app`, a user and a session: the session's messages path
+    /// (`/v1/apps/{app}/users/{user}/sessions/{session}/messages`).
+    pub fn new_session(&self, app: &str) -> String {
+        let app = id(&self.post("/v1/apps", &json!({ "name": app })).unwrap());
+        let users = format!("/v1/apps/{app}/users");
+        let user = id(&self.post(&users, &json!({ "name": "u" })).unwrap());
+        let sessions = format!("{users}/{user}/sessions");
+        let session = id(&self.post(&sessions, &json!({})).unwrap());
+        format!("{sessions}/{session}/messages")
+    }
+
     /// A request with `Authorization: Bearer {token}`: the status and the body's JSON.
     pub fn send_as(&self, token: &str, method: &str, path: &str) -> (u16, Value) {
         let answer = ureq::request(method, &format!("{}{path}", self.base))
