@@ -345,6 +345,8 @@ struct Inner<V, M> {
     /// instead of reading another, so a corpus costs one copy while it is searched, however many
     /// queries search it at once.
     in_use: HashMap<String, std::sync::Weak<Corpus<V, M>>>,
+    /// Moves with every `clear`: a copy read before a clear is not kept after it.
+    epoch: u64,
 }
 
 impl<V, M> CorpusCache<V, M> {
@@ -358,6 +360,7 @@ impl<V, M> CorpusCache<V, M> {
                 tick: 0,
                 bytes: 0,
                 in_use: HashMap::new(),
+                epoch: 0,
             }),
             loading: Mutex::new(()),
         }
@@ -378,9 +381,18 @@ impl<V, M> CorpusCache<V, M> {
         shared
     }
 
-    fn put(&self, key: &str, corpus: Arc<Corpus<V, M>>) {
+    fn epoch(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).epoch
+    }
+
+    /// Keeps `corpus` as the copy of `key`, unless the cache was cleared since `epoch` (the copy
+    /// may hold what was erased meanwhile: the query that read it uses it, nobody else).
+    fn put(&self, key: &str, corpus: Arc<Corpus<V, M>>, epoch: u64) {
         let size = corpus.bytes();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.epoch != epoch {
+            return;
+        }
         if size > self.budget {
             if let Some((_, gone)) = inner.entries.remove(key) {
                 inner.bytes -= gone.bytes();
@@ -428,6 +440,17 @@ impl<V, M> CorpusCache<V, M> {
         metrics::gauge!(self.gauge).set(inner.bytes as f64);
     }
 
+    /// Drops every copy (data was erased: no copy may keep any of it). Queries using a copy keep it
+    /// until they are done; copies read before this call are not kept.
+    pub fn clear(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.entries.clear();
+        inner.in_use.clear();
+        inner.bytes = 0;
+        inner.epoch += 1;
+        metrics::gauge!(self.gauge).set(0.0);
+    }
+
     /// The copy of `key` that `current` accepts: the cached one, or else the one `refresh` makes
     /// from the stale copy (if any): loaded once however many queries miss at the same time.
     pub fn current<E>(
@@ -446,9 +469,10 @@ impl<V, M> CorpusCache<V, M> {
         if let Some(copy) = cached() {
             return Ok(copy);
         }
+        let epoch = self.epoch();
         let stale = self.get(key);
         let copy = Arc::new(refresh(stale.as_deref())?);
-        self.put(key, copy.clone());
+        self.put(key, copy.clone(), epoch);
         Ok(copy)
     }
 }

@@ -7,6 +7,7 @@
 #![allow(clippy::duplicate_mod)]
 
 pub mod corpus;
+mod erasure;
 mod error;
 mod pg;
 mod pool;
@@ -14,6 +15,7 @@ mod sqlite;
 mod store;
 mod url;
 
+pub use erasure::{ErasureWatch, ERASURES_POLL};
 pub use error::{DbError, Outage};
 pub use pool::close;
 pub use store::{Db, DbOptions, PoolState, SqliteSync};

@@ -169,3 +169,22 @@ diesel::table! {
         digest -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::super::types::Moment;
+
+    erasures (id) {
+        id -> BigInt,
+        scope -> Text,
+        erased_at -> Moment,
+        users -> BigInt,
+        sessions -> BigInt,
+        messages -> BigInt,
+        metamessages -> BigInt,
+        collections -> BigInt,
+        documents -> BigInt,
+        queue_items -> BigInt,
+        keys -> BigInt,
+    }
+}

@@ -10,6 +10,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Poo
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use honcho_domain::auth::{Claims, KeyRecord, KeyScope};
+use honcho_domain::erasure::{Erased, ErasureScope};
 use honcho_domain::insights::{Completion, Conversation, Derived, ItemPolicy, Lease, WorkItem};
 use honcho_domain::{
     App, Collection, CollectionKey, Document, Embedding, Message, Metadata, Name, NewMessage, Page,
@@ -729,6 +730,72 @@ impl Db {
     }
     pub fn revoked_keys(&self) -> DbResult<Vec<(String, Option<String>)>> {
         dispatch!(self, revoked_keys())
+    }
+
+    // Erasure
+
+    /// Erases the user and everything stored about it (see the query), in one transaction; then
+    /// this process drops its in-memory copies of search data (other processes drop theirs within
+    /// a second: [`ErasureWatch`]) and, on SQLite, the write-ahead log is checkpointed and emptied
+    /// so that the erased text is in neither file. Logged and counted (counts only).
+    pub fn erase_user(&self, app_id: &str, user_id: &str) -> DbResult<Erased> {
+        let erased = dispatch!(self, erase_user(app_id, user_id, honcho_domain::now()))?;
+        self.after_erasure(ErasureScope::User, &erased);
+        tracing::info!(app_id, user_id, erased = %erased, "erased a user");
+        Ok(erased)
+    }
+
+    /// Erases the session and what was derived from its messages (see the query); as
+    /// [`Db::erase_user`] after it.
+    pub fn erase_session(&self, key: &SessionKey) -> DbResult<Erased> {
+        let erased = dispatch!(self, erase_session(key, honcho_domain::now()))?;
+        self.after_erasure(ErasureScope::Session, &erased);
+        tracing::info!(
+            app_id = %key.app_id,
+            user_id = %key.user_id,
+            session_id = %key.session_id,
+            erased = %erased,
+            "erased a session"
+        );
+        Ok(erased)
+    }
+
+    /// How many erasures the database recorded (it changes with every erasure).
+    pub fn erasure_mark(&self) -> DbResult<i64> {
+        dispatch!(self, erasure_mark())
+    }
+
+    /// Drops every in-memory copy of collections' and users' search data.
+    pub fn forget_cached(&self) {
+        self.vectors.clear();
+        self.messages.copies.clear();
+    }
+
+    fn after_erasure(&self, scope: ErasureScope, erased: &Erased) {
+        self.forget_cached();
+        metrics::counter!("honcho_erasures_total", "scope" => scope.as_str()).increment(1);
+        for (kind, n) in erased.counts() {
+            metrics::counter!("honcho_erased_rows_total", "kind" => kind).increment(n);
+        }
+        if let Backend::Sqlite(pool, _) = &self.pool {
+            let emptied = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+                for _ in 0..CHECKPOINT_TRIES {
+                    match checkpoint_truncate(&mut conn) {
+                        Ok(true) => return Ok(true),
+                        Ok(false) => std::thread::sleep(Duration::from_millis(2)),
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                Ok(false)
+            });
+            if !matches!(emptied, Ok(true)) {
+                tracing::warn!(
+                    error = ?emptied.err(),
+                    "after an erasure the write-ahead log could not be emptied: erased text stays \
+                     in it until its next checkpoint"
+                );
+            }
+        }
     }
 
     // Deriver queue

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod context;
 pub mod embed;
 pub mod entities;
+pub mod erasure;
 pub mod error;
 pub mod facts;
 pub mod id;

@@ -16,9 +16,30 @@ pub fn open_database(config: &Config) -> Result<Db, String> {
     Ok(db)
 }
 
+/// Opens the database for a one-shot command (its work has no deadline: a request's deadline is
+/// the server's) and applies pending migrations.
+pub fn open_for_command(config: &Config) -> Result<Db, String> {
+    let options = honcho_db::DbOptions {
+        statement_timeout: None,
+        ..config.db_options()
+    };
+    let (db, ran) = open_and_migrate_with(config, options)?;
+    if ran > 0 {
+        tracing::info!(migrations = ran, "migrations applied");
+    }
+    Ok(db)
+}
+
 /// Opens the database and applies pending migrations; returns how many ran.
 pub fn open_and_migrate(config: &Config) -> Result<(Db, usize), String> {
-    let db = Db::open(&config.database, config.db_options())
+    open_and_migrate_with(config, config.db_options())
+}
+
+fn open_and_migrate_with(
+    config: &Config,
+    options: honcho_db::DbOptions,
+) -> Result<(Db, usize), String> {
+    let db = Db::open(&config.database, options)
         .map_err(|e| format!("DATABASE_URL {}: {e}", config.database.redacted()))?;
     let ran = db
         .migrate()
@@ -32,6 +53,8 @@ pub struct Server {
     pub port: u16,
     /// With authentication on: keeps this process's copy of the revoked keys fresh while it lives.
     pub revocation_watch: Option<honcho_web::auth::RevocationWatch>,
+    /// Drops this process's cached search data when any process erased data.
+    pub erasure_watch: honcho_db::ErasureWatch,
 }
 
 /// How the HTTP server treats connections.
@@ -57,6 +80,7 @@ pub fn build_server(
     let revocation_watch = state.auth.keys.as_ref().map(|_| {
         honcho_web::auth::RevocationWatch::start(state.db.clone(), state.auth.revocations.clone())
     });
+    let erasure_watch = honcho_db::ErasureWatch::start(state.db.clone());
     let server = actix_web::HttpServer::new(move || build_app(state.clone()))
         .workers(http.workers)
         .max_connections(http.max_connections)
@@ -69,6 +93,7 @@ pub fn build_server(
         server,
         port,
         revocation_watch,
+        erasure_watch,
     })
 }
 

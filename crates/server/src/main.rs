@@ -98,6 +98,24 @@ enum Command {
         vars::LOGGING,
     ]))]
     Deriver(DatabaseArg),
+    /// Erase a user and everything stored about it (sessions, messages, metamessages, collections,
+    /// documents and facts, the deriver's work), or with --session-id one session and the facts
+    /// derived from its messages; prints what was erased. This cannot be undone.
+    #[command(after_help = vars::help(&[vars::DATABASE, vars::LOGGING]))]
+    Erase {
+        #[command(flatten)]
+        database: DatabaseArg,
+        // Ids may start with `-` (their alphabet includes it).
+        /// The user's app
+        #[arg(long, allow_hyphen_values = true)]
+        app_id: String,
+        /// The user to erase (or whose session to erase)
+        #[arg(long, allow_hyphen_values = true)]
+        user_id: String,
+        /// Erase only this session of the user
+        #[arg(long, allow_hyphen_values = true)]
+        session_id: Option<String>,
+    },
 }
 
 /// What a key reaches, for `keys create --help` and the README.
@@ -174,7 +192,8 @@ fn keys_from_env() -> Result<honcho_web::auth::Keys, String> {
 }
 
 /// The database that records keys: it must exist already (a SQLite file is not created here).
-fn key_database(database: DatabaseArg) -> Result<honcho_db::Db, String> {
+/// The database of an existing deployment, for a one-shot command (a SQLite file must exist).
+fn existing_database(database: DatabaseArg) -> Result<honcho_db::Db, String> {
     database.apply();
     let config = Config::from_env()?;
     if let honcho_db::DatabaseUrl::Sqlite(path) = &config.database {
@@ -185,7 +204,7 @@ fn key_database(database: DatabaseArg) -> Result<honcho_db::Db, String> {
             ));
         }
     }
-    honcho_server::open_database(&config)
+    honcho_server::open_for_command(&config)
 }
 
 /// Shows an optional value in a listing.
@@ -228,7 +247,7 @@ fn run_keys(command: KeysCommand) -> Result<(), String> {
                         .map_err(|e| format!("--label: {e}"))
                 })
                 .transpose()?;
-            let db = key_database(database)?;
+            let db = existing_database(database)?;
             if let Some(level) = db.check_key_scope(&scope).map_err(|e| e.to_string())? {
                 let id = match level {
                     "app" => &scope.app_id,
@@ -249,7 +268,7 @@ fn run_keys(command: KeysCommand) -> Result<(), String> {
             emit(&format!("{key}\n"))?;
         }
         KeysCommand::List { app_id, database } => {
-            let db = key_database(database)?;
+            let db = existing_database(database)?;
             let mut out = String::from(
                 "id\tapp_id\tuser_id\tsession_id\tcollection_id\tlabel\tcreated_at\texpires_at\trevoked_at\n",
             );
@@ -286,7 +305,7 @@ fn run_keys(command: KeysCommand) -> Result<(), String> {
             emit(&out)?;
         }
         KeysCommand::Revoke { key, database } => {
-            let db = key_database(database)?;
+            let db = existing_database(database)?;
             let now = chrono::Utc::now();
             // A key id is a UUID; a key's text is a JWT, whose parts are separated by dots.
             let record = if key.contains('.') {
@@ -391,6 +410,31 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Openapi => emit(&honcho_web::api_yaml()),
+        Command::Erase {
+            database,
+            app_id,
+            user_id,
+            session_id,
+        } => {
+            let db = existing_database(database)?;
+            let (what, erased) = match session_id {
+                None => (
+                    format!("user {user_id} of app {app_id}"),
+                    db.erase_user(&app_id, &user_id),
+                ),
+                Some(session_id) => {
+                    let what = format!("session {session_id} of user {user_id} of app {app_id}");
+                    let key = honcho_domain::SessionKey {
+                        app_id,
+                        user_id,
+                        session_id,
+                    };
+                    (what, db.erase_session(&key))
+                }
+            };
+            let erased = erased.map_err(|e| e.to_string())?;
+            emit(&format!("erased {what}: {erased}\n"))
+        }
         Command::Deriver(database) => {
             database.apply();
             run_deriver(Config::from_env()?)
@@ -535,6 +579,7 @@ fn run_deriver(config: Config) -> Result<(), String> {
         embedder = embedder.id(),
         "honcho deriver running"
     );
+    let _erasure_watch = honcho_db::ErasureWatch::start(db.clone());
     let deriver = honcho_insights::Deriver::start(db, models, embedder, config.deriver.clone());
     honcho_server::wait_for_stop_signal()?;
     tracing::info!("stopping: finishing current items");

@@ -318,18 +318,18 @@ impl<S> Access<S> {
     pub(crate) fn db(&self) -> &Db {
         &self.db
     }
+
+    /// This process's copy of the revoked keys (read again after a revocation or an erasure that
+    /// revoked keys, so that this process refuses them at once).
+    pub(crate) fn revocations(&self) -> Arc<Revocations> {
+        self.revocations.clone()
+    }
 }
 
 impl Access<scope::Admin> {
     /// The key signer; `None` when authentication is off.
     pub(crate) fn signer(&self) -> Option<&Keys> {
         self.keys.as_ref()
-    }
-
-    /// This process's copy of the revoked keys (read again after a revocation, so that this process
-    /// refuses the key at once).
-    pub(crate) fn revocations(&self) -> Arc<Revocations> {
-        self.revocations.clone()
     }
 }
 

@@ -54,6 +54,67 @@ pub fn next_revision(conn: &mut Conn, collection_id: &str) -> diesel::QueryResul
     .get_result(conn)
 }
 
+/// Locks what an erasure removes, parents first: the user (`session_id` `None`) or the session, the
+/// user's sessions (or that one), their open deriver items and leases, and the user's collections.
+/// Writers of a session's messages, documents of a collection and new sessions or metamessages of
+/// the user wait, and then find their parent gone. A deriver holding a session's items while it
+/// waits for the user's row (a fact's collection, a summary's session) can deadlock with it: the
+/// erasure then runs again (`queries::erasure`).
+pub fn lock_for_erasure(
+    conn: &mut Conn,
+    app_id: &str,
+    user_id: &str,
+    session_id: Option<&str>,
+) -> diesel::QueryResult<()> {
+    use super::schema::{collections, deriver_leases, deriver_queue, sessions, users};
+    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+    let of_user = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::app_id.eq(app_id))
+        .order(sessions::id.asc())
+        .select(sessions::public_id);
+    let sessions: Vec<String> = match session_id {
+        Some(session_id) => of_user
+            .filter(sessions::public_id.eq(session_id))
+            .for_update()
+            .load(conn)?,
+        None => {
+            users::table
+                .filter(users::public_id.eq(user_id))
+                .filter(users::app_id.eq(app_id))
+                .select(users::id)
+                .for_update()
+                .load::<i64>(conn)?;
+            of_user.for_update().load(conn)?
+        }
+    };
+    for chunk in sessions.chunks(crate::pg::queries::IDS_PER_STATEMENT) {
+        deriver_queue::table
+            .filter(deriver_queue::session_id.eq_any(chunk))
+            .filter(deriver_queue::status.eq_any(["pending", "processing"]))
+            .order(deriver_queue::id.asc())
+            .select(deriver_queue::id)
+            .for_update()
+            .load::<i64>(conn)?;
+        deriver_leases::table
+            .filter(deriver_leases::session_id.eq_any(chunk))
+            .select(deriver_leases::session_id)
+            .for_update()
+            .load::<String>(conn)?;
+    }
+    collections::table
+        .filter(collections::user_id.eq(user_id))
+        .filter(collections::app_id.eq(app_id))
+        .order(collections::id.asc())
+        .select(collections::id)
+        .for_update()
+        .load::<i64>(conn)?;
+    Ok(())
+}
+
+/// The `message_id` field of a row's metadata, as text (what names the message a fact came from).
+pub const METADATA_MESSAGE_ID: &str = "metadata ->> 'message_id'";
+
 /// Lets concurrent claimers of deriver work pass over each other's candidate rows.
 pub const SKIP_LOCKED: &str = "FOR UPDATE OF q SKIP LOCKED";
 

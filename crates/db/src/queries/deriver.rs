@@ -552,7 +552,8 @@ fn settle_first(
             deriver_queue::updated_at.eq(at),
         ))
         .execute(conn)?;
-    // The message after the settled one (messages are never deleted, and a batch's messages
+    // The message after the settled one (messages go only with their session's queue rows and
+    // lease, which this caller holds, and a batch's messages
     // follow each other in the session), found in one query.
     let settled = diesel::alias!(messages as settled);
     let position = settled

@@ -127,7 +127,8 @@ fn writer_gate(conn: &mut Conn) -> diesel::QueryResult<Arc<Gate>> {
 }
 
 /// Per-connection set-up: WAL with the configured durability and log size, foreign keys, a busy
-/// timeout, and the containment function.
+/// timeout, deleted content overwritten with zeros (`secure_delete`: an erased message's text does
+/// not stay in the file's free space), and the containment function.
 pub fn prepare_connection(
     conn: &mut Conn,
     options: &crate::store::DbOptions,
@@ -138,7 +139,8 @@ pub fn prepare_connection(
     };
     conn.batch_execute(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-         PRAGMA journal_size_limit = {}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {};",
+         PRAGMA journal_size_limit = {}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; \
+         PRAGMA secure_delete = ON;",
         options.sqlite_wal_limit,
         BUSY_TIMEOUT.as_millis()
     ))?;
@@ -264,6 +266,19 @@ pub fn next_revision(conn: &mut Conn, _collection_id: &str) -> diesel::QueryResu
 pub fn lock_open_items(_conn: &mut Conn, _session_id: &str) -> diesel::QueryResult<()> {
     Ok(())
 }
+
+/// SQLite has one writer at a time (`write_tx`): nothing to lock.
+pub fn lock_for_erasure(
+    _conn: &mut Conn,
+    _app_id: &str,
+    _user_id: &str,
+    _session_id: Option<&str>,
+) -> diesel::QueryResult<()> {
+    Ok(())
+}
+
+/// The `message_id` field of a row's metadata, as text (what names the message a fact came from).
+pub const METADATA_MESSAGE_ID: &str = "json_extract(metadata, '$.message_id')";
 
 /// SQLite has one writer at a time (`write_tx`): claims never run concurrently.
 pub const SKIP_LOCKED: &str = "";

@@ -7,6 +7,7 @@ mod bounds;
 mod collections;
 mod deriver_processes;
 mod documents;
+mod erasure;
 mod faults;
 mod helpers;
 mod insights;

@@ -73,7 +73,7 @@ fn signer(admin: &Access<scope::Admin>) -> Result<&Keys, ApiError> {
 
 /// Reads the revoked keys again so that this process refuses the key at once. The revocation is
 /// stored already: a failure here is left to the watch, which retries every second.
-fn refresh_after_revoking(revocations: &crate::auth::Revocations, db: &honcho_db::Db) {
+pub(super) fn refresh_after_revoking(revocations: &crate::auth::Revocations, db: &honcho_db::Db) {
     if let Err(e) = revocations.refresh(db) {
         tracing::warn!(error = %e, "the revoked keys could not be read again after a revocation");
     }

@@ -8,6 +8,7 @@ mod apps;
 mod collections;
 mod dialectic;
 mod documents;
+mod erasure;
 mod keys;
 mod messages;
 mod metamessages;

@@ -144,22 +144,50 @@ async fn update_session(
     Ok(Json(session.into()))
 }
 
-/// Deactivate a session (its messages stay readable)
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct DeleteSessionQuery {
+    /// An addition to v1.1.0: `true` erases the session for good instead of deactivating it: its
+    /// messages, its metamessages, the deriver's work on it, and the facts derived from its
+    /// messages (documents whose `metadata.message_id` names one of them), in one transaction.
+    /// The user's other sessions and facts stay.
+    #[param(default = false)]
+    #[serde(default)]
+    erase: bool,
+}
+
+/// Deactivate a session (its messages stay readable), or with `erase=true` erase it
 #[utoipa::path(
     tag = "sessions",
     operation_id = "delete_session_v1_apps__app_id__users__user_id__sessions__session_id__delete",
-    params(SessionPath),
-    responses((status = 200, description = "The session is inactive", body = Deleted))
+    params(SessionPath, DeleteSessionQuery),
+    responses((status = 200, description = "The session is inactive (or, with `erase=true`, erased)", body = Deleted))
 )]
 #[delete("/{session_id}")]
 async fn delete_session(
     access: Access<scope::Session>,
+    req: HttpRequest,
     path: Path<SessionPath>,
 ) -> Result<Json<Deleted>, ApiError> {
+    let erase = Query::of(&req)?.boolean("erase", false)?;
     let key = path.into_inner().key();
-    run(access.db(), move |db| db.delete_session(&key)).await?;
+    let revocations = access.revocations();
+    run(access.db(), move |db| match erase {
+        false => db.delete_session(&key),
+        true => {
+            let erased = db.erase_session(&key)?;
+            super::erasure::keys_revoked(&erased, &revocations, db);
+            Ok(())
+        }
+    })
+    .await?;
     Ok(Json(Deleted {
-        message: "Session deleted successfully".into(),
+        message: match erase {
+            false => "Session deleted successfully",
+            true => "Session erased successfully",
+        }
+        .into(),
     }))
 }
 

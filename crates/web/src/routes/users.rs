@@ -17,6 +17,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_user_by_name)
         .service(get_or_create_user)
         .service(update_user)
+        .service(super::erasure::erase_user)
         .service(
             utoipa_actix_web::scope("/{user_id}/sessions").configure(super::sessions::configure),
         )

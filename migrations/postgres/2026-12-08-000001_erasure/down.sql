@@ -1,0 +1,2 @@
+DROP INDEX deriver_queue_session;
+DROP TABLE erasures;
