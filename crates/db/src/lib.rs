@@ -9,6 +9,7 @@
 pub mod corpus;
 mod erasure;
 mod error;
+mod periodic;
 mod pg;
 mod pool;
 mod sqlite;
@@ -17,6 +18,7 @@ mod url;
 
 pub use erasure::{ErasureWatch, ERASURES_POLL};
 pub use error::{DbError, Outage};
+pub use periodic::Periodic;
 pub use pool::close;
 pub use store::{Db, DbOptions, PoolState, SqliteSync};
 pub use url::{DatabaseUrl, UrlError};

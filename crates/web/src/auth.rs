@@ -17,7 +17,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
 use std::future::{ready, Ready};
 use std::marker::PhantomData;
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// The signing secret of API keys.
@@ -175,8 +175,7 @@ impl Revocations {
 /// A thread that refreshes a process's [`Revocations`] every [`REVOCATIONS_REFRESH`]; stopped and
 /// joined when dropped.
 pub struct RevocationWatch {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _running: honcho_db::Periodic,
 }
 
 impl RevocationWatch {
@@ -185,50 +184,23 @@ impl RevocationWatch {
         if let Err(e) = revocations.refresh(&db) {
             tracing::warn!(error = %e, "the revoked keys could not be read; keys are refused until they are");
         }
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let signal = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("key-revocations".into())
-            .spawn(move || {
-                let (stopped, wake) = &*signal;
-                let mut failing = false;
-                let mut guard = stopped.lock().unwrap_or_else(|e| e.into_inner());
-                loop {
-                    guard = wake
-                        .wait_timeout(guard, REVOCATIONS_REFRESH)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                    if *guard {
-                        return;
-                    }
-                    match (revocations.refresh(&db), failing) {
-                        (Ok(()), true) => {
-                            tracing::info!("the revoked keys can be read again");
-                            failing = false;
-                        }
-                        (Err(e), false) => {
-                            tracing::warn!(error = %e, "the revoked keys could not be read");
-                            failing = true;
-                        }
-                        _ => {}
-                    }
-                }
-            })
-            .expect("spawning a thread");
+        let mut failing = false;
         RevocationWatch {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for RevocationWatch {
-    fn drop(&mut self) {
-        let (stopped, wake) = &*self.stop;
-        *stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            _running: honcho_db::Periodic::start(
+                "key-revocations",
+                REVOCATIONS_REFRESH,
+                move || match (revocations.refresh(&db), failing) {
+                    (Ok(()), true) => {
+                        tracing::info!("the revoked keys can be read again");
+                        failing = false;
+                    }
+                    (Err(e), false) => {
+                        tracing::warn!(error = %e, "the revoked keys could not be read");
+                        failing = true;
+                    }
+                    _ => {}
+                },
+            ),
         }
     }
 }
