@@ -849,3 +849,58 @@ fn the_command_line_erases_a_user_or_a_session_and_says_what_it_erased() {
         .count();
     assert_eq!(recorded, 2);
 }
+
+#[test]
+fn an_erasure_that_deadlocks_with_a_writer_runs_again() {
+    // PostgreSQL only: SQLite has one writer at a time.
+    if !on_postgres() {
+        return;
+    }
+    use diesel::connection::SimpleConnection;
+    // Messages are queued (a model is configured) but no worker takes them.
+    let model = ModelServer::start(Protocol::OpenAi);
+    let app = TestApp::spawn_with(Options {
+        models: Some(model.models()),
+        ..Options::default()
+    });
+    let s = app.session_path();
+    app.ok(app.post(
+        &s.messages(),
+        json!({ "content": "DEADLOCKQZX", "is_user": true }),
+    ));
+    // A writer holding the session's queue items, as a deriver completing an item does...
+    let mut writer = diesel::PgConnection::establish(app.database_url()).unwrap();
+    writer
+        .batch_execute(&format!(
+            "BEGIN; SELECT id FROM deriver_queue WHERE session_id = '{}' FOR UPDATE",
+            s.session
+        ))
+        .unwrap();
+    // ...while the erasure, holding the user's row, waits for them...
+    let base = app.base.clone();
+    let path = s.user_path();
+    let erasure = std::thread::spawn(move || {
+        match ureq::request("DELETE", &format!("{base}{path}")).call() {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(s, _)) => s,
+            Err(e) => panic!("{e}"),
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // ...and then waits for the user's row (a summary's reference to it): PostgreSQL ends the
+    // erasure, the first to wait, to break the deadlock; the writer goes on and commits.
+    writer
+        .batch_execute(&format!(
+            "INSERT INTO metamessages (public_id, app_id, user_id, session_id, label, content, \
+             metadata, created_at) VALUES ('deadlock-summary-1234', '{}', '{}', '{}', 'summary', \
+             'DEADLOCKQZX summary', '{{}}', now()); COMMIT",
+            s.app, s.user, s.session
+        ))
+        .unwrap();
+    // The erasure ran again after the writer's commit, and took its summary too.
+    assert_eq!(erasure.join().unwrap(), 204);
+    assert_eq!(
+        rows_naming(&app, &[s.user.as_str(), s.session.as_str(), "DEADLOCKQZX"]),
+        vec![]
+    );
+}
