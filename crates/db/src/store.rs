@@ -801,14 +801,26 @@ impl Db {
     // Deriver queue
 
     /// The whole queue's open and failed items (not the done ones).
-    pub fn queue_depth(&self) -> DbResult<honcho_domain::insights::QueueCounts> {
+    pub fn queue_depth(&self) -> DbResult<honcho_domain::queue::QueueCounts> {
         dispatch!(self, queue_depth())
+    }
+    /// The failed items of `scope`.
+    pub fn failed_items(
+        &self,
+        scope: &honcho_domain::queue::FailedScope,
+        req: PageRequest,
+    ) -> DbResult<Page<honcho_domain::queue::FailedItem>> {
+        dispatch!(self, failed_items(scope, req))
+    }
+    /// Puts failed items back to pending; see the query.
+    pub fn retry_failed(&self, request: &honcho_domain::queue::RetryRequest) -> DbResult<u64> {
+        dispatch!(self, retry_failed(request))
     }
     /// Items by status within `scope`.
     pub fn queue_counts(
         &self,
-        scope: &honcho_domain::insights::QueueScope,
-    ) -> DbResult<honcho_domain::insights::QueueCounts> {
+        scope: &honcho_domain::queue::QueueScope,
+    ) -> DbResult<honcho_domain::queue::QueueCounts> {
         dispatch!(self, queue_counts(scope))
     }
 }
@@ -871,11 +883,12 @@ impl honcho_domain::insights::DeriverStore for Db {
         lease: &Lease,
         item: &WorkItem,
         derived: Derived,
+        rule: &dyn honcho_domain::insights::DuplicateRule,
         next: Option<ItemPolicy>,
     ) -> DbResult<Completion> {
         dispatch!(
             self,
-            complete_item(&*self.vectors, lease, item, derived, next)
+            complete_item(&*self.vectors, lease, item, derived, rule, next)
         )
     }
     fn fail_item(
@@ -895,8 +908,8 @@ impl honcho_domain::insights::DeriverStore for Db {
 impl honcho_domain::insights::MemoryStore for Db {
     type Error = DbError;
 
-    fn conversation(&self, key: &SessionKey) -> DbResult<Conversation> {
-        dispatch!(self, conversation(key))
+    fn conversation(&self, key: &SessionKey, recent: i64) -> DbResult<Conversation> {
+        dispatch!(self, conversation(key, recent))
     }
     fn rank_facts(
         &self,

@@ -17,20 +17,6 @@ pub const REPRESENTATION_LABEL: &str = "honcho_user_representation";
 pub const SHORT_SUMMARY_EVERY: i64 = 20;
 /// Messages since the last long summary that call for a new one.
 pub const LONG_SUMMARY_EVERY: i64 = 60;
-/// A fact this close (cosine distance) to a stored one, and a restatement of it
-/// ([`restates`]), is a near-duplicate and not stored.
-pub const DUPLICATE_DISTANCE: f32 = 0.15;
-
-/// Whether `new` says nothing in words that `old` does not: every term of `new` (stemmed, stop
-/// words left out, [`crate::lexical`]) is a term of `old`. With the vectors' distance this makes a
-/// near-duplicate: `The user is a nurse` restates `The user works as a nurse`, while `The user has
-/// a cat named Biscuit` does not restate `... a dog named Biscuit`, however near their vectors (a
-/// static embedder barely tells such facts apart, nor numbers and names).
-pub fn restates(new: &str, old: &str) -> bool {
-    let old = crate::lexical::terms(old);
-    crate::lexical::terms(new).iter().all(|t| old.contains(t))
-}
-
 /// A claim on one session's queue: only the holder of `token` may change the session's items.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -77,13 +63,27 @@ pub struct WorkItem {
     pub since_long_messages: Vec<Message>,
 }
 
-/// What to do with an item whose previous attempts all failed.
+/// How a worker takes an item (set by the deriver, applied by the store).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ItemPolicy {
     /// An item tried this often is marked failed instead of tried again.
     pub max_attempts: i32,
     /// How long a lease lasts from its last renewal.
     pub lease: Duration,
+    /// Messages after the latest short summary an item reads, at most (the newest).
+    pub recent_messages: i64,
+    /// Messages after the latest long summary a long summary reads, at most (the newest).
+    pub long_messages: i64,
+}
+
+/// When a new fact is a near-duplicate of another, and is not stored: the deriver's rule, applied
+/// by the store inside the transaction that stores an item's facts, against the user's stored
+/// facts nearest to it and the item's facts kept before it.
+pub trait DuplicateRule: Send + Sync {
+    /// How many stored facts nearest to a new one are checked against it.
+    fn candidates(&self) -> usize;
+    /// Whether `new` is a near-duplicate of `old`, whose vectors are `distance` apart (cosine).
+    fn duplicates(&self, new: &str, old: &str, distance: f32) -> bool;
 }
 
 /// A summary to store as a metamessage of the item's session.
@@ -114,28 +114,13 @@ pub struct Derived {
 pub enum Completion {
     /// The lease was lost: nothing was written.
     LeaseLost,
-    /// Stored. With the session's next item when one was asked for: taken in the same transaction,
-    /// as [`DeriverStore::next_item`] takes it (`None`, and the lease given up, when none is due).
-    Stored(Option<Box<WorkItem>>),
-}
-
-/// The queue's state for an app, a user or a session.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct QueueCounts {
-    pub pending: i64,
-    pub in_progress: i64,
-    pub failed: i64,
-    pub done: i64,
-    /// When the oldest item not yet done or failed was queued.
-    pub oldest_open: Option<DateTime<Utc>>,
-}
-
-/// Which items to count: an app's, optionally one user's or one session's.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueueScope {
-    pub app_id: String,
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
+    /// Stored: `facts` of the item's facts (the others were near-duplicates). With the session's
+    /// next item when one was asked for: taken in the same transaction, as
+    /// [`DeriverStore::next_item`] takes it (`None`, and the lease given up, when none is due).
+    Stored {
+        facts: usize,
+        next: Option<Box<WorkItem>>,
+    },
 }
 
 /// The deriver's queue and what it writes. Calls are blocking and each holds a connection only for
@@ -160,15 +145,16 @@ pub trait DeriverStore: Send + Sync {
     fn next_item(&self, lease: &Lease, policy: ItemPolicy)
         -> Result<Option<WorkItem>, Self::Error>;
     /// Stores what an item produced and marks it done, in one transaction, only while `lease` is
-    /// held; [`Completion::LeaseLost`] (nothing written) when it was lost. Facts within
-    /// `DUPLICATE_DISTANCE` of a stored fact of the same embedder that they restate ([`restates`])
-    /// are skipped. With `next`, the same transaction also takes the session's next item under that
+    /// held; [`Completion::LeaseLost`] (nothing written) when it was lost. Facts that `rule` calls
+    /// near-duplicates of a stored fact of the same embedder (or of one kept before them) are
+    /// skipped. With `next`, the same transaction also takes the session's next item under that
     /// policy, so a worker going through a session commits once per item.
     fn complete_item(
         &self,
         lease: &Lease,
         item: &WorkItem,
         derived: Derived,
+        rule: &dyn DuplicateRule,
         next: Option<ItemPolicy>,
     ) -> Result<Completion, Self::Error>;
     /// Records a failed attempt: the item is tried again after `retry_at`, or, when `retry_at` is
@@ -188,8 +174,9 @@ pub trait DeriverStore: Send + Sync {
 pub trait MemoryStore: Send + Sync {
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// The session's conversation: U404 / S404 when the user or session does not exist.
-    fn conversation(&self, key: &SessionKey) -> Result<Conversation, Self::Error>;
+    /// The session's conversation (at most `recent` messages after its latest short summary): U404
+    /// / S404 when the user or session does not exist.
+    fn conversation(&self, key: &SessionKey, recent: i64) -> Result<Conversation, Self::Error>;
     /// For each search, the contents of the user's `top` facts best ranked for it (the ranking of
     /// [`crate::retrieval`]), best first.
     fn rank_facts(
@@ -244,29 +231,5 @@ pub fn check_query_count(count: usize) -> Result<(), crate::Invalid> {
             actual: n,
         }),
         _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod restatement {
-    use super::restates;
-
-    #[test]
-    fn a_restatement_adds_no_word() {
-        assert!(restates("The user is a nurse", "The user works as a nurse"));
-        assert!(restates("The user plays cello", "The user plays the cello"));
-        assert!(restates("", "anything"));
-        assert!(!restates(
-            "The user has a cat named Biscuit",
-            "The user has a dog named Biscuit"
-        ));
-        assert!(!restates(
-            "The user said: message 3",
-            "The user said: message 2"
-        ));
-        assert!(!restates(
-            "The user works as a nurse",
-            "The user is a nurse"
-        ));
     }
 }

@@ -14,6 +14,7 @@ pub mod json;
 pub mod lexical;
 pub mod llm;
 pub mod page;
+pub mod queue;
 pub mod retrieval;
 pub mod values;
 pub mod vector;

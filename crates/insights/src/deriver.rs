@@ -3,6 +3,7 @@
 //! completion (see `DeriverStore`). No database connection is held during a model call: every store
 //! call takes and returns its own.
 
+use crate::duplicates::NearDuplicates;
 use crate::prompts::{self, SummaryKind};
 use honcho_domain::embed::{EmbedError, Embedder};
 use honcho_domain::facts::parse_facts;
@@ -11,12 +12,19 @@ use honcho_domain::insights::{
     LONG_SUMMARY_EVERY, SHORT_SUMMARY_EVERY, SUMMARY_LONG_LABEL, SUMMARY_SHORT_LABEL,
 };
 use honcho_domain::llm::{LlmError, Models};
+use honcho_domain::queue::{FailureCause, QueueStatus};
 use honcho_domain::Embedding;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Messages after the latest short summary that an item (and a dialectic answer) reads, at most
+/// (the newest).
+pub const RECENT_MESSAGES: i64 = 40;
+/// Messages after the latest long summary that a long summary reads, at most (the newest).
+pub const LONG_MESSAGES: i64 = 120;
 
 /// How the workers behave.
 #[derive(Debug, Clone)]
@@ -56,6 +64,19 @@ enum ItemError {
     Model(LlmError),
     Embed(EmbedError),
     Unreadable(String),
+}
+
+impl ItemError {
+    fn cause(&self) -> FailureCause {
+        match self {
+            ItemError::Model(LlmError::Unavailable(_)) => FailureCause::ModelRefused,
+            ItemError::Model(LlmError::Provider(_)) => FailureCause::ModelUnreachable,
+            ItemError::Model(LlmError::BadResponse(_)) | ItemError::Unreadable(_) => {
+                FailureCause::AnswerUnusable
+            }
+            ItemError::Embed(_) => FailureCause::EmbedderFailed,
+        }
+    }
 }
 
 impl std::fmt::Display for ItemError {
@@ -181,6 +202,8 @@ impl<S: DeriverStore> Worker<S> {
         ItemPolicy {
             max_attempts: self.settings.max_attempts,
             lease: self.settings.lease,
+            recent_messages: RECENT_MESSAGES,
+            long_messages: LONG_MESSAGES,
         }
     }
 
@@ -210,7 +233,7 @@ impl<S: DeriverStore> Worker<S> {
             metrics::histogram!("honcho_deriver_item_seconds")
                 .record(started.elapsed().as_secs_f64());
             next = match outcome {
-                Ok(derived) => self.complete(lease, &item, derived),
+                Ok(derived) => self.complete(lease, &item, derived, started),
                 Err(e) => self.fail(lease, &item, e),
             };
         }
@@ -234,24 +257,34 @@ impl<S: DeriverStore> Worker<S> {
     }
 
     /// Stores a derived item; returns the session's next item.
-    fn complete(&self, lease: &Lease, item: &WorkItem, derived: Derived) -> Option<WorkItem> {
-        let facts = derived.facts.len();
+    fn complete(
+        &self,
+        lease: &Lease,
+        item: &WorkItem,
+        derived: Derived,
+        started: Instant,
+    ) -> Option<WorkItem> {
         let summaries = derived.summaries.len();
         let going_on = !self.signal.stopping();
         let policy = going_on.then(|| self.policy());
         let stored = self
             .store
-            .complete_item(lease, item, derived, policy)
+            .complete_item(lease, item, derived, &NearDuplicates, policy)
             .map(|completion| match completion {
-                Completion::Stored(next) => {
-                    metrics::counter!("honcho_deriver_items_total", "outcome" => "done")
-                        .increment(1);
-                    tracing::debug!(
-                        item = item.id,
-                        message = %item.message.id,
-                        facts,
-                        summaries,
-                        "deriver: item done"
+                Completion::Stored { facts, next } => {
+                    metrics::counter!(
+                        "honcho_deriver_items_total",
+                        "outcome" => QueueStatus::Done.as_str()
+                    )
+                    .increment(1);
+                    tracing::info!(
+                        queue_item = item.id,
+                        message_id = %item.message.id,
+                        session_id = %item.session.session_id,
+                        facts_stored = facts,
+                        summaries_written = summaries,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "deriver: message derived"
                     );
                     if !going_on {
                         self.release(lease);
@@ -268,20 +301,35 @@ impl<S: DeriverStore> Worker<S> {
     fn fail(&self, lease: &Lease, item: &WorkItem, e: ItemError) -> Option<WorkItem> {
         let retry_at = (item.attempt < self.settings.max_attempts)
             .then(|| honcho_domain::now() + self.backoff(item.attempt));
-        let outcome = if retry_at.is_some() {
-            "retried"
-        } else {
-            "failed"
+        let outcome = match retry_at {
+            Some(_) => "retried",
+            None => QueueStatus::Failed.as_str(),
         };
         metrics::counter!("honcho_deriver_items_total", "outcome" => outcome).increment(1);
-        tracing::warn!(
-            item = item.id,
-            message = %item.message.id,
-            session = %item.session.session_id,
-            attempt = item.attempt,
-            error = %e,
-            "deriver: item {outcome}"
-        );
+        metrics::counter!("honcho_deriver_failures_total", "cause" => e.cause().as_str())
+            .increment(1);
+        match retry_at {
+            Some(at) => tracing::warn!(
+                queue_item = item.id,
+                message_id = %item.message.id,
+                session_id = %item.session.session_id,
+                attempt = item.attempt,
+                max_attempts = self.settings.max_attempts,
+                next_attempt_at = %at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                cause = e.cause().as_str(),
+                error = %e,
+                "deriver: attempt failed; trying again later"
+            ),
+            None => tracing::warn!(
+                queue_item = item.id,
+                message_id = %item.message.id,
+                session_id = %item.session.session_id,
+                attempt = item.attempt,
+                cause = e.cause().as_str(),
+                error = %e,
+                "deriver: last attempt failed; the message is parked as failed (see deriver/failed)"
+            ),
+        }
         let stored = self
             .store
             .fail_item(lease, item.id, &e.to_string(), retry_at)
@@ -301,13 +349,27 @@ impl<S: DeriverStore> Worker<S> {
             Ok(Some(next)) => next,
             Ok(None) => {
                 tracing::warn!(
-                    item = item.id,
-                    "deriver: the session's lease was lost; its new holder redoes the item"
+                    queue_item = item.id,
+                    message_id = %item.message.id,
+                    session_id = %item.session.session_id,
+                    "deriver: the session's lease was lost (taken over, or the session erased); \
+                     nothing of this attempt is kept"
                 );
                 None
             }
             Err(e) => {
-                tracing::warn!(item = item.id, error = %e, "deriver: cannot store an item's outcome");
+                metrics::counter!(
+                    "honcho_deriver_failures_total",
+                    "cause" => FailureCause::StoreError.as_str()
+                )
+                .increment(1);
+                tracing::warn!(
+                    queue_item = item.id,
+                    message_id = %item.message.id,
+                    session_id = %item.session.session_id,
+                    error = %e,
+                    "deriver: cannot store an item's outcome"
+                );
                 self.release_and_wait(lease);
                 None
             }

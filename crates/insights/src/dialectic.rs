@@ -64,7 +64,9 @@ pub fn prepare<S: MemoryStore>(
     key: &SessionKey,
     queries: &[String],
 ) -> Result<Prepared, DialecticError<S::Error>> {
-    let mut conversation = store.conversation(key).map_err(DialecticError::Store)?;
+    let mut conversation = store
+        .conversation(key, crate::deriver::RECENT_MESSAGES)
+        .map_err(DialecticError::Store)?;
     let question = queries.join("\n");
     let mut phrases: Vec<String> = queries.to_vec();
     phrases.extend(expand(models, &question));

@@ -89,7 +89,9 @@ enum Command {
     /// Print or mint API keys (needs AUTH_JWT_SECRET)
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Runs deriver workers only (no HTTP): several processes can share one PostgreSQL database
+    /// Runs deriver workers only (no HTTP): several processes can share one PostgreSQL database.
+    /// `honcho deriver failed` lists the messages whose derivation failed; `honcho deriver retry`
+    /// runs them again
     #[command(after_help = vars::help(&[
         vars::DATABASE,
         vars::LLM,
@@ -97,7 +99,7 @@ enum Command {
         vars::EMBEDDING,
         vars::LOGGING,
     ]))]
-    Deriver(DatabaseArg),
+    Deriver(DeriverArgs),
     /// Erase a user and everything stored about it (sessions, messages, metamessages, collections,
     /// documents and facts, the deriver's work), or with --session-id one session and the facts
     /// derived from its messages; prints what was erased. This cannot be undone.
@@ -116,6 +118,121 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         session_id: Option<String>,
     },
+}
+
+/// `honcho deriver`: the workers, or with a subcommand the failed messages.
+#[derive(Args)]
+struct DeriverArgs {
+    #[command(flatten)]
+    database: DatabaseArg,
+    #[command(subcommand)]
+    action: Option<DeriverAction>,
+}
+
+#[derive(Subcommand)]
+enum DeriverAction {
+    /// List the messages whose derivation failed after their last attempt, oldest first
+    #[command(after_help = vars::help(&[vars::DATABASE, vars::LOGGING]))]
+    Failed {
+        #[command(flatten)]
+        scope: FailedArgs,
+    },
+    /// Run failed messages again (all of them, or those of an app, user, session or the messages
+    /// named); each session's in the order of its messages
+    #[command(after_help = vars::help(&[vars::DATABASE, vars::LOGGING]))]
+    Retry {
+        #[command(flatten)]
+        scope: FailedArgs,
+        /// Only this message (repeat for several)
+        #[arg(long = "message-id", allow_hyphen_values = true)]
+        message_ids: Vec<String>,
+    },
+}
+
+#[derive(Args)]
+struct FailedArgs {
+    #[command(flatten)]
+    database: DatabaseArg,
+    // Ids may start with `-` (their alphabet includes it).
+    /// Only this app's
+    #[arg(long, allow_hyphen_values = true)]
+    app_id: Option<String>,
+    /// Only this user's
+    #[arg(long, allow_hyphen_values = true)]
+    user_id: Option<String>,
+    /// Only this session's
+    #[arg(long, allow_hyphen_values = true)]
+    session_id: Option<String>,
+}
+
+impl FailedArgs {
+    /// The database (this command's flag, else the one given before it) and the scope.
+    fn split(self, outer: DatabaseArg) -> (DatabaseArg, honcho_domain::queue::FailedScope) {
+        let scope = honcho_domain::queue::FailedScope {
+            app_id: self.app_id,
+            user_id: self.user_id,
+            session_id: self.session_id,
+        };
+        let database = DatabaseArg {
+            database_url: self.database.database_url.or(outer.database_url),
+        };
+        (database, scope)
+    }
+}
+
+/// `honcho deriver failed` and `honcho deriver retry`.
+fn run_deriver_action(action: DeriverAction, outer: DatabaseArg) -> Result<(), String> {
+    match action {
+        DeriverAction::Failed { scope } => {
+            let (database, scope) = scope.split(outer);
+            let db = existing_database(database)?;
+            let mut out =
+                String::from("message_id\tsession_id\tuser_id\tattempts\tfailed_at\terror\n");
+            for page in 1.. {
+                let req = honcho_domain::PageRequest {
+                    page,
+                    size: 100,
+                    reverse: false,
+                };
+                let failed = db.failed_items(&scope, req).map_err(|e| e.to_string())?;
+                for f in &failed.items {
+                    // One line per message: the error's own line breaks and tabs are spaces.
+                    let error: String = f
+                        .error
+                        .chars()
+                        .map(|c| if c.is_control() { ' ' } else { c })
+                        .collect();
+                    out.push_str(&format!(
+                        "{}\t{}\t{}\t{}\t{}\t{error}\n",
+                        f.message_id,
+                        f.session_id,
+                        f.user_id,
+                        f.attempts,
+                        f.failed_at.to_rfc3339(),
+                    ));
+                }
+                if page >= failed.pages {
+                    break;
+                }
+            }
+            emit(&out)
+        }
+        DeriverAction::Retry { scope, message_ids } => {
+            let (database, scope) = scope.split(outer);
+            honcho_domain::queue::check_retry_ids(message_ids.len())
+                .map_err(|e| format!("--message-id: {e}"))?;
+            let db = existing_database(database)?;
+            let request = honcho_domain::queue::RetryRequest {
+                scope,
+                message_ids: (!message_ids.is_empty()).then_some(message_ids),
+            };
+            let retried = db.retry_failed(&request).map_err(|e| e.to_string())?;
+            let s = if retried == 1 { "" } else { "s" };
+            emit(&format!(
+                "queued {retried} failed message{s} again (running deriver workers take them up)\n"
+            ))
+        }
+    }
 }
 
 /// What a key reaches, for `keys create --help` and the README.
@@ -435,10 +552,17 @@ fn run(command: Command) -> Result<(), String> {
             let erased = erased.map_err(|e| e.to_string())?;
             emit(&format!("erased {what}: {erased}\n"))
         }
-        Command::Deriver(database) => {
+        Command::Deriver(DeriverArgs {
+            database,
+            action: None,
+        }) => {
             database.apply();
             run_deriver(Config::from_env()?)
         }
+        Command::Deriver(DeriverArgs {
+            database,
+            action: Some(action),
+        }) => run_deriver_action(action, database),
         Command::Migrate(database) => {
             database.apply();
             let config = Config::from_env()?;

@@ -649,10 +649,20 @@ pub struct DeriverStatus {
     pub done: i64,
     /// Age in seconds of the oldest message not yet derived (pending or in progress)
     pub oldest_pending_age_seconds: Option<f64>,
+    /// When the oldest message still failed failed (`null` when none has)
+    #[serde(serialize_with = "optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub oldest_failure_at: Option<DateTime<Utc>>,
+    /// Why it failed (its last attempt's error, at most 500 characters)
+    pub oldest_failure_error: Option<String>,
 }
 
-impl From<honcho_domain::insights::QueueCounts> for DeriverStatus {
-    fn from(c: honcho_domain::insights::QueueCounts) -> Self {
+impl From<honcho_domain::queue::QueueCounts> for DeriverStatus {
+    fn from(c: honcho_domain::queue::QueueCounts) -> Self {
+        let (oldest_failure_at, oldest_failure_error) = match c.oldest_failure {
+            Some((at, error)) => (Some(at), Some(error)),
+            None => (None, None),
+        };
         DeriverStatus {
             pending: c.pending,
             in_progress: c.in_progress,
@@ -661,8 +671,58 @@ impl From<honcho_domain::insights::QueueCounts> for DeriverStatus {
             oldest_pending_age_seconds: c
                 .oldest_open
                 .map(|t| ((chrono::Utc::now() - t).num_milliseconds().max(0) as f64) / 1000.0),
+            oldest_failure_at,
+            oldest_failure_error,
         }
     }
+}
+
+/// A message whose derivation failed after its last attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailedItem {
+    pub message_id: String,
+    pub session_id: String,
+    pub user_id: String,
+    /// Attempts made
+    pub attempts: i32,
+    /// The last attempt's error (at most 500 characters; longer ones are cut and end with `…`)
+    pub error: String,
+    /// When the last attempt failed
+    #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub failed_at: DateTime<Utc>,
+}
+
+impl From<honcho_domain::queue::FailedItem> for FailedItem {
+    fn from(f: honcho_domain::queue::FailedItem) -> Self {
+        FailedItem {
+            message_id: f.message_id,
+            session_id: f.session_id,
+            user_id: f.user_id,
+            attempts: f.attempts,
+            error: f.error,
+            failed_at: f.failed_at,
+        }
+    }
+}
+
+/// Which failed messages to run again: every failed message of the app when both are left out.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeriverRetry {
+    /// Only this session's
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Only these messages (at most 1,000)
+    #[serde(default)]
+    #[schema(max_items = 1000)]
+    pub message_ids: Option<Vec<String>>,
+}
+
+/// How many failed messages were queued again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Retried {
+    pub retried: u64,
 }
 
 /// The body of a session's message search.

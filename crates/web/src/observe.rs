@@ -150,10 +150,11 @@ pub(crate) async fn serve_metrics(
     let db = probe.0.clone();
     let queue = actix_web::web::block(move || db.queue_depth()).await;
     if let Ok(Ok(counts)) = queue {
+        use honcho_domain::queue::QueueStatus;
         for (status, n) in [
-            ("pending", counts.pending),
+            (QueueStatus::Pending.as_str(), counts.pending),
             ("in_progress", counts.in_progress),
-            ("failed", counts.failed),
+            (QueueStatus::Failed.as_str(), counts.failed),
         ] {
             metrics::gauge!("honcho_deriver_queue_items", "status" => status).set(n as f64);
         }

@@ -91,7 +91,7 @@ pub fn lock_for_erasure(
     for chunk in sessions.chunks(crate::pg::queries::IDS_PER_STATEMENT) {
         deriver_queue::table
             .filter(deriver_queue::session_id.eq_any(chunk))
-            .filter(deriver_queue::status.eq_any(["pending", "processing"]))
+            .filter(deriver_queue::status.eq_any(honcho_domain::queue::OPEN_TEXTS))
             .order(deriver_queue::id.asc())
             .select(deriver_queue::id)
             .for_update()
@@ -126,7 +126,7 @@ pub fn lock_open_items(conn: &mut Conn, session_id: &str) -> diesel::QueryResult
     use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
     deriver_queue::table
         .filter(deriver_queue::session_id.eq(session_id))
-        .filter(deriver_queue::status.eq_any(["pending", "processing"]))
+        .filter(deriver_queue::status.eq_any(honcho_domain::queue::OPEN_TEXTS))
         .order(deriver_queue::id.asc())
         .select(deriver_queue::id)
         .for_update()

@@ -1,8 +1,8 @@
 //! The reads of a session context ([`honcho_domain::context`]): the user's facts ranked for a
 //! query, the session's latest messages, and its summaries.
 
-use super::deriver::find_protected;
 use super::documents::{current_vectors, documents_in_order};
+use super::memory::find_protected;
 use super::messages::MessageRow;
 use super::schema::{messages, metamessages};
 use super::Conn;

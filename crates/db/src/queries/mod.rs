@@ -13,24 +13,26 @@ use serde_json::{Map, Value};
 mod apps;
 mod collections;
 mod context;
-mod deriver;
 mod documents;
 mod erasure;
 mod keys;
+mod memory;
 mod messages;
 mod metamessages;
+mod queue;
 mod sessions;
 mod users;
 
 pub use apps::*;
 pub use collections::*;
 pub use context::*;
-pub use deriver::*;
 pub use documents::*;
 pub use erasure::*;
 pub use keys::*;
+pub use memory::*;
 pub use messages::*;
 pub use metamessages::*;
+pub use queue::*;
 pub use sessions::*;
 pub use users::*;
 

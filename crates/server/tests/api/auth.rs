@@ -510,6 +510,8 @@ const SPEC: &[(&str, &str, &[&str])] = &[
     ("POST", "/v1/keys/revoke", &[]),
     ("DELETE", "/v1/keys/{key_id}", &[]),
     ("GET", "/v1/apps/{app_id}/deriver/status", &["app"]),
+    ("GET", "/v1/apps/{app_id}/deriver/failed", &["app"]),
+    ("POST", "/v1/apps/{app_id}/deriver/retry", &["app"]),
 ];
 
 /// Routes resolved from the query or the key: a refused key is "Unauthorized access to resource".
@@ -1154,20 +1156,25 @@ fn query_ids_of_a_route_narrow_like_path_ids() {
         us: Some(f.user.clone()),
         ..Claims::default()
     });
-    let status = |query: &str| {
-        app.send_as(
-            Some(&key),
-            "GET",
-            &format!("/v1/apps/{}/deriver/status{query}", f.app),
-            None,
-        )
-        .0
-    };
-    assert_eq!(status(&format!("?user_id={}", f.user)), 200);
-    assert_eq!(status(&format!("?user_id={}", f.sibling_user)), 401);
-    assert_eq!(status(""), 401);
-    assert_eq!(
-        status(&format!("?user_id={}&session_id={}", f.user, f.session)),
-        200
-    );
+    for route in ["status", "failed"] {
+        let status = |query: &str| {
+            app.send_as(
+                Some(&key),
+                "GET",
+                &format!("/v1/apps/{}/deriver/{route}{query}", f.app),
+                None,
+            )
+            .0
+        };
+        assert_eq!(status(&format!("?user_id={}", f.user)), 200);
+        assert_eq!(status(&format!("?user_id={}", f.sibling_user)), 401);
+        assert_eq!(status(""), 401);
+        assert_eq!(
+            status(&format!("?user_id={}&session_id={}", f.user, f.session)),
+            200
+        );
+    }
+    // Running failed messages again is the app's (or the admin's) to do.
+    let retry = format!("/v1/apps/{}/deriver/retry", f.app);
+    assert_eq!(app.send_as(Some(&key), "POST", &retry, Some("{}")).0, 401);
 }

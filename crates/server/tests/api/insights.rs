@@ -154,7 +154,8 @@ fn without_a_model_or_with_the_deriver_disabled_nothing_is_queued() {
     let status = plain.ok(plain.get(&format!("/v1/apps/{}/deriver/status", s.app)));
     assert_eq!(
         status,
-        json!({ "pending": 0, "in_progress": 0, "failed": 0, "done": 0, "oldest_pending_age_seconds": null })
+        json!({ "pending": 0, "in_progress": 0, "failed": 0, "done": 0, "oldest_pending_age_seconds": null,
+                "oldest_failure_at": null, "oldest_failure_error": null })
     );
 
     // Queued but not worked on (no workers): pending, with an age.

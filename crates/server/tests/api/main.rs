@@ -5,6 +5,7 @@ mod apps;
 mod auth;
 mod bounds;
 mod collections;
+mod deriver_control;
 mod deriver_processes;
 mod documents;
 mod erasure;

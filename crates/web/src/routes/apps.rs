@@ -17,7 +17,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_app_by_name)
         .service(get_or_create_app)
         .service(update_app)
-        .service(super::dialectic::deriver_status)
+        .configure(super::deriver::configure)
         .service(utoipa_actix_web::scope("/{app_id}/users").configure(super::users::configure));
 }
 

@@ -1,17 +1,17 @@
-//! `chat` (the dialectic) and the deriver's status.
+//! `chat` (the dialectic).
 
-use super::{run, AppPath, Features, SessionPath};
+use super::{run, Features, SessionPath};
 use crate::auth::{scope, Access};
-use crate::dto::{DeriverStatus, DialecticOptions, DialecticResponse};
+use crate::dto::{DialecticOptions, DialecticResponse};
 use crate::error::{ApiError, ValidationIssue};
-use crate::extract::{Body, Query};
+use crate::extract::Body;
 use actix_web::http::StatusCode;
-use actix_web::web::{self, Bytes, Data, Json, Path};
-use actix_web::{get, post, HttpRequest, HttpResponse};
+use actix_web::web::{self, Bytes, Data, Path};
+use actix_web::{post, HttpResponse};
 use futures_util::StreamExt;
 use honcho_domain::context::TokenCounter;
 use honcho_domain::embed::Embedder;
-use honcho_domain::insights::{check_query, check_query_count, QueueScope};
+use honcho_domain::insights::{check_query, check_query_count};
 use honcho_domain::llm::LlmError;
 use honcho_domain::retrieval::Retrieval;
 use honcho_insights::dialectic;
@@ -229,32 +229,4 @@ pub(super) async fn chat(
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .streaming(body))
-}
-
-/// The deriver's queue for the app (optionally one user or session): counts by status and the age
-/// of the oldest message not yet derived
-#[utoipa::path(
-    tag = "apps",
-    operation_id = "deriver_status_v1_apps__app_id__deriver_status_get",
-    params(
-        AppPath,
-        ("user_id" = Option<String>, Query, description = "Only this user's messages"),
-        ("session_id" = Option<String>, Query, description = "Only this session's messages"),
-    ),
-    responses((status = 200, description = "The queue's counts", body = DeriverStatus))
-)]
-#[get("/{app_id}/deriver/status")]
-pub(super) async fn deriver_status(
-    access: Access<scope::AppQuery>,
-    req: HttpRequest,
-    path: Path<AppPath>,
-) -> Result<Json<DeriverStatus>, ApiError> {
-    let q = Query::of(&req)?;
-    let scope = QueueScope {
-        app_id: path.into_inner().app_id,
-        user_id: q.string("user_id")?,
-        session_id: q.string("session_id")?,
-    };
-    let counts = run(access.db(), move |db| db.queue_counts(&scope)).await?;
-    Ok(Json(counts.into()))
 }

@@ -6,6 +6,7 @@
 
 mod apps;
 mod collections;
+mod deriver;
 mod dialectic;
 mod documents;
 mod erasure;
@@ -48,6 +49,13 @@ impl Features {
     /// Messages were stored: wake this process's deriver workers (when messages are queued).
     fn queued(&self) {
         if let (true, Some(signal)) = (self.enqueue_for_deriver, &self.deriver_signal) {
+            signal.wake();
+        }
+    }
+
+    /// Failed items were queued again: wake this process's deriver workers.
+    fn requeued(&self) {
+        if let Some(signal) = &self.deriver_signal {
             signal.wake();
         }
     }

@@ -1,40 +1,23 @@
-// The deriver's queue (see the module docs of `queries`). Items are written by `create_messages` in
-// the messages' transaction. A worker leases a session (`deriver_leases`, one row per leased session,
-// a fresh token per claim), takes the session's items oldest first, and commits each item's outputs
-// with its completion in one transaction that first checks its token: a worker whose lease was taken
-// over writes nothing.
+//! The deriver's queue: the only code that knows its statuses' storage and their SQL. Items are
+//! written by `create_messages` in the messages' transaction. A worker leases a session
+//! (`deriver_leases`, one row per leased session, a fresh token per claim), takes the session's
+//! items oldest first, and commits each item's outputs with its completion in one transaction that
+//! first checks its token: a worker whose lease was taken over writes nothing. What an item reads
+//! and writes besides the queue is in `memory`.
 
-use super::documents::{current_vectors, insert_document};
-use super::messages::MessageRow;
-use super::metamessages::NewMetamessageRow;
-use super::schema::{
-    collections, deriver_leases, deriver_queue, documents, messages, metamessages, users,
-};
-use super::{dialect, Conn};
+use super::memory::{store_facts, store_summaries, work_item};
+use super::schema::{deriver_leases, deriver_queue, messages};
+use super::{dialect, page_of, Conn};
 use crate::corpus::CollectionCache;
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use honcho_domain::insights::{
-    restates, Completion, Conversation, Derived, ItemPolicy, Lease, NewFact, QueueCounts,
-    QueueScope, Summary, WorkItem, DUPLICATE_DISTANCE, LONG_SUMMARY_EVERY, REPRESENTATION_LABEL,
-    SHORT_SUMMARY_EVERY, SUMMARY_LONG_LABEL, SUMMARY_SHORT_LABEL,
+use honcho_domain::insights::{Completion, Derived, DuplicateRule, ItemPolicy, Lease, WorkItem};
+use honcho_domain::queue::{
+    truncate_error, FailedItem, FailedScope, QueueCounts, QueueScope, QueueStatus, RetryRequest,
+    ERROR_KEPT_MAX, ERROR_SHOWN_MAX, OPEN_TEXTS,
 };
-use honcho_domain::vector::cosine_distance;
-use honcho_domain::{
-    id::new_id, now, CollectionKey, Error, Message, SessionKey, PROTECTED_COLLECTION,
-};
-use serde_json::Value;
-
-/// Stored facts nearest to a new one that are checked for being restated by it.
-const DUPLICATE_CANDIDATES: usize = 4;
-
-/// Statuses of an item still to be done.
-const OPEN: [&str; 2] = ["pending", "processing"];
-/// Messages after the latest short summary given to a model, at most (the newest).
-const RECENT_LIMIT: i64 = 40;
-/// Messages after the latest long summary given to the long summary's model, at most (the newest).
-const LONG_LIMIT: i64 = 120;
+use honcho_domain::{id::new_id, now, Page, PageRequest, SessionKey};
 
 #[derive(QueryableByName)]
 struct Claimable {
@@ -56,12 +39,13 @@ pub fn claim_session(
 ) -> DbResult<Option<(Lease, Option<WorkItem>)>> {
     dialect::write_tx(conn, |conn| {
         let at = now();
-        // `$1` is the same parameter at both places on both engines.
+        // `$1` (and `$2`, `$3`: the open statuses) are the same parameter at both places on both
+        // engines. SQLite numbers `$`-parameters in the order they first appear: `$1` comes first.
         let query = format!(
             "SELECT q.session_id FROM deriver_queue q \
-             WHERE q.status IN ('pending', 'processing') AND q.not_before <= $1 \
+             WHERE q.not_before <= $1 AND q.status IN ($2, $3) \
              AND NOT EXISTS (SELECT 1 FROM deriver_queue p WHERE p.session_id = q.session_id \
-                 AND p.status IN ('pending', 'processing') AND p.id < q.id) \
+                 AND p.status IN ($2, $3) AND p.id < q.id) \
              AND NOT EXISTS (SELECT 1 FROM deriver_leases l WHERE l.session_id = q.session_id \
                  AND l.leased_until > $1) \
              ORDER BY q.id LIMIT 1 {}",
@@ -69,6 +53,8 @@ pub fn claim_session(
         );
         let Some(candidate) = diesel::sql_query(query)
             .bind::<super::super::types::Moment, _>(at)
+            .bind::<diesel::sql_types::Text, _>(OPEN_TEXTS[0])
+            .bind::<diesel::sql_types::Text, _>(OPEN_TEXTS[1])
             .get_result::<Claimable>(conn)
             .optional()?
         else {
@@ -155,9 +141,9 @@ pub fn release_lease(conn: &mut Conn, lease: &Lease) -> DbResult<()> {
             diesel::update(
                 deriver_queue::table
                     .filter(deriver_queue::session_id.eq(&lease.session_id))
-                    .filter(deriver_queue::status.eq("processing")),
+                    .filter(deriver_queue::status.eq(QueueStatus::Processing.as_str())),
             )
-            .set(deriver_queue::status.eq("pending"))
+            .set(deriver_queue::status.eq(QueueStatus::Pending.as_str()))
             .execute(conn)?;
         }
         Ok(())
@@ -192,7 +178,7 @@ fn take_head(conn: &mut Conn, lease: &Lease, policy: ItemPolicy) -> DbResult<Opt
     loop {
         let head: Option<HeadRow> = deriver_queue::table
             .filter(deriver_queue::session_id.eq(&lease.session_id))
-            .filter(deriver_queue::status.eq_any(OPEN))
+            .filter(deriver_queue::status.eq_any(OPEN_TEXTS))
             .order(deriver_queue::id.asc())
             .select((
                 deriver_queue::id,
@@ -230,7 +216,7 @@ fn take_head(conn: &mut Conn, lease: &Lease, policy: ItemPolicy) -> DbResult<Opt
         }
         diesel::update(item)
             .set((
-                deriver_queue::status.eq("processing"),
+                deriver_queue::status.eq(QueueStatus::Processing.as_str()),
                 deriver_queue::attempts.eq(head.attempts + 1),
                 deriver_queue::updated_at.eq(at),
             ))
@@ -240,186 +226,27 @@ fn take_head(conn: &mut Conn, lease: &Lease, policy: ItemPolicy) -> DbResult<Opt
             user_id: head.user_id,
             session_id: lease.session_id.clone(),
         };
-        return work_item(conn, key, head.id, head.attempts + 1, &head.message_id).map(Some);
-    }
-}
-
-fn work_item(
-    conn: &mut Conn,
-    key: SessionKey,
-    id: i64,
-    attempt: i32,
-    message_id: &str,
-) -> DbResult<WorkItem> {
-    let (upto, message): (i64, MessageRow) = messages::table
-        .filter(messages::public_id.eq(message_id))
-        .select((messages::id, MessageRow::as_select()))
-        .get_result(conn)?;
-    let message = Message::from(message);
-    let short = latest_summary(conn, &key.session_id, SUMMARY_SHORT_LABEL)?;
-    let long = latest_summary(conn, &key.session_id, SUMMARY_LONG_LABEL)?;
-    let since_short = count_between(conn, &key.session_id, short.as_ref().map(|s| s.1), upto)?;
-    let since_long = count_between(conn, &key.session_id, long.as_ref().map(|s| s.1), upto)?;
-    // The conversation is read for a user's message (facts) and for a short summary only.
-    let recent = if message.is_user || since_short >= SHORT_SUMMARY_EVERY {
-        messages_between(
+        return work_item(
             conn,
-            &key.session_id,
-            short.as_ref().map(|s| s.1),
-            Some(upto),
-            RECENT_LIMIT,
-        )?
-    } else {
-        Vec::new()
-    };
-    let since_long_messages = if since_long >= LONG_SUMMARY_EVERY {
-        messages_between(
-            conn,
-            &key.session_id,
-            long.as_ref().map(|s| s.1),
-            Some(upto),
-            LONG_LIMIT,
-        )?
-    } else {
-        Vec::new()
-    };
-    Ok(WorkItem {
-        id,
-        attempt,
-        session: key,
-        message,
-        conversation: Conversation {
-            short_summary: short.map(|s| s.0),
-            long_summary: long.map(|s| s.0),
-            recent,
-            last_user_message: None,
-        },
-        since_short,
-        since_long,
-        since_long_messages,
-    })
-}
-
-/// The session's latest summary with `label`, and the internal id of the message it covers up to.
-fn latest_summary(
-    conn: &mut Conn,
-    session_id: &str,
-    label: &str,
-) -> QueryResult<Option<(Summary, i64)>> {
-    let found: Option<(String, Option<String>)> = metamessages::table
-        .filter(metamessages::session_id.eq(session_id))
-        .filter(metamessages::label.eq(label))
-        .order(metamessages::id.desc())
-        .select((metamessages::content, metamessages::message_id))
-        .first(conn)
-        .optional()?;
-    let Some((content, Some(message_id))) = found else {
-        return Ok(None);
-    };
-    let upto: Option<i64> = messages::table
-        .filter(messages::public_id.eq(&message_id))
-        .select(messages::id)
-        .get_result(conn)
-        .optional()?;
-    Ok(upto.map(|upto| {
-        (
-            Summary {
-                content,
-                message_id,
-            },
-            upto,
+            key,
+            head.id,
+            head.attempts + 1,
+            &head.message_id,
+            policy,
         )
-    }))
-}
-
-/// Messages of the session after internal id `after` up to `upto`.
-fn count_between(
-    conn: &mut Conn,
-    session_id: &str,
-    after: Option<i64>,
-    upto: i64,
-) -> QueryResult<i64> {
-    messages::table
-        .filter(messages::session_id.eq(session_id))
-        .filter(messages::id.gt(after.unwrap_or(0)))
-        .filter(messages::id.le(upto))
-        .count()
-        .get_result(conn)
-}
-
-/// The newest `limit` messages of the session after internal id `after` (up to `upto`), oldest first.
-fn messages_between(
-    conn: &mut Conn,
-    session_id: &str,
-    after: Option<i64>,
-    upto: Option<i64>,
-    limit: i64,
-) -> QueryResult<Vec<Message>> {
-    let mut rows: Vec<MessageRow> = messages::table
-        .filter(messages::session_id.eq(session_id))
-        .filter(messages::id.gt(after.unwrap_or(0)))
-        .filter(messages::id.le(upto.unwrap_or(i64::MAX)))
-        .order(messages::id.desc())
-        .limit(limit)
-        .select(MessageRow::as_select())
-        .load(conn)?;
-    rows.reverse();
-    Ok(rows.into_iter().map(Message::from).collect())
-}
-
-/// The user's protected collection, created when missing.
-fn protected_collection(
-    conn: &mut Conn,
-    app_id: &str,
-    user_id: &str,
-) -> QueryResult<CollectionKey> {
-    let key = |collection_id| CollectionKey {
-        app_id: app_id.to_string(),
-        user_id: user_id.to_string(),
-        collection_id,
-    };
-    // Read first: it exists after the user's first fact, and on PostgreSQL even an insert that
-    // conflicts draws an id from the sequence.
-    if let Some(found) = find_protected(conn, app_id, user_id)? {
-        return Ok(key(found));
+        .map(Some);
     }
-    diesel::insert_into(collections::table)
-        .values((
-            collections::public_id.eq(new_id()),
-            collections::app_id.eq(app_id),
-            collections::user_id.eq(user_id),
-            collections::name.eq(PROTECTED_COLLECTION),
-            collections::metadata.eq(Value::Object(Default::default())),
-            collections::created_at.eq(now()),
-        ))
-        .on_conflict((collections::user_id, collections::name))
-        .do_nothing()
-        .execute(conn)?;
-    find_protected(conn, app_id, user_id)?
-        .map(key)
-        .ok_or(diesel::result::Error::NotFound)
 }
 
-pub(super) fn find_protected(
-    conn: &mut Conn,
-    app_id: &str,
-    user_id: &str,
-) -> QueryResult<Option<String>> {
-    collections::table
-        .filter(collections::user_id.eq(user_id))
-        .filter(collections::name.eq(PROTECTED_COLLECTION))
-        .filter(collections::app_id.eq(app_id))
-        .select(collections::public_id)
-        .get_result(conn)
-        .optional()
-}
-
+/// Stores an item's outcome under its lease (see `DeriverStore::complete_item`): the summaries,
+/// the item settled, the session's next item taken, then the facts.
 pub fn complete_item(
     conn: &mut Conn,
     cache: &CollectionCache,
     lease: &Lease,
     item: &WorkItem,
     derived: Derived,
+    rule: &dyn DuplicateRule,
     next: Option<ItemPolicy>,
 ) -> DbResult<Completion> {
     dialect::write_tx(conn, |conn| {
@@ -430,70 +257,18 @@ pub fn complete_item(
         let at = now();
         // The item's own rows first: storing a fact locks the user's collection row until the
         // commit (`dialect::next_revision`), and the user's other sessions wait on that lock.
-        for summary in &derived.summaries {
-            let metadata = Value::Object(summary.metadata.clone());
-            diesel::insert_into(metamessages::table)
-                .values(&NewMetamessageRow {
-                    public_id: &new_id(),
-                    app_id: &item.session.app_id,
-                    user_id: &item.session.user_id,
-                    session_id: Some(&item.session.session_id),
-                    message_id: Some(&item.message.id),
-                    label: summary.label,
-                    content: &summary.content,
-                    metadata: &metadata,
-                    created_at: at,
-                })
-                .execute(conn)?;
-        }
+        store_summaries(conn, item, &derived.summaries, at)?;
         settle_first(conn, item.id, None, at)?;
         // The next item before the facts, for the same reason.
         let next = match next {
             Some(policy) => take_head(conn, lease, policy)?,
             None => None,
         };
-        if !derived.facts.is_empty() {
-            let key = protected_collection(conn, &item.session.app_id, &item.session.user_id)?;
-            // Read before the first insert: the cached copy of the collection's vectors must only
-            // ever hold committed documents.
-            let stored = current_vectors(conn, &key, cache)?;
-            let mut kept: Vec<&NewFact> = Vec::new();
-            for fact in &derived.facts {
-                let near_stored: Vec<i64> = stored.as_ref().map_or_else(Vec::new, |copy| {
-                    copy.nearest(&fact.embedding, DUPLICATE_CANDIDATES)
-                        .into_iter()
-                        .filter(|(_, d)| *d <= DUPLICATE_DISTANCE)
-                        .map(|(id, _)| id)
-                        .collect()
-                });
-                let restates_stored = !near_stored.is_empty()
-                    && documents::table
-                        .filter(documents::id.eq_any(&near_stored))
-                        .select(documents::content)
-                        .load::<String>(conn)?
-                        .iter()
-                        .any(|old| restates(&fact.content, old));
-                let restates_new = kept.iter().any(|k| {
-                    k.embedding.embedder == fact.embedding.embedder
-                        && cosine_distance(&k.embedding.vector, &fact.embedding.vector)
-                            <= DUPLICATE_DISTANCE
-                        && restates(&fact.content, &k.content)
-                });
-                if !restates_stored && !restates_new {
-                    kept.push(fact);
-                }
-            }
-            for fact in kept {
-                insert_document(
-                    conn,
-                    &key,
-                    &fact.content,
-                    &Value::Object(fact.metadata.clone()),
-                    &fact.embedding,
-                )?;
-            }
-        }
-        Ok::<_, DbError>(Completion::Stored(next.map(Box::new)))
+        let facts = store_facts(conn, cache, item, &derived.facts, rule)?;
+        Ok::<_, DbError>(Completion::Stored {
+            facts,
+            next: next.map(Box::new),
+        })
     })
 }
 
@@ -507,7 +282,11 @@ fn settle_first(
     error: Option<&str>,
     at: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    let status = if error.is_some() { "failed" } else { "done" };
+    let status = match error {
+        Some(_) => QueueStatus::Failed,
+        None => QueueStatus::Done,
+    }
+    .as_str();
     let row = deriver_queue::table.filter(deriver_queue::id.eq(id));
     let (app_id, user_id, session_id, message_id, message_count, attempts, created_at): (
         String,
@@ -570,7 +349,7 @@ fn settle_first(
         .set((
             deriver_queue::message_id.eq(&next),
             deriver_queue::message_count.eq(message_count - 1),
-            deriver_queue::status.eq("pending"),
+            deriver_queue::status.eq(QueueStatus::Pending.as_str()),
             deriver_queue::attempts.eq(0),
             deriver_queue::last_error.eq(None::<String>),
             deriver_queue::not_before.eq(at),
@@ -593,11 +372,11 @@ pub fn fail_item(
         }
         let at = now();
         let item = deriver_queue::table.filter(deriver_queue::id.eq(item_id));
-        let error: String = error.chars().take(2_000).collect();
+        let error: String = error.chars().take(ERROR_KEPT_MAX).collect();
         match retry_at {
             Some(retry_at) => diesel::update(item)
                 .set((
-                    deriver_queue::status.eq("pending"),
+                    deriver_queue::status.eq(QueueStatus::Pending.as_str()),
                     deriver_queue::not_before.eq(retry_at),
                     deriver_queue::last_error.eq(&error),
                     deriver_queue::updated_at.eq(at),
@@ -619,16 +398,17 @@ fn tally(rows: Vec<StatusRow>) -> (QueueCounts, Option<i64>) {
     let mut oldest_open: Option<i64> = None;
     for (status, rows, messages, first) in rows {
         let messages = messages.unwrap_or(rows);
-        match status.as_str() {
-            "pending" => counts.pending += messages,
-            "processing" => {
+        let status = QueueStatus::parse(&status);
+        match status {
+            Some(QueueStatus::Pending) => counts.pending += messages,
+            Some(QueueStatus::Processing) => {
                 counts.in_progress += rows;
                 counts.pending += messages - rows;
             }
-            "failed" => counts.failed += messages,
-            _ => counts.done += messages,
+            Some(QueueStatus::Failed) => counts.failed += messages,
+            Some(QueueStatus::Done) | None => counts.done += messages,
         }
-        if OPEN.contains(&status.as_str()) {
+        if status.is_some_and(QueueStatus::is_open) {
             oldest_open = match (oldest_open, first) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -664,6 +444,27 @@ pub fn queue_counts(conn: &mut Conn, scope: &QueueScope) -> DbResult<QueueCounts
             .get_result(conn)
             .optional()?;
     }
+    if counts.failed > 0 {
+        let mut oldest = deriver_queue::table
+            .filter(deriver_queue::app_id.eq(&scope.app_id))
+            .filter(deriver_queue::status.eq(QueueStatus::Failed.as_str()))
+            .into_boxed();
+        if let Some(user_id) = &scope.user_id {
+            oldest = oldest.filter(deriver_queue::user_id.eq(user_id));
+        }
+        if let Some(session_id) = &scope.session_id {
+            oldest = oldest.filter(deriver_queue::session_id.eq(session_id));
+        }
+        counts.oldest_failure = oldest
+            .order(deriver_queue::id.asc())
+            .select((deriver_queue::updated_at, deriver_queue::last_error))
+            .first::<(DateTime<Utc>, Option<String>)>(conn)
+            .optional()?
+            .map(|(at, error)| {
+                let error = error.unwrap_or_default();
+                (at, truncate_error(&error, ERROR_SHOWN_MAX))
+            });
+    }
     Ok(counts)
 }
 
@@ -671,7 +472,12 @@ pub fn queue_counts(conn: &mut Conn, scope: &QueueScope) -> DbResult<QueueCounts
 /// item's time; `done` is not counted: it grows with every message.
 pub fn queue_depth(conn: &mut Conn) -> DbResult<QueueCounts> {
     let mut rows: Vec<StatusRow> = Vec::new();
-    for status in ["pending", "processing", "failed"] {
+    for status in [
+        QueueStatus::Pending,
+        QueueStatus::Processing,
+        QueueStatus::Failed,
+    ] {
+        let status = status.as_str();
         let (n, messages): (i64, Option<i64>) = deriver_queue::table
             .filter(deriver_queue::status.eq(status))
             .select((
@@ -683,7 +489,7 @@ pub fn queue_depth(conn: &mut Conn) -> DbResult<QueueCounts> {
     }
     let (mut counts, _) = tally(rows);
     counts.oldest_open = deriver_queue::table
-        .filter(deriver_queue::status.eq_any(OPEN))
+        .filter(deriver_queue::status.eq_any(OPEN_TEXTS))
         .order(deriver_queue::id.asc())
         .select(deriver_queue::created_at)
         .first(conn)
@@ -691,63 +497,209 @@ pub fn queue_depth(conn: &mut Conn) -> DbResult<QueueCounts> {
     Ok(counts)
 }
 
-/// The session's conversation for the dialectic: U404 / S404 first.
-pub fn conversation(conn: &mut Conn, key: &SessionKey) -> DbResult<Conversation> {
-    let user_exists: bool = diesel::select(diesel::dsl::exists(
-        users::table
-            .filter(users::public_id.eq(&key.user_id))
-            .filter(users::app_id.eq(&key.app_id)),
-    ))
-    .get_result(conn)?;
-    if !user_exists {
-        return Err(Error::user_not_found(&key.user_id).into());
+#[derive(Queryable)]
+struct FailedRow {
+    message_id: String,
+    session_id: String,
+    user_id: String,
+    attempts: i32,
+    last_error: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<FailedRow> for FailedItem {
+    fn from(r: FailedRow) -> Self {
+        FailedItem {
+            message_id: r.message_id,
+            session_id: r.session_id,
+            user_id: r.user_id,
+            attempts: r.attempts,
+            error: truncate_error(r.last_error.as_deref().unwrap_or(""), ERROR_SHOWN_MAX),
+            failed_at: r.updated_at,
+        }
     }
-    super::sessions::get_session(conn, key)?;
-    let short = latest_summary(conn, &key.session_id, SUMMARY_SHORT_LABEL)?;
-    let long = latest_summary(conn, &key.session_id, SUMMARY_LONG_LABEL)?;
-    let recent = messages_between(
-        conn,
-        &key.session_id,
-        short.as_ref().map(|s| s.1),
-        None,
-        RECENT_LIMIT,
-    )?;
-    let last_user_message = messages::table
-        .filter(messages::session_id.eq(&key.session_id))
-        .filter(messages::is_user.eq(true))
-        .order(messages::id.desc())
-        .select(messages::public_id)
-        .first(conn)
-        .optional()?;
-    Ok(Conversation {
-        short_summary: short.map(|s| s.0),
-        long_summary: long.map(|s| s.0),
-        recent,
-        last_user_message,
+}
+
+/// The failed items of `scope`, oldest first (or newest with `reverse`).
+pub fn failed_items(
+    conn: &mut Conn,
+    scope: &FailedScope,
+    req: PageRequest,
+) -> DbResult<Page<FailedItem>> {
+    let query = || {
+        let mut q = deriver_queue::table
+            .filter(deriver_queue::status.eq(QueueStatus::Failed.as_str()))
+            .into_boxed();
+        if let Some(app_id) = &scope.app_id {
+            q = q.filter(deriver_queue::app_id.eq(app_id));
+        }
+        if let Some(user_id) = &scope.user_id {
+            q = q.filter(deriver_queue::user_id.eq(user_id));
+        }
+        if let Some(session_id) = &scope.session_id {
+            q = q.filter(deriver_queue::session_id.eq(session_id));
+        }
+        q
+    };
+    let total: i64 = query().count().get_result(conn)?;
+    page_of::<FailedRow, FailedItem>(total, req, |offset| {
+        let q = query()
+            .select((
+                deriver_queue::message_id,
+                deriver_queue::session_id,
+                deriver_queue::user_id,
+                deriver_queue::attempts,
+                deriver_queue::last_error,
+                deriver_queue::updated_at,
+            ))
+            .limit(req.limit())
+            .offset(offset);
+        if req.reverse {
+            q.order(deriver_queue::id.desc())
+        } else {
+            q.order(deriver_queue::id.asc())
+        }
+        .load(conn)
     })
 }
 
-/// Saves the context of a dialectic answer as a metamessage of the session.
-pub fn save_representation(
-    conn: &mut Conn,
-    key: &SessionKey,
-    message_id: Option<&str>,
-    content: &str,
-) -> DbResult<()> {
-    dialect::write_tx(conn, |conn| {
-        diesel::insert_into(metamessages::table)
-            .values(&NewMetamessageRow {
-                public_id: &new_id(),
-                app_id: &key.app_id,
-                user_id: &key.user_id,
-                session_id: Some(&key.session_id),
-                message_id,
-                label: REPRESENTATION_LABEL,
-                content,
-                metadata: &Value::Object(Default::default()),
-                created_at: now(),
-            })
+/// A queue row as it is re-queued by a retry.
+#[derive(Queryable, Clone)]
+struct QueuedRow {
+    id: i64,
+    app_id: String,
+    user_id: String,
+    message_id: String,
+    message_count: i32,
+    attempts: i32,
+    not_before: DateTime<Utc>,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// Puts the failed items of `request` back to pending with fresh attempts; returns how many. Per
+/// session, in one transaction: the session's row is locked (no batch is stored meanwhile), a
+/// worker's lease on it is taken over (its attempt in progress is dropped and done again), and
+/// the session's open items and the retried ones are queued again in the order of their messages,
+/// so the session's later messages wait behind the retried ones.
+pub fn retry_failed(conn: &mut Conn, request: &RetryRequest) -> DbResult<u64> {
+    let sessions: Vec<String> = {
+        let mut q = deriver_queue::table
+            .filter(deriver_queue::status.eq(QueueStatus::Failed.as_str()))
+            .select(deriver_queue::session_id)
+            .distinct()
+            .into_boxed();
+        let scope = &request.scope;
+        if let Some(app_id) = &scope.app_id {
+            q = q.filter(deriver_queue::app_id.eq(app_id));
+        }
+        if let Some(user_id) = &scope.user_id {
+            q = q.filter(deriver_queue::user_id.eq(user_id));
+        }
+        if let Some(session_id) = &scope.session_id {
+            q = q.filter(deriver_queue::session_id.eq(session_id));
+        }
+        if let Some(ids) = &request.message_ids {
+            q = q.filter(deriver_queue::message_id.eq_any(ids));
+        }
+        q.load(conn)?
+    };
+    let mut retried = 0;
+    for session_id in sessions {
+        retried += dialect::write_tx(conn, |conn| retry_in_session(conn, &session_id, request))?;
+    }
+    Ok(retried)
+}
+
+fn retry_in_session(conn: &mut Conn, session_id: &str, request: &RetryRequest) -> DbResult<u64> {
+    use super::schema::sessions;
+    let at = now();
+    // Session row, then items, then lease: as a batch (session row, then its queue row) and a
+    // worker (items, then lease) take them.
+    diesel::update(sessions::table.filter(sessions::public_id.eq(session_id)))
+        .set(sessions::message_count.eq(sessions::message_count))
+        .execute(conn)?;
+    dialect::lock_open_items(conn, session_id)?;
+    let columns = (
+        deriver_queue::id,
+        deriver_queue::app_id,
+        deriver_queue::user_id,
+        deriver_queue::message_id,
+        deriver_queue::message_count,
+        deriver_queue::attempts,
+        deriver_queue::not_before,
+        deriver_queue::last_error,
+        deriver_queue::created_at,
+    );
+    let mut failed = deriver_queue::table
+        .filter(deriver_queue::session_id.eq(session_id))
+        .filter(deriver_queue::status.eq(QueueStatus::Failed.as_str()))
+        .into_boxed();
+    if let Some(app_id) = &request.scope.app_id {
+        failed = failed.filter(deriver_queue::app_id.eq(app_id));
+    }
+    if let Some(user_id) = &request.scope.user_id {
+        failed = failed.filter(deriver_queue::user_id.eq(user_id));
+    }
+    if let Some(ids) = &request.message_ids {
+        failed = failed.filter(deriver_queue::message_id.eq_any(ids));
+    }
+    let failed: Vec<QueuedRow> = failed.select(columns).load(conn)?;
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    let open: Vec<QueuedRow> = deriver_queue::table
+        .filter(deriver_queue::session_id.eq(session_id))
+        .filter(deriver_queue::status.eq_any(OPEN_TEXTS))
+        .select(columns)
+        .load(conn)?;
+    // A worker on the session loses its lease: its attempt's outcome is refused, and the item
+    // it was on is queued again below with its attempt counted.
+    diesel::delete(deriver_leases::table.filter(deriver_leases::session_id.eq(session_id)))
+        .execute(conn)?;
+    let positions: std::collections::HashMap<String, i64> = messages::table
+        .filter(
+            messages::public_id.eq_any(
+                failed
+                    .iter()
+                    .chain(&open)
+                    .map(|r| r.message_id.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        )
+        .select((messages::public_id, messages::id))
+        .load::<(String, i64)>(conn)?
+        .into_iter()
+        .collect();
+    let mut rows: Vec<(QueuedRow, bool)> = failed
+        .into_iter()
+        .map(|r| (r, true))
+        .chain(open.into_iter().map(|r| (r, false)))
+        .collect();
+    rows.sort_by_key(|(r, _)| positions.get(&r.message_id).copied().unwrap_or(i64::MAX));
+    let retried = rows.iter().filter(|(_, retried)| *retried).count() as u64;
+    let ids: Vec<i64> = rows.iter().map(|(r, _)| r.id).collect();
+    diesel::delete(deriver_queue::table.filter(deriver_queue::id.eq_any(&ids))).execute(conn)?;
+    for (row, retried) in rows {
+        let (attempts, not_before, last_error) = match retried {
+            true => (0, at, None),
+            false => (row.attempts, row.not_before, row.last_error),
+        };
+        diesel::insert_into(deriver_queue::table)
+            .values((
+                deriver_queue::app_id.eq(&row.app_id),
+                deriver_queue::user_id.eq(&row.user_id),
+                deriver_queue::session_id.eq(session_id),
+                deriver_queue::message_id.eq(&row.message_id),
+                deriver_queue::message_count.eq(row.message_count),
+                deriver_queue::status.eq(QueueStatus::Pending.as_str()),
+                deriver_queue::attempts.eq(attempts),
+                deriver_queue::not_before.eq(not_before),
+                deriver_queue::last_error.eq(last_error),
+                deriver_queue::created_at.eq(row.created_at),
+                deriver_queue::updated_at.eq(at),
+            ))
             .execute(conn)?;
-        Ok(())
-    })
+    }
+    Ok(retried)
 }
