@@ -52,18 +52,38 @@ impl fmt::Display for Outage {
     }
 }
 
-/// Messages (SQLite's and libpq's/PostgreSQL's) that name an outage rather than a bad query.
+/// PostgreSQL's SQLSTATE codes that name an outage rather than a bad query. The server words its
+/// messages in its `lc_messages` language, so they are classified by code only.
+fn outage_of_sqlstate(code: &str) -> Option<Outage> {
+    match code {
+        // query_canceled: `statement_timeout` ended the statement.
+        "57014" => Some(Outage::Deadline),
+        // disk_full.
+        "53100" => Some(Outage::DiskFull),
+        // too_many_connections; out_of_memory; insufficient_resources.
+        "53300" | "53200" | "53000" => Some(Outage::Busy),
+        // read_only_sql_transaction: a standby, or `default_transaction_read_only`.
+        "25006" => Some(Outage::ReadOnly),
+        // admin_shutdown, crash_shutdown, cannot_connect_now (starting up, shutting down,
+        // recovering), database_dropped.
+        "57P01" | "57P02" | "57P03" | "57P04" => Some(Outage::ConnectionLost),
+        // io_error, undefined_file (a data file gone), system_error.
+        "58030" | "58P01" | "58000" => Some(Outage::Io),
+        // Class 08: connection exceptions.
+        code if code.starts_with("08") => Some(Outage::ConnectionLost),
+        _ => None,
+    }
+}
+
+/// Messages that name an outage, for errors that carry no SQLSTATE: SQLite's (always in English)
+/// and libpq's own (a lost connection, in the client's locale: this process never sets one, so
+/// English).
 const OUTAGES: &[(&str, Outage)] = &[
-    (
-        "canceling statement due to statement timeout",
-        Outage::Deadline,
-    ),
     // SQLite's answer when the progress handler ended a statement at its call's deadline.
     ("interrupted", Outage::Deadline),
     ("database or disk is full", Outage::DiskFull),
     ("no space left on device", Outage::DiskFull),
     ("attempt to write a readonly database", Outage::ReadOnly),
-    ("read-only transaction", Outage::ReadOnly),
     ("database is locked", Outage::Busy),
     ("database table is locked", Outage::Busy),
     ("disk i/o error", Outage::Io),
@@ -76,7 +96,6 @@ const OUTAGES: &[(&str, Outage)] = &[
     ("could not receive data from server", Outage::ConnectionLost),
     ("server closed", Outage::ConnectionLost),
     ("connection to server", Outage::ConnectionLost),
-    ("the database system is", Outage::ConnectionLost),
     ("eof detected", Outage::ConnectionLost),
     ("lost synchronization with server", Outage::ConnectionLost),
     ("connection reset", Outage::ConnectionLost),
@@ -123,13 +142,16 @@ fn outage_of(e: &diesel::result::Error) -> Option<Outage> {
         }
         Error::DatabaseError(Kind::ReadOnlyTransaction, _) => Some(Outage::ReadOnly),
         Error::BrokenTransactionManager => Some(Outage::ConnectionLost),
-        Error::DatabaseError(_, info) => {
-            let message = info.message().to_ascii_lowercase();
-            OUTAGES
-                .iter()
-                .find(|(text, _)| message.contains(text))
-                .map(|(_, outage)| *outage)
-        }
+        Error::DatabaseError(_, info) => match info.sqlstate() {
+            Some(code) => outage_of_sqlstate(code.as_str()),
+            None => {
+                let message = info.message().to_ascii_lowercase();
+                OUTAGES
+                    .iter()
+                    .find(|(text, _)| message.contains(text))
+                    .map(|(_, outage)| *outage)
+            }
+        },
         Error::RollbackErrorOnCommit {
             rollback_error,
             commit_error,
@@ -191,6 +213,20 @@ mod tests {
 
     fn db_error(kind: DatabaseErrorKind, message: &'static str) -> DbError {
         Error::DatabaseError(kind, Box::new(Info(message))).into()
+    }
+
+    #[test]
+    fn postgres_outages_are_told_by_their_code() {
+        assert_eq!(outage_of_sqlstate("57014"), Some(Outage::Deadline));
+        assert_eq!(outage_of_sqlstate("53100"), Some(Outage::DiskFull));
+        assert_eq!(outage_of_sqlstate("25006"), Some(Outage::ReadOnly));
+        assert_eq!(outage_of_sqlstate("57P01"), Some(Outage::ConnectionLost));
+        assert_eq!(outage_of_sqlstate("08006"), Some(Outage::ConnectionLost));
+        assert_eq!(outage_of_sqlstate("58030"), Some(Outage::Io));
+        // unique_violation, syntax_error, deadlock_detected: not outages.
+        for code in ["23505", "42601", "40P01"] {
+            assert_eq!(outage_of_sqlstate(code), None, "{code}");
+        }
     }
 
     #[test]

@@ -111,6 +111,51 @@ fn a_query_past_the_deadline_ends_with_a_503() {
     assert_eq!(page["total"], 100 * SLOW_BATCHES);
 }
 
+/// PostgreSQL words its messages in its `lc_messages` language: outages are told by their SQLSTATE
+/// code, so a statement past its deadline is the same 503 when the server speaks German. (The
+/// machine needs the `de_DE.UTF-8` locale: `localedef --no-archive -i de_DE -f UTF-8
+/// de_DE.UTF-8`, which CI runs.)
+#[test]
+fn outages_are_told_apart_whatever_language_postgres_speaks() {
+    use diesel::{Connection, RunQueryDsl};
+    if !crate::helpers::on_postgres() {
+        return;
+    }
+    let app = TestApp::spawn_with(crate::helpers::Options {
+        db: honcho_db::DbOptions {
+            statement_timeout: Some(Duration::from_secs(1)),
+            ..honcho_db::DbOptions::with_max_size(4)
+        },
+        pg_setting: Some(("lc_messages", "de_DE.UTF-8")),
+        ..crate::helpers::Options::default()
+    });
+    // The server's connections do speak German.
+    let german = app.database_url().to_string().replacen(
+        "options=",
+        "options=-clc_messages%3Dde_DE.UTF-8%20",
+        1,
+    );
+    let mut conn = diesel::PgConnection::establish(&german).unwrap_or_else(|e| {
+        panic!("{e}: install the locale: localedef --no-archive -i de_DE -f UTF-8 de_DE.UTF-8")
+    });
+    let error = diesel::sql_query("SELECT 1/0")
+        .execute(&mut conn)
+        .unwrap_err();
+    assert!(error.to_string().contains("Division durch Null"), "{error}");
+    let s = app.session_path();
+    for _ in 0..SLOW_BATCHES {
+        app.ok(app.post(&format!("{}/batch", s.messages()), nested_batch()));
+    }
+    let (status, body) = app.post(&format!("{}/list", s.messages()), nested_filter());
+    assert_eq!(
+        (status, body),
+        (
+            503,
+            json!({ "detail": "Database unavailable: the query ran past the request's deadline" })
+        )
+    );
+}
+
 /// SIGTERM while a request's query is running: the process exits once the request's deadline
 /// (`REQUEST_TIMEOUT`) ended that work, not when the work would have finished nor after the
 /// whole shutdown timeout.

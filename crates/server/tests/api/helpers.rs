@@ -36,6 +36,9 @@ pub struct Options {
     pub body_timeout: Duration,
     /// PostgreSQL only: reach the database at this `host:port` instead of the URL's (a proxy).
     pub pg_address: Option<String>,
+    /// PostgreSQL only: a setting of the server's connections (`name`, `value`), as the URL's
+    /// `options=-c...` sets it.
+    pub pg_setting: Option<(&'static str, &'static str)>,
     /// Language models (insights on: messages are queued, `chat` answers).
     pub models: Option<honcho_domain::llm::Models>,
     /// In-process deriver workers (with `models`).
@@ -52,6 +55,7 @@ impl Default for Options {
             db: DbOptions::with_max_size(4),
             body_timeout: Duration::from_secs(30),
             pg_address: None,
+            pg_setting: None,
             models: None,
             deriver: None,
         }
@@ -162,10 +166,13 @@ impl TestApp {
 
     pub fn spawn_with(options: Options) -> TestApp {
         let fresh = FreshDatabase::new(options.sqlite_path.clone());
-        let url = match &options.pg_address {
+        let mut url = match &options.pg_address {
             Some(address) => with_address(&fresh.url, address),
             None => fresh.url.clone(),
         };
+        if let Some((name, value)) = options.pg_setting {
+            url = url.replacen("options=", &format!("options=-c{name}%3D{value}%20"), 1);
+        }
         let db_url = url.clone();
         let db = Db::open(&DatabaseUrl::parse(&url).unwrap(), options.db).expect("connect");
         db.migrate().expect("migrate");
