@@ -336,7 +336,46 @@ pub struct KeyRecord {
     pub digest: Option<String>,
 }
 
+/// Why a key asked for cannot be made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyRequestError {
+    /// `expires_at` is not an ISO 8601 date and time (the text given).
+    Expiry(String),
+    /// The label is not a valid name (why, and the text given).
+    Label(crate::Invalid, String),
+    /// The key would name no id.
+    NoId,
+}
+
 impl KeyRecord {
+    /// The record of a key asked for (through the API or the command line): `expires_at` an ISO 8601
+    /// date and time, `label` a valid name, and at least one id in `scope`; checked in that order.
+    pub fn requested(
+        scope: KeyScope,
+        label: Option<String>,
+        expires_at: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRecord, KeyRequestError> {
+        let expires_at = match expires_at {
+            None => None,
+            Some(raw) => {
+                Some(parse_instant(raw).ok_or_else(|| KeyRequestError::Expiry(raw.to_string()))?)
+            }
+        };
+        let label = match label {
+            None => None,
+            Some(raw) => Some(
+                crate::Name::parse(raw.clone())
+                    .map_err(|reason| KeyRequestError::Label(reason, raw))?
+                    .into_inner(),
+            ),
+        };
+        if scope.is_empty() {
+            return Err(KeyRequestError::NoId);
+        }
+        Ok(KeyRecord::new(scope, label, expires_at, now))
+    }
+
     /// A new key's record: a fresh id, made `now`, expiring at `expires_at` to the whole second (what
     /// its `exp` claim can say).
     pub fn new(

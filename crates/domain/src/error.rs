@@ -12,6 +12,8 @@ pub enum Invalid {
     TooLong { max: usize },
     /// A list with more items than allowed.
     TooManyItems { max: usize, actual: usize },
+    /// An object with more keys than allowed.
+    TooManyKeys { max: usize, actual: usize },
     /// A NUL character, which PostgreSQL cannot store.
     ContainsNul,
     /// More bytes of JSON text than allowed.
@@ -34,6 +36,10 @@ impl fmt::Display for Invalid {
             Invalid::TooManyItems { max, actual } => write!(
                 f,
                 "List should have at most {max} items after validation, not {actual}"
+            ),
+            Invalid::TooManyKeys { max, actual } => write!(
+                f,
+                "Dictionary should have at most {max} items after validation, not {actual}"
             ),
             Invalid::ContainsNul => {
                 f.write_str("Value error, NUL characters (\\u0000) are not allowed")

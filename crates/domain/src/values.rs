@@ -12,6 +12,17 @@ pub const CONTENT_MAX: usize = 50_000;
 /// Maximum messages in one batch.
 pub const BATCH_MAX: usize = 100;
 
+/// Checks the size of a batch of messages: at most [`BATCH_MAX`].
+pub fn check_batch(len: usize) -> Result<(), Invalid> {
+    match len {
+        n if n > BATCH_MAX => Err(Invalid::TooManyItems {
+            max: BATCH_MAX,
+            actual: n,
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn check_text(s: &str, min: usize, max: usize) -> Result<(), Invalid> {
     if s.contains('\0') {
         return Err(Invalid::ContainsNul);
@@ -93,6 +104,17 @@ pub const QUERY_MAX: usize = 1_000;
 pub const MESSAGE_QUERY_MAX: usize = 10_000;
 /// Most keys a document update's metadata may have (the v1.1.0 contract's limit).
 pub const METADATA_MAX_KEYS: usize = 10_000;
+
+/// Checks the key count of a document update's metadata: at most [`METADATA_MAX_KEYS`].
+pub fn check_metadata_keys(count: usize) -> Result<(), Invalid> {
+    match count {
+        n if n > METADATA_MAX_KEYS => Err(Invalid::TooManyKeys {
+            max: METADATA_MAX_KEYS,
+            actual: n,
+        }),
+        _ => Ok(()),
+    }
+}
 
 /// A collection name: a `Name` that is not the reserved "honcho" (in any case).
 pub fn collection_name(s: String) -> Result<Name, Invalid> {

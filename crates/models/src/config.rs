@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use honcho_domain::embed::Embedder;
 
-use crate::local::{self, LocalEmbedder};
+use crate::hash::{self, HashEmbedder};
 use crate::openai::{self, OpenAiConfig, OpenAiEmbedder, RetryPolicy};
 use crate::potion::{self, PotionEmbedder};
 
@@ -41,9 +41,9 @@ const MAX_DIMENSIONS: usize = 65_536;
 /// Which embedder to build, and how.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EmbedderConfig {
-    /// [`PotionEmbedder`], the default.
-    Local,
-    /// [`LocalEmbedder`] (`local-hash-v1`).
+    /// [`PotionEmbedder`] (`EMBEDDING_PROVIDER=local`), the default.
+    Potion,
+    /// [`HashEmbedder`] (`local-hash-v1`; `EMBEDDING_PROVIDER=local-hash`).
     Hash,
     /// [`OpenAiEmbedder`] with this configuration.
     OpenAi(OpenAiConfig),
@@ -77,8 +77,8 @@ impl EmbedderConfig {
             _ => Ok(config),
         };
         match provider.to_ascii_lowercase().as_str() {
-            "local" => fixed(EmbedderConfig::Local, potion::DIMENSIONS),
-            "local-hash" => fixed(EmbedderConfig::Hash, local::DIMENSIONS),
+            "local" => fixed(EmbedderConfig::Potion, potion::DIMENSIONS),
+            "local-hash" => fixed(EmbedderConfig::Hash, hash::DIMENSIONS),
             "openai" => openai_config(&var, dimensions).map(EmbedderConfig::OpenAi),
             _ => Err(format!(
                 "EMBEDDING_PROVIDER: unknown provider '{provider}' (expected 'local', \
@@ -90,12 +90,12 @@ impl EmbedderConfig {
     /// The embedder this configuration describes; no request is made.
     pub fn build(self) -> Result<Arc<dyn Embedder>, String> {
         Ok(match self {
-            EmbedderConfig::Local => {
+            EmbedderConfig::Potion => {
                 let embedder = PotionEmbedder::new();
                 embedder.load();
                 Arc::new(embedder)
             }
-            EmbedderConfig::Hash => Arc::new(LocalEmbedder::new()),
+            EmbedderConfig::Hash => Arc::new(HashEmbedder::new()),
             EmbedderConfig::OpenAi(config) => Arc::new(OpenAiEmbedder::new(config)?),
         })
     }
@@ -193,14 +193,14 @@ mod tests {
 
     #[test]
     fn local_is_the_default() {
-        assert_eq!(config(&[]), Ok(EmbedderConfig::Local));
+        assert_eq!(config(&[]), Ok(EmbedderConfig::Potion));
         assert_eq!(
             config(&[("EMBEDDING_PROVIDER", " ")]),
-            Ok(EmbedderConfig::Local)
+            Ok(EmbedderConfig::Potion)
         );
         assert_eq!(
             config(&[("EMBEDDING_PROVIDER", "Local")]),
-            Ok(EmbedderConfig::Local)
+            Ok(EmbedderConfig::Potion)
         );
         // OpenAI settings meant for something else do not matter.
         let vars = [
@@ -208,8 +208,8 @@ mod tests {
             ("EMBEDDING_MODEL", "x"),
             ("EMBEDDING_DIMENSIONS", "256"),
         ];
-        assert_eq!(config(&vars), Ok(EmbedderConfig::Local));
-        let embedder = EmbedderConfig::Local.build().expect("local");
+        assert_eq!(config(&vars), Ok(EmbedderConfig::Potion));
+        let embedder = EmbedderConfig::Potion.build().expect("local");
         assert_eq!(
             (embedder.id(), embedder.dimensions()),
             ("model2vec:potion-base-8M", 256)

@@ -5,12 +5,15 @@
 //!
 //! # Embedders
 //!
-//! - [`LocalEmbedder`] (`local-hash-v1`, 512 dimensions): the default, needing no configuration. A
+//! - [`PotionEmbedder`] (`model2vec:potion-base-8M`, 256 dimensions; `EMBEDDING_PROVIDER=local`): the
+//!   default, needing no configuration. A static embedding model compiled into the binary and run
+//!   in process ([`potion`]).
+//! - [`HashEmbedder`] (`local-hash-v1`, 512 dimensions; `EMBEDDING_PROVIDER=local-hash`): a
 //!   deterministic feature-hashing embedder running in process, without model files or network,
-//!   in about 40 µs for a 1000-character paragraph in an optimised build ([`local`] documents the
-//!   exact algorithm).
-//! - [`OpenAiEmbedder`] (`openai:<model>`): any OpenAI-compatible `/embeddings` endpoint, with
-//!   timeouts and retries ([`openai`]).
+//!   in about 40 µs for a 1000-character paragraph in an optimised build ([`hash`] documents the
+//!   exact algorithm, and its limits are below).
+//! - [`OpenAiEmbedder`] (`openai:<model>`; `EMBEDDING_PROVIDER=openai`): any OpenAI-compatible
+//!   `/embeddings` endpoint, with timeouts and retries ([`openai`]).
 //!
 //! [`embedder_from_env`] picks one from `EMBEDDING_PROVIDER` and related variables ([`config`]
 //! lists them); a bad value is an error naming the variable, for the server to print before
@@ -20,7 +23,7 @@
 //! dimension; vectors of different ids are never compared, so switching embedders needs a
 //! re-embedding.
 //!
-//! # What the local embedder can and cannot do
+//! # What the hash embedder can and cannot do
 //!
 //! It measures **lexical** overlap: texts sharing words, pairs of adjacent words and word pieces
 //! (character trigrams, so `mountain` and `mountains` are related) are close. That finds near-duplicate
@@ -47,18 +50,18 @@
 
 pub mod chat;
 pub mod config;
+pub mod hash;
 mod http;
 pub mod llm_config;
-pub mod local;
 pub mod openai;
 pub mod potion;
 pub mod tokens;
 
 pub use chat::{ChatConfig, HttpChatModel, Protocol};
 pub use config::{embedder_from_env, EmbedderConfig};
+pub use hash::HashEmbedder;
 pub use honcho_domain::embed::{EmbedError, Embedder};
 pub use honcho_domain::vector::{self, cosine_distance, decode, encode, top_k};
 pub use llm_config::{models_from_env, Models};
-pub use local::LocalEmbedder;
 pub use openai::{OpenAiConfig, OpenAiEmbedder, RetryPolicy};
 pub use potion::PotionEmbedder;

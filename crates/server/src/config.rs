@@ -243,8 +243,10 @@ fn positive<T: std::str::FromStr + PartialOrd + Default>(name: &str) -> Result<O
 }
 
 impl Config {
-    /// Reads `DATABASE_URL` (or v1.1.0's `CONNECTION_URI`), `HOST`, `PORT`, `DATABASE_POOL_SIZE`,
-    /// `HTTP_WORKERS`, `USE_AUTH` (on when `true` in any case) and `AUTH_JWT_SECRET`.
+    /// Reads the server's variables (the groups of [`vars`] but the embedder's and the language
+    /// models', which `honcho_models` reads): `DATABASE_URL` (or v1.1.0's `CONNECTION_URI`), the
+    /// HTTP, auth, retrieval and deriver settings. Flags such as `USE_AUTH` take true/false, 1/0,
+    /// yes/no or on/off.
     pub fn from_env() -> Result<Config, String> {
         let (name, raw) = match (var("DATABASE_URL"), var("CONNECTION_URI")) {
             (Some(u), _) => ("DATABASE_URL", u),
@@ -406,4 +408,46 @@ fn deriver_settings() -> Result<honcho_insights::DeriverSettings, String> {
         retry_max: defaults.retry_max,
         name: format!("{host}:{}", std::process::id()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// Variable names in `text` (`DATABASE_URL (or CONNECTION_URI)` is two).
+    fn names<'a>(text: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+        text.into_iter()
+            .flat_map(|t| {
+                t.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            })
+            .filter(|w| w.len() > 2 && w.contains('_') || ["HOST", "PORT"].contains(w))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The README's configuration tables and the variables `--help` lists name the same variables.
+    #[test]
+    fn the_readme_documents_every_variable_the_help_lists() {
+        use super::vars::*;
+        let groups = [
+            DATABASE, LOGGING, HTTP, AUTH, SECRET, EMBEDDING, RETRIEVAL, LLM, DERIVER,
+        ];
+        let helped = names(groups.iter().flat_map(|g| g.iter().copied()));
+        let readme = include_str!("../../../README.md");
+        // The first cell of each table row, and only the backticked words in it.
+        let documented = names(
+            readme
+                .lines()
+                .filter_map(|l| l.strip_prefix("| "))
+                .filter(|l| l.starts_with('`'))
+                .filter_map(|l| l.split(" | ").next())
+                .flat_map(|cell| cell.split('`').skip(1).step_by(2)),
+        );
+        // `NO_COLOR` is a convention of terminals, named in the logging row's text.
+        let helped: BTreeSet<String> = helped.into_iter().filter(|n| n != "NO_COLOR").collect();
+        assert_eq!(
+            documented, helped,
+            "README variables vs the --help lists (config::vars)"
+        );
+    }
 }

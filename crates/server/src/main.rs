@@ -348,24 +348,21 @@ fn run_keys(command: KeysCommand) -> Result<(), String> {
                 session_id,
                 collection_id,
             };
-            if scope.is_empty() {
-                return Err("at least one of --app-id, --user-id, --session-id or --collection-id is needed".into());
-            }
-            let expires_at = match expires_at {
-                None => None,
-                Some(raw) => Some(honcho_domain::auth::parse_instant(&raw).ok_or_else(|| {
-                    format!("--expires-at: cannot read '{raw}' as an ISO 8601 date and time")
-                })?),
-            };
-            let label = label
-                .map(|l| {
-                    honcho_domain::Name::parse(l)
-                        .map(honcho_domain::Name::into_inner)
-                        .map_err(|e| format!("--label: {e}"))
-                })
-                .transpose()?;
+            use honcho_domain::auth::{KeyRecord, KeyRequestError};
+            let record =
+                KeyRecord::requested(scope, label, expires_at.as_deref(), chrono::Utc::now())
+                    .map_err(|e| match e {
+                        KeyRequestError::Expiry(raw) => format!(
+                            "--expires-at: cannot read '{raw}' as an ISO 8601 date and time"
+                        ),
+                        KeyRequestError::Label(reason, _) => format!("--label: {reason}"),
+                        KeyRequestError::NoId => "at least one of --app-id, --user-id, \
+                                                  --session-id or --collection-id is needed"
+                            .into(),
+                    })?;
+            let scope = &record.scope;
             let db = existing_database(database)?;
-            if let Some(level) = db.check_key_scope(&scope).map_err(|e| e.to_string())? {
+            if let Some(level) = db.check_key_scope(scope).map_err(|e| e.to_string())? {
                 let id = match level {
                     "app" => &scope.app_id,
                     "user" => &scope.user_id,
@@ -377,9 +374,7 @@ fn run_keys(command: KeysCommand) -> Result<(), String> {
                     or_dash(id)
                 ));
             }
-            let record =
-                honcho_domain::auth::KeyRecord::new(scope, label, expires_at, chrono::Utc::now());
-            let key = keys.mint(&record.claims());
+            let key = keys.key_for(&record);
             db.record_key(&record).map_err(|e| e.to_string())?;
             eprintln!("honcho: key {} recorded", record.id);
             emit(&format!("{key}\n"))?;

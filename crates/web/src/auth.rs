@@ -47,6 +47,11 @@ impl Keys {
             .expect("HS256 signing of plain claims cannot fail")
     }
 
+    /// The key a record describes (its claims, signed).
+    pub fn key_for(&self, record: &honcho_domain::auth::KeyRecord) -> String {
+        self.mint(&record.claims())
+    }
+
     /// The admin key: `{"t": "", "ad": true}`.
     pub fn admin_key(&self) -> String {
         self.mint(&Claims::admin())

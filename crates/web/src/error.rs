@@ -92,6 +92,10 @@ impl ValidationIssue {
                 .with_ctx(
                     json!({ "field_type": "List", "max_length": max, "actual_length": actual }),
                 ),
+            Invalid::TooManyKeys { max, actual } => Self::new("too_long", loc, msg, input)
+                .with_ctx(
+                    json!({ "field_type": "Dictionary", "max_length": max, "actual_length": actual }),
+                ),
             Invalid::ContainsNul => Self::new("value_error", loc, msg, input)
                 .with_ctx(json!({ "error": "NUL characters (\\u0000) are not allowed" })),
             Invalid::TooLarge { max_bytes } => Self::new("value_error", loc, msg, input).with_ctx(

@@ -66,8 +66,8 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
-/// What `/health` and `/metrics` may do with the store: ping it and read its pool's state. (`/v1`
-/// handlers reach the store only through `auth::Access`.)
+/// The store for `/health` and `/metrics`, which only read: a ping, the pool's state and the
+/// deriver queue's counts. (`/v1` handlers reach the store only through `auth::Access`.)
 pub(crate) struct Probe(pub(crate) Db);
 
 /// A client's request id is kept when it is sane: 1 to 128 visible ASCII characters.

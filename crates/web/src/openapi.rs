@@ -63,16 +63,6 @@ struct HttpError {
     detail: String,
 }
 
-/// Operations whose creates and renames can collide with an existing name (409).
-const CONFLICTS: &[&str] = &[
-    "create_app_v1_apps_post",
-    "update_app_v1_apps__app_id__put",
-    "create_user_v1_apps__app_id__users_post",
-    "update_user_v1_apps__app_id__users__user_id__put",
-    "create_collection_v1_apps__app_id__users__user_id__collections_post",
-    "update_collection_v1_apps__app_id__users__user_id__collections__collection_id__put",
-];
-
 fn error_response(description: &str) -> utoipa::openapi::Response {
     ResponseBuilder::new()
         .description(description)
@@ -138,15 +128,24 @@ pub(crate) fn finish(mut api: OpenApi) -> OpenApi {
             ]);
             let id = op.operation_id.clone().unwrap_or_default();
             let keys = path.starts_with("/v1/keys");
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            // Error responses a route declares (a 409 where a name can be taken) carry the error
+            // body, as the ones added below do.
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let utoipa::openapi::RefOr::T(declared) = response {
+                    if !status.starts_with('2') && declared.content.is_empty() {
+                        *response = error_response(&declared.description).into();
+                    }
+                }
+            }
             let mut add = |status: &str, response: utoipa::openapi::Response| {
                 op.responses
                     .responses
                     .entry(status.to_string())
                     .or_insert_with(|| response.into());
             };
-            if !path.starts_with("/v1/") {
-                continue;
-            }
             add(
                 "401",
                 error_response(
@@ -170,9 +169,6 @@ pub(crate) fn finish(mut api: OpenApi) -> OpenApi {
                     error_response("The request body did not arrive in time"),
                 );
                 add("413", error_response("The request body is too large"));
-            }
-            if CONFLICTS.contains(&id.as_str()) {
-                add("409", error_response("The name is taken"));
             }
             add("422", unprocessable.clone());
             if id.starts_with("chat_") {

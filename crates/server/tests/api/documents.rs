@@ -2,7 +2,7 @@
 
 use crate::helpers::{assert_redacted_snapshot, id, Options, Scope, TestApp};
 use honcho_domain::retrieval::{Retrieval, RetrievalMode};
-use honcho_models::{cosine_distance, LocalEmbedder, OpenAiConfig, OpenAiEmbedder, RetryPolicy};
+use honcho_models::{cosine_distance, HashEmbedder, OpenAiConfig, OpenAiEmbedder, RetryPolicy};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::Arc;
@@ -181,7 +181,7 @@ const TEXTS: [&str; 12] = [
 fn query_orders_by_cosine_distance_like_a_brute_force_scan() {
     // `vector` ranking is v1.1.0's: cosine distance alone.
     let app = TestApp::spawn_with(Options {
-        embedder: Arc::new(LocalEmbedder::new()),
+        embedder: Arc::new(HashEmbedder::new()),
         retrieval: Retrieval {
             mode: RetrievalMode::Vector,
             ..Retrieval::default()
@@ -197,7 +197,7 @@ fn query_orders_by_cosine_distance_like_a_brute_force_scan() {
         ));
         stored.push((id(&d), text.to_string()));
     }
-    let embedder = LocalEmbedder::new();
+    let embedder = HashEmbedder::new();
     for query in [
         "cats at home",
         "tea or coffee",

@@ -50,7 +50,10 @@ async fn get_app(access: Access<scope::Token>, req: HttpRequest) -> Result<Json<
     tag = "apps",
     operation_id = "create_app_v1_apps_post",
     request_body(content = AppCreate, description = "App creation parameters"),
-    responses((status = 200, description = "The new app", body = App))
+    responses(
+        (status = 200, description = "The new app", body = App),
+        (status = 409, description = "The name is taken")
+    )
 )]
 #[post("")]
 async fn create_app(
@@ -125,7 +128,10 @@ async fn get_or_create_app(
     operation_id = "update_app_v1_apps__app_id__put",
     params(("app_id" = String, Path, description = "ID of the app to update")),
     request_body(content = AppUpdate, description = "Updated app parameters"),
-    responses((status = 200, description = "The updated app", body = App))
+    responses(
+        (status = 200, description = "The updated app", body = App),
+        (status = 409, description = "The name is taken")
+    )
 )]
 #[put("/{app_id}")]
 async fn update_app(

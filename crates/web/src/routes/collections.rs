@@ -86,7 +86,10 @@ async fn get_collection(
     operation_id = "create_collection_v1_apps__app_id__users__user_id__collections_post",
     params(UserPath),
     request_body(content = CollectionCreate, description = "Collection creation parameters"),
-    responses((status = 200, description = "The new collection", body = Collection))
+    responses(
+        (status = 200, description = "The new collection", body = Collection),
+        (status = 409, description = "The name is taken")
+    )
 )]
 #[post("")]
 async fn create_collection(
@@ -160,7 +163,10 @@ async fn get_collection_by_name(
     operation_id = "update_collection_v1_apps__app_id__users__user_id__collections__collection_id__put",
     params(CollectionPath),
     request_body(content = CollectionUpdate, description = "Updated collection parameters"),
-    responses((status = 200, description = "The updated collection", body = Collection))
+    responses(
+        (status = 200, description = "The updated collection", body = Collection),
+        (status = 409, description = "The name is taken")
+    )
 )]
 #[put("/{collection_id}")]
 async fn update_collection(

@@ -3,14 +3,14 @@ use crate::auth::{scope, Access};
 use crate::dto::{
     Deleted, Document, DocumentCreate, DocumentGet, DocumentQuery, DocumentUpdate, Page,
 };
-use crate::error::{ApiError, ValidationIssue};
+use crate::error::ApiError;
 use crate::extract::{Body, ListParams, OptionalBody};
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Json, Path};
 use actix_web::{delete, get, post, put, HttpRequest, HttpResponse};
 use honcho_domain::embed::Embedder;
 use honcho_domain::retrieval::{Retrieval, Search, DOCUMENT_TOP_K_MAX};
-use honcho_domain::values::METADATA_MAX_KEYS;
+use honcho_domain::values::check_metadata_keys;
 use honcho_domain::Text;
 use serde::Deserialize;
 use serde_json::json;
@@ -116,19 +116,14 @@ async fn update_document(
             "Content and metadata cannot both be None".into(),
         ));
     }
-    if let Some(m) = metadata.as_ref().filter(|m| m.len() > METADATA_MAX_KEYS) {
-        return Err(ApiError::validation(
-            ValidationIssue::new(
-                "too_long",
-                vec![json!("body"), json!("metadata")],
-                format!("Dictionary should have at most {METADATA_MAX_KEYS} items after validation, not {}", m.len()),
-                serde_json::Value::Null,
-            )
-            .with_ctx(json!({ "field_type": "Dictionary", "max_length": METADATA_MAX_KEYS, "actual_length": m.len() })),
-        ));
-    }
     let metadata = metadata
-        .map(|m| parse_metadata(m, &[json!("metadata")]))
+        .map(|m| {
+            // Counted first, and not echoed: a 422 of 10,001 keys would be long.
+            check_metadata_keys(m.len()).map_err(|reason| {
+                super::invalid(&[json!("metadata")], &reason, serde_json::Value::Null)
+            })?;
+            parse_metadata(m, &[json!("metadata")])
+        })
         .transpose()?;
     let content = content
         .map(|c| parse_text(Text::document(c), &[json!("content")]))

@@ -8,8 +8,7 @@ use crate::extract::{Body, ListParams, Query};
 use actix_web::http::StatusCode;
 use actix_web::web::{Json, Path};
 use actix_web::{delete, get, post, HttpRequest};
-use honcho_domain::auth::{parse_instant, KeyRecord, KeyScope};
-use honcho_domain::Name;
+use honcho_domain::auth::{KeyRecord, KeyRequestError, KeyScope};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -97,45 +96,37 @@ pub async fn create_key(
 ) -> Result<Json<Key>, ApiError> {
     let keys = signer(&admin)?.clone();
     let q = Query::of(&req)?;
-    let expires_at = match q.string("expires_at")? {
-        None => None,
-        Some(raw) => Some(parse_instant(&raw).ok_or_else(|| {
-            ApiError::validation(ValidationIssue::new(
-                "datetime_from_date_parsing",
-                vec![json!("query"), json!("expires_at")],
-                "Input should be a valid datetime or date, invalid character in year",
-                json!(raw),
-            ))
-        })?),
-    };
-    let label = match q.string("label")? {
-        None => None,
-        Some(raw) => Some(
-            Name::parse(raw.clone())
-                .map_err(|reason| {
-                    ApiError::validation(ValidationIssue::from_invalid(
-                        vec![json!("query"), json!("label")],
-                        &reason,
-                        json!(raw),
-                    ))
-                })?
-                .into_inner(),
-        ),
-    };
     let scope = KeyScope {
         app_id: q.string("app_id")?,
         user_id: q.string("user_id")?,
         session_id: q.string("session_id")?,
         collection_id: q.string("collection_id")?,
     };
-    if scope.is_empty() {
-        return Err(ApiError::Status(
+    let expires_at = q.string("expires_at")?;
+    let record = KeyRecord::requested(
+        scope,
+        q.string("label")?,
+        expires_at.as_deref(),
+        chrono::Utc::now(),
+    )
+    .map_err(|e| match e {
+        KeyRequestError::Expiry(raw) => ApiError::validation(ValidationIssue::new(
+            "datetime_from_date_parsing",
+            vec![json!("query"), json!("expires_at")],
+            "Input should be a valid datetime or date, invalid character in year",
+            json!(raw),
+        )),
+        KeyRequestError::Label(reason, raw) => ApiError::validation(ValidationIssue::from_invalid(
+            vec![json!("query"), json!("label")],
+            &reason,
+            json!(raw),
+        )),
+        KeyRequestError::NoId => ApiError::Status(
             StatusCode::UNPROCESSABLE_ENTITY,
             "At least one of app_id, user_id, session_id, or collection_id must be provided".into(),
-        ));
-    }
-    let record = KeyRecord::new(scope, label, expires_at, chrono::Utc::now());
-    let key = keys.mint(&record.claims());
+        ),
+    })?;
+    let key = keys.key_for(&record);
     // Recorded before it is handed out: a key that could not be recorded is not given.
     super::run(admin.db(), move |db| db.record_key(&record)).await?;
     Ok(Json(Key { key }))

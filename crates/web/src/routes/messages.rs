@@ -5,8 +5,8 @@ use crate::error::ApiError;
 use crate::extract::{Body, ListParams, OptionalBody};
 use actix_web::web::{Data, Json, Path};
 use actix_web::{get, post, put, HttpRequest};
-use honcho_domain::values::BATCH_MAX;
-use honcho_domain::{Invalid, NewMessage};
+use honcho_domain::values::check_batch;
+use honcho_domain::NewMessage;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
@@ -106,16 +106,8 @@ async fn create_messages(
     body: Body<MessageBatchCreate>,
 ) -> Result<Json<Vec<Message>>, ApiError> {
     let messages = body.0.messages;
-    if messages.len() > BATCH_MAX {
-        return Err(super::invalid(
-            &[json!("messages")],
-            &Invalid::TooManyItems {
-                max: BATCH_MAX,
-                actual: messages.len(),
-            },
-            Value::Null,
-        ));
-    }
+    check_batch(messages.len())
+        .map_err(|reason| super::invalid(&[json!("messages")], &reason, Value::Null))?;
     let batch = messages
         .into_iter()
         .enumerate()

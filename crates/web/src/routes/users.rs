@@ -55,7 +55,10 @@ struct GetUserQuery {
     operation_id = "create_user_v1_apps__app_id__users_post",
     params(AppPath),
     request_body(content = UserCreate, description = "User creation parameters"),
-    responses((status = 200, description = "The new user", body = User))
+    responses(
+        (status = 200, description = "The new user", body = User),
+        (status = 409, description = "The name is taken")
+    )
 )]
 #[post("")]
 async fn create_user(
@@ -161,7 +164,10 @@ async fn get_or_create_user(
     operation_id = "update_user_v1_apps__app_id__users__user_id__put",
     params(UserPath),
     request_body(content = UserUpdate, description = "Updated user parameters"),
-    responses((status = 200, description = "The updated user", body = User))
+    responses(
+        (status = 200, description = "The updated user", body = User),
+        (status = 409, description = "The name is taken")
+    )
 )]
 #[put("/{user_id}")]
 async fn update_user(

@@ -54,12 +54,12 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// The deterministic, in-process default embedder (see the module documentation).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LocalEmbedder;
+pub struct HashEmbedder;
 
-impl LocalEmbedder {
+impl HashEmbedder {
     /// The embedder; it has no state or configuration.
     pub fn new() -> Self {
-        LocalEmbedder
+        HashEmbedder
     }
 
     /// The vector of one text: [`DIMENSIONS`] components, unit length, or all zeros when the text
@@ -93,7 +93,7 @@ impl LocalEmbedder {
     }
 }
 
-impl Embedder for LocalEmbedder {
+impl Embedder for HashEmbedder {
     fn id(&self) -> &str {
         ID
     }
@@ -174,7 +174,7 @@ mod tests {
     use crate::vector::cosine_distance;
 
     fn embed(text: &str) -> Vec<f32> {
-        LocalEmbedder::new().embed_one(text)
+        HashEmbedder::new().embed_one(text)
     }
 
     fn distance(a: &str, b: &str) -> f32 {
@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn identifier_and_dimensions() {
-        let e = LocalEmbedder::new();
+        let e = HashEmbedder::new();
         assert_eq!(e.id(), "local-hash-v1");
         assert_eq!(e.dimensions(), DIMENSIONS);
         let vectors = e.embed(&["one", "", "two words"]).expect("infallible");
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn deterministic() {
         let a = embed(PARAGRAPH);
-        let b = LocalEmbedder.embed_one(PARAGRAPH);
+        let b = HashEmbedder.embed_one(PARAGRAPH);
         assert_eq!(
             a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
             b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn fast_enough() {
-        let e = LocalEmbedder::new();
+        let e = HashEmbedder::new();
         let paragraph = &PARAGRAPH[..PARAGRAPH.len().min(1000)];
         let start = std::time::Instant::now();
         for _ in 0..1000 {
