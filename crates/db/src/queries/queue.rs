@@ -445,17 +445,12 @@ pub fn queue_counts(conn: &mut Conn, scope: &QueueScope) -> DbResult<QueueCounts
             .optional()?;
     }
     if counts.failed > 0 {
-        let mut oldest = deriver_queue::table
-            .filter(deriver_queue::app_id.eq(&scope.app_id))
-            .filter(deriver_queue::status.eq(QueueStatus::Failed.as_str()))
-            .into_boxed();
-        if let Some(user_id) = &scope.user_id {
-            oldest = oldest.filter(deriver_queue::user_id.eq(user_id));
-        }
-        if let Some(session_id) = &scope.session_id {
-            oldest = oldest.filter(deriver_queue::session_id.eq(session_id));
-        }
-        counts.oldest_failure = oldest
+        let failed = FailedScope {
+            app_id: Some(scope.app_id.clone()),
+            user_id: scope.user_id.clone(),
+            session_id: scope.session_id.clone(),
+        };
+        counts.oldest_failure = failed_rows(&failed, None)
             .order(deriver_queue::id.asc())
             .select((deriver_queue::updated_at, deriver_queue::last_error))
             .first::<(DateTime<Utc>, Option<String>)>(conn)
@@ -497,6 +492,29 @@ pub fn queue_depth(conn: &mut Conn) -> DbResult<QueueCounts> {
     Ok(counts)
 }
 
+/// The failed rows of `scope` (of them only those of `message_ids`, when given).
+fn failed_rows<'a>(
+    scope: &'a FailedScope,
+    message_ids: Option<&'a [String]>,
+) -> deriver_queue::BoxedQuery<'a, super::super::Backend> {
+    let mut q = deriver_queue::table
+        .filter(deriver_queue::status.eq(QueueStatus::Failed.as_str()))
+        .into_boxed();
+    if let Some(app_id) = &scope.app_id {
+        q = q.filter(deriver_queue::app_id.eq(app_id));
+    }
+    if let Some(user_id) = &scope.user_id {
+        q = q.filter(deriver_queue::user_id.eq(user_id));
+    }
+    if let Some(session_id) = &scope.session_id {
+        q = q.filter(deriver_queue::session_id.eq(session_id));
+    }
+    if let Some(ids) = message_ids {
+        q = q.filter(deriver_queue::message_id.eq_any(ids));
+    }
+    q
+}
+
 #[derive(Queryable)]
 struct FailedRow {
     message_id: String,
@@ -526,21 +544,7 @@ pub fn failed_items(
     scope: &FailedScope,
     req: PageRequest,
 ) -> DbResult<Page<FailedItem>> {
-    let query = || {
-        let mut q = deriver_queue::table
-            .filter(deriver_queue::status.eq(QueueStatus::Failed.as_str()))
-            .into_boxed();
-        if let Some(app_id) = &scope.app_id {
-            q = q.filter(deriver_queue::app_id.eq(app_id));
-        }
-        if let Some(user_id) = &scope.user_id {
-            q = q.filter(deriver_queue::user_id.eq(user_id));
-        }
-        if let Some(session_id) = &scope.session_id {
-            q = q.filter(deriver_queue::session_id.eq(session_id));
-        }
-        q
-    };
+    let query = || failed_rows(scope, None);
     let total: i64 = query().count().get_result(conn)?;
     page_of::<FailedRow, FailedItem>(total, req, |offset| {
         let q = query()
@@ -583,27 +587,10 @@ struct QueuedRow {
 /// the session's open items and the retried ones are queued again in the order of their messages,
 /// so the session's later messages wait behind the retried ones.
 pub fn retry_failed(conn: &mut Conn, request: &RetryRequest) -> DbResult<u64> {
-    let sessions: Vec<String> = {
-        let mut q = deriver_queue::table
-            .filter(deriver_queue::status.eq(QueueStatus::Failed.as_str()))
-            .select(deriver_queue::session_id)
-            .distinct()
-            .into_boxed();
-        let scope = &request.scope;
-        if let Some(app_id) = &scope.app_id {
-            q = q.filter(deriver_queue::app_id.eq(app_id));
-        }
-        if let Some(user_id) = &scope.user_id {
-            q = q.filter(deriver_queue::user_id.eq(user_id));
-        }
-        if let Some(session_id) = &scope.session_id {
-            q = q.filter(deriver_queue::session_id.eq(session_id));
-        }
-        if let Some(ids) = &request.message_ids {
-            q = q.filter(deriver_queue::message_id.eq_any(ids));
-        }
-        q.load(conn)?
-    };
+    let sessions: Vec<String> = failed_rows(&request.scope, request.message_ids.as_deref())
+        .select(deriver_queue::session_id)
+        .distinct()
+        .load(conn)?;
     let mut retried = 0;
     for session_id in sessions {
         retried += dialect::write_tx(conn, |conn| retry_in_session(conn, &session_id, request))?;
@@ -631,20 +618,10 @@ fn retry_in_session(conn: &mut Conn, session_id: &str, request: &RetryRequest) -
         deriver_queue::last_error,
         deriver_queue::created_at,
     );
-    let mut failed = deriver_queue::table
+    let failed: Vec<QueuedRow> = failed_rows(&request.scope, request.message_ids.as_deref())
         .filter(deriver_queue::session_id.eq(session_id))
-        .filter(deriver_queue::status.eq(QueueStatus::Failed.as_str()))
-        .into_boxed();
-    if let Some(app_id) = &request.scope.app_id {
-        failed = failed.filter(deriver_queue::app_id.eq(app_id));
-    }
-    if let Some(user_id) = &request.scope.user_id {
-        failed = failed.filter(deriver_queue::user_id.eq(user_id));
-    }
-    if let Some(ids) = &request.message_ids {
-        failed = failed.filter(deriver_queue::message_id.eq_any(ids));
-    }
-    let failed: Vec<QueuedRow> = failed.select(columns).load(conn)?;
+        .select(columns)
+        .load(conn)?;
     if failed.is_empty() {
         return Ok(0);
     }

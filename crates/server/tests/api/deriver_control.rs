@@ -2,27 +2,17 @@
 //! again in their session's order, and derived once; the queue's statuses written in one place.
 
 use crate::auth::honcho;
-use crate::helpers::{id, Options, TestApp};
-use crate::insights::{fast_deriver, wait_for_queue};
+use crate::helpers::{id, TestApp};
+use crate::insights::{app_with, facts_of, wait_for_queue};
 use crate::model_server::{default_reply, ModelServer, Protocol, Reply, Role};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The facts of the user's protected collection.
+/// The contents of the user's facts.
 fn facts(app: &TestApp, user_path: &str) -> Vec<String> {
-    let collection = app.ok(app.get(&format!("{user_path}/collections/name/honcho")));
-    let page = app.ok(app.post(
-        &format!(
-            "{user_path}/collections/{}/documents/list?size=100",
-            id(&collection)
-        ),
-        json!({}),
-    ));
-    page["items"]
-        .as_array()
-        .unwrap()
+    facts_of(app, user_path)
         .iter()
         .map(|d| d["content"].as_str().unwrap().to_string())
         .collect()
@@ -47,11 +37,7 @@ fn a_failed_message_is_listed_with_its_error_and_a_retry_derives_it_once_in_orde
             _ => default_reply(asked),
         }
     });
-    let app = TestApp::spawn_with(Options {
-        models: Some(model.models()),
-        deriver: Some(fast_deriver(1)),
-        ..Options::default()
-    });
+    let app = app_with(&model, 1);
     let s = app.session_path();
     let contents = [
         "alpha one apples",
@@ -181,11 +167,7 @@ fn the_command_line_lists_and_retries_failed_messages() {
         Role::Facts if flag.load(Ordering::SeqCst) => Reply::Status(400),
         _ => default_reply(asked),
     });
-    let app = TestApp::spawn_with(Options {
-        models: Some(model.models()),
-        deriver: Some(fast_deriver(1)),
-        ..Options::default()
-    });
+    let app = app_with(&model, 1);
     let s = app.session_path();
     let message = id(&app.ok(app.post(
         &s.messages(),

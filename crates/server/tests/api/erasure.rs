@@ -5,7 +5,7 @@
 
 use crate::auth::honcho;
 use crate::helpers::{id, on_postgres, Honcho, Options, TestApp};
-use crate::insights::{distinct_words, fast_deriver, wait_for_queue};
+use crate::insights::{app_with, distinct_words, wait_for_queue};
 use crate::model_server::{default_reply, ModelServer, Protocol, Reply, Role};
 use diesel::{Connection, RunQueryDsl};
 use serde_json::{json, Value};
@@ -206,14 +206,6 @@ impl Person {
     }
 }
 
-fn deriving_app(model: &ModelServer, workers: usize) -> TestApp {
-    TestApp::spawn_with(Options {
-        models: Some(model.models()),
-        deriver: Some(fast_deriver(workers)),
-        ..Options::default()
-    })
-}
-
 /// A gauge of a spawned server's `/metrics`.
 fn gauge(server: &Honcho, name: &str) -> f64 {
     let text = ureq::get(&format!("{}/metrics", server.base))
@@ -299,7 +291,7 @@ fn tables_of(app: &TestApp) -> std::collections::BTreeSet<String> {
 #[test]
 fn erasing_a_user_leaves_nothing_of_it_in_any_table_file_process_or_route() {
     let model = ModelServer::start(Protocol::OpenAi);
-    let app = deriving_app(&model, 2);
+    let app = app_with(&model, 2);
     let app_id = app.create_app("erasure");
     let gone = Person::create(&app, &app_id, "GONEZQX");
     let kept = Person::create(&app, &app_id, "KEPTWVY");
@@ -480,7 +472,7 @@ fn erasing_a_user_leaves_nothing_of_it_in_any_table_file_process_or_route() {
 #[test]
 fn erasing_a_session_takes_its_messages_and_their_facts_and_keeps_the_rest() {
     let model = ModelServer::start(Protocol::OpenAi);
-    let app = deriving_app(&model, 1);
+    let app = app_with(&model, 1);
     let app_id = app.create_app("erasure");
     let user = app.create_user(&app_id, "someone");
     let path = format!("/v1/apps/{app_id}/users/{user}");
@@ -656,7 +648,7 @@ fn a_deriver_working_on_the_user_during_its_erasure_writes_nothing_back() {
         },
         _ => default_reply(asked),
     });
-    let app = deriving_app(&model, 2);
+    let app = app_with(&model, 2);
     let app_id = app.create_app("erasure");
     let gone = app.create_user(&app_id, "RACINGQZX");
     let path = format!("/v1/apps/{app_id}/users/{gone}");

@@ -20,7 +20,9 @@ pub fn fast_deriver(workers: usize) -> honcho_insights::DeriverSettings {
     }
 }
 
-fn app_with(server: &ModelServer, workers: usize) -> TestApp {
+/// A server asking `server`'s models, with `workers` deriver workers (none: messages are queued
+/// and stay so).
+pub fn app_with(server: &ModelServer, workers: usize) -> TestApp {
     TestApp::spawn_with(Options {
         models: Some(server.models()),
         deriver: (workers > 0).then(|| fast_deriver(workers)),
@@ -52,7 +54,8 @@ pub fn distinct_words(i: usize) -> String {
     format!("alpha{i} bravo{i} charlie{i} delta{i}")
 }
 
-fn facts_of(app: &TestApp, user_path: &str) -> Vec<Value> {
+/// The user's facts (documents of its protected collection).
+pub fn facts_of(app: &TestApp, user_path: &str) -> Vec<Value> {
     let collection = app.ok(app.get(&format!("{user_path}/collections/name/honcho")));
     let page = app.ok(app.post(
         &format!(
