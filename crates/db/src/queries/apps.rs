@@ -1,4 +1,4 @@
-use super::{dialect, into_map, on_unique, page_of, schema::apps, updated_row, Conn};
+use super::{dialect, into_map, on_unique, schema::apps, updated_row, Conn};
 use crate::DbResult;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -151,16 +151,5 @@ pub fn list_apps(
         q
     };
     let total: i64 = query().count().get_result(conn)?;
-    page_of::<AppRow, App>(total, req, |offset| {
-        let q = query()
-            .select(AppRow::as_select())
-            .limit(req.limit())
-            .offset(offset);
-        if req.reverse {
-            q.order(apps::id.desc())
-        } else {
-            q.order(apps::id.asc())
-        }
-        .load(conn)
-    })
+    page_by_id!(conn, req, total, query, AppRow, apps::id)
 }

@@ -1,5 +1,5 @@
 use super::schema::{collections, documents, users};
-use super::{dialect, into_map, on_unique, page_of, Conn};
+use super::{dialect, into_map, on_unique, Conn};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -156,18 +156,7 @@ pub fn list_collections(
         q
     };
     let total: i64 = query().count().get_result(conn)?;
-    page_of::<CollectionRow, Collection>(total, req, |offset| {
-        let q = query()
-            .select(CollectionRow::as_select())
-            .limit(req.limit())
-            .offset(offset);
-        if req.reverse {
-            q.order(collections::id.desc())
-        } else {
-            q.order(collections::id.asc())
-        }
-        .load(conn)
-    })
+    page_by_id!(conn, req, total, query, CollectionRow, collections::id)
 }
 
 /// Renames and/or replaces the metadata of a collection; the protected collection keeps its name.

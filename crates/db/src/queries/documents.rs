@@ -1,6 +1,6 @@
 use super::collections::{collection_of, find_collection};
 use super::schema::{collections, documents};
-use super::{dialect, into_map, page_of, Conn};
+use super::{dialect, into_map, Conn};
 use crate::corpus::{CollectionCache, CollectionCorpus, Corpus};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
@@ -216,18 +216,7 @@ pub fn list_documents(
         q
     };
     let total: i64 = query().count().get_result(conn)?;
-    page_of::<DocumentRow, Document>(total, req, |offset| {
-        let q = query()
-            .select(DocumentRow::as_select())
-            .limit(req.limit())
-            .offset(offset);
-        if req.reverse {
-            q.order(documents::id.desc())
-        } else {
-            q.order(documents::id.asc())
-        }
-        .load(conn)
-    })
+    page_by_id!(conn, req, total, query, DocumentRow, documents::id)
 }
 
 /// The `top` documents of the collection best ranked for `search`

@@ -1,7 +1,7 @@
 //! Recorded API keys: minting records a key, revoking marks it, and every process reads the revoked
 //! ones (see `honcho_domain::auth::RevokedKeys`).
 
-use super::{dialect, page_of, schema, schema::api_keys, Conn};
+use super::{dialect, schema, schema::api_keys, Conn};
 use crate::DbResult;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -107,18 +107,7 @@ pub fn list_keys(
         q
     };
     let total: i64 = query().count().get_result(conn)?;
-    page_of::<KeyRow, KeyRecord>(total, req, |offset| {
-        let q = query()
-            .select(KeyRow::as_select())
-            .limit(req.limit())
-            .offset(offset);
-        if req.reverse {
-            q.order(api_keys::id.desc())
-        } else {
-            q.order(api_keys::id.asc())
-        }
-        .load(conn)
-    })
+    page_by_id!(conn, req, total, query, KeyRow, api_keys::id)
 }
 
 /// Marks the key `id` revoked at `now` (a key revoked before keeps its time); 404 for an unknown id.

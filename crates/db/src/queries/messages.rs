@@ -1,5 +1,5 @@
 use super::schema::{deriver_queue, messages, sessions};
-use super::{dialect, into_map, page_of, session_of, updated_row, Conn};
+use super::{dialect, into_map, session_of, updated_row, Conn};
 use crate::corpus::{Corpus, MessageCorpus, MessageMeta, SessionMark, UserCache};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
@@ -202,18 +202,7 @@ pub fn list_messages(
         Some(_) => query().count().get_result(conn)?,
         None => count,
     };
-    page_of::<MessageRow, Message>(total, req, |offset| {
-        let q = query()
-            .select(MessageRow::as_select())
-            .limit(req.limit())
-            .offset(offset);
-        if req.reverse {
-            q.order(messages::id.desc())
-        } else {
-            q.order(messages::id.asc())
-        }
-        .load(conn)
-    })
+    page_by_id!(conn, req, total, query, MessageRow, messages::id)
 }
 
 /// The `top` messages of the user best ranked for `search` ([`honcho_domain::retrieval`]), best

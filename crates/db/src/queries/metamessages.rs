@@ -1,6 +1,6 @@
 // Queries of the metamessages table: see the module docs of `queries`.
 use super::schema::{messages, metamessages, sessions, users};
-use super::{dialect, into_map, page_of, Conn};
+use super::{dialect, into_map, Conn};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -269,16 +269,5 @@ pub fn list_metamessages(
         q
     };
     let total: i64 = query().count().get_result(conn)?;
-    page_of::<MetamessageRow, Metamessage>(total, req, |offset| {
-        let q = query()
-            .select(MetamessageRow::as_select())
-            .limit(req.limit())
-            .offset(offset);
-        if req.reverse {
-            q.order(metamessages::id.desc())
-        } else {
-            q.order(metamessages::id.asc())
-        }
-        .load(conn)
-    })
+    page_by_id!(conn, req, total, query, MetamessageRow, metamessages::id)
 }

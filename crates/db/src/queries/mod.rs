@@ -10,6 +10,27 @@ use diesel::{ExpressionMethods, QueryDsl};
 use honcho_domain::{Page, PageRequest, SessionKey};
 use serde_json::{Map, Value};
 
+/// One page of the rows `$query()` gives (a closure making the filtered, boxed query), ordered by
+/// `$id` (newest first with `req.reverse`), read as `$row` (`Selectable`) and converted to the
+/// domain type; `$total` is how many rows match (the page's item query is skipped past the end).
+macro_rules! page_by_id {
+    ($conn:expr, $req:expr, $total:expr, $query:expr, $row:ty, $id:expr) => {{
+        let req: honcho_domain::PageRequest = $req;
+        super::page_of::<$row, _>($total, req, |offset| {
+            let q = $query()
+                .select(<$row>::as_select())
+                .limit(req.limit())
+                .offset(offset);
+            if req.reverse {
+                q.order($id.desc())
+            } else {
+                q.order($id.asc())
+            }
+            .load($conn)
+        })
+    }};
+}
+
 mod apps;
 mod collections;
 mod context;

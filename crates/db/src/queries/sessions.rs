@@ -1,7 +1,7 @@
 use super::messages::NewMessageRow;
 use super::metamessages::NewMetamessageRow;
 use super::schema::{messages, metamessages, sessions};
-use super::{dialect, into_map, page_of, session_of, updated_row, Conn};
+use super::{dialect, into_map, session_of, updated_row, Conn};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -131,18 +131,7 @@ pub fn list_sessions(
         q
     };
     let total: i64 = query().count().get_result(conn)?;
-    page_of::<SessionRow, Session>(total, req, |offset| {
-        let q = query()
-            .select(SessionRow::as_select())
-            .limit(req.limit())
-            .offset(offset);
-        if req.reverse {
-            q.order(sessions::id.desc())
-        } else {
-            q.order(sessions::id.asc())
-        }
-        .load(conn)
-    })
+    page_by_id!(conn, req, total, query, SessionRow, sessions::id)
 }
 
 pub fn update_session(conn: &mut Conn, key: &SessionKey, metadata: Metadata) -> DbResult<Session> {

@@ -1,4 +1,4 @@
-use super::{dialect, into_map, on_unique, page_of, schema::users, updated_row, Conn};
+use super::{dialect, into_map, on_unique, schema::users, updated_row, Conn};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -177,16 +177,5 @@ pub fn list_users(
         q
     };
     let total: i64 = query().count().get_result(conn)?;
-    page_of::<UserRow, User>(total, req, |offset| {
-        let q = query()
-            .select(UserRow::as_select())
-            .limit(req.limit())
-            .offset(offset);
-        if req.reverse {
-            q.order(users::id.desc())
-        } else {
-            q.order(users::id.asc())
-        }
-        .load(conn)
-    })
+    page_by_id!(conn, req, total, query, UserRow, users::id)
 }
