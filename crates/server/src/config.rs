@@ -248,7 +248,16 @@ impl Config {
     /// HTTP, auth, retrieval and deriver settings. Flags such as `USE_AUTH` take true/false, 1/0,
     /// yes/no or on/off.
     pub fn from_env() -> Result<Config, String> {
-        let (name, raw) = match (var("DATABASE_URL"), var("CONNECTION_URI")) {
+        Config::read(None)
+    }
+
+    /// As [`Config::from_env`], with the database given on the command line (`--database-url`)
+    /// taking the place of `DATABASE_URL` when it is there.
+    pub fn read(database_url: Option<String>) -> Result<Config, String> {
+        let (name, raw) = match (
+            database_url.or_else(|| var("DATABASE_URL")),
+            var("CONNECTION_URI"),
+        ) {
             (Some(u), _) => ("DATABASE_URL", u),
             (None, Some(u)) => ("CONNECTION_URI", u),
             (None, None) => ("DATABASE_URL", DEFAULT_DATABASE.to_string()),

@@ -46,11 +46,9 @@ struct DatabaseArg {
 }
 
 impl DatabaseArg {
-    /// Makes the flag's value the one configuration reads.
-    fn apply(&self) {
-        if let Some(url) = &self.database_url {
-            std::env::set_var("DATABASE_URL", url);
-        }
+    /// The configuration, with this database (the flag's, or `DATABASE_URL`).
+    fn config(&self) -> Result<Config, String> {
+        Config::read(self.database_url.clone())
     }
 }
 
@@ -311,8 +309,7 @@ fn keys_from_env() -> Result<honcho_web::auth::Keys, String> {
 /// The database that records keys: it must exist already (a SQLite file is not created here).
 /// The database of an existing deployment, for a one-shot command (a SQLite file must exist).
 fn existing_database(database: DatabaseArg) -> Result<honcho_db::Db, String> {
-    database.apply();
-    let config = Config::from_env()?;
+    let config = database.config()?;
     if let honcho_db::DatabaseUrl::Sqlite(path) = &config.database {
         if !path.exists() {
             return Err(format!(
@@ -504,8 +501,7 @@ fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Keys(command) => run_keys(command),
         Command::Reembed { database, batch } => {
-            database.apply();
-            let config = Config::from_env()?;
+            let config = database.config()?;
             let embedder = honcho_models::embedder_from_env()?;
             let db = honcho_server::open_database(&config)?;
             let done = honcho_domain::embed::reembed(&db, embedder.as_ref(), batch, |documents| {
@@ -550,17 +546,13 @@ fn run(command: Command) -> Result<(), String> {
         Command::Deriver(DeriverArgs {
             database,
             action: None,
-        }) => {
-            database.apply();
-            run_deriver(Config::from_env()?)
-        }
+        }) => run_deriver(database.config()?),
         Command::Deriver(DeriverArgs {
             database,
             action: Some(action),
         }) => run_deriver_action(action, database),
         Command::Migrate(database) => {
-            database.apply();
-            let config = Config::from_env()?;
+            let config = database.config()?;
             let (_, ran) = honcho_server::open_and_migrate(&config)?;
             let s = if ran == 1 { "" } else { "s" };
             match ran {
@@ -580,8 +572,7 @@ fn run(command: Command) -> Result<(), String> {
             host,
             port,
         }) => {
-            database.apply();
-            let mut config = Config::from_env()?;
+            let mut config = database.config()?;
             if let Some(h) = host {
                 config.host = h;
             }
