@@ -71,6 +71,8 @@ impl MessageScope {
 
 /// The most results a document query returns (v1.1.0's limit).
 pub const DOCUMENT_TOP_K_MAX: usize = 50;
+/// The results a document query returns when not told (v1.1.0's default).
+pub const DOCUMENT_TOP_K_DEFAULT: usize = 5;
 /// The most results a message search returns.
 pub const MESSAGE_TOP_K_MAX: usize = 100;
 /// The results a message search returns when not told.

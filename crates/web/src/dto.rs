@@ -262,7 +262,7 @@ impl From<honcho_domain::Message> for Message {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AppCreate {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = limited::name)]
     pub name: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -288,7 +288,7 @@ pub struct AppGet {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UserCreate {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = limited::name)]
     pub name: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -336,7 +336,7 @@ pub struct SessionGet {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MessageCreate {
-    #[schema(min_length = 0, max_length = 50000)]
+    #[schema(schema_with = limited::content)]
     pub content: String,
     #[serde(deserialize_with = "lax_bool")]
     pub is_user: bool,
@@ -348,7 +348,7 @@ pub struct MessageCreate {
 /// Schema for batch message creation with a max of 100 messages
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MessageBatchCreate {
-    #[schema(max_items = 100)]
+    #[schema(schema_with = limited::batch)]
     pub messages: Vec<MessageCreate>,
 }
 
@@ -410,9 +410,9 @@ impl From<honcho_domain::Metamessage> for Metamessage {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MetamessageCreate {
     #[serde(default)]
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 50)]
+    #[schema(schema_with = limited::label, required = true)]
     pub metamessage_type: Option<String>,
-    #[schema(min_length = 0, max_length = 50000)]
+    #[schema(schema_with = limited::content)]
     pub content: String,
     #[serde(default)]
     pub session_id: Option<String>,
@@ -423,7 +423,7 @@ pub struct MetamessageCreate {
     pub metadata: Object,
     /// The newer name of `metamessage_type`.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 50)]
+    #[schema(schema_with = limited::newer_label)]
     pub label: Option<String>,
 }
 
@@ -457,7 +457,7 @@ pub struct MetamessageUpdate {
     pub metadata: Option<Object>,
     /// The newer name of `metamessage_type`.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 50)]
+    #[schema(schema_with = limited::newer_label)]
     pub label: Option<String>,
 }
 
@@ -492,7 +492,7 @@ impl From<honcho_domain::Collection> for Collection {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CollectionCreate {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = limited::name)]
     pub name: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -546,7 +546,7 @@ impl From<honcho_domain::Document> for Document {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DocumentCreate {
-    #[schema(min_length = 1, max_length = 100000)]
+    #[schema(schema_with = limited::document)]
     pub content: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -566,33 +566,97 @@ pub struct DocumentUpdate {
     #[schema(schema_with = document_update_metadata)]
     pub metadata: Option<Object>,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 100000)]
+    #[schema(schema_with = limited::document_or_null)]
     pub content: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DocumentQuery {
-    #[schema(min_length = 1, max_length = 1000)]
+    #[schema(schema_with = limited::query)]
     pub query: String,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Object>,
     #[serde(default = "default_top_k")]
-    #[schema(minimum = 1, maximum = 50, default = 5)]
+    #[schema(schema_with = limited::document_top_k)]
     pub top_k: i64,
 }
 
-/// `DocumentUpdate.metadata`: an optional object of at most 10 000 keys.
+/// `DocumentUpdate.metadata`: an optional object of at most `METADATA_MAX_KEYS` keys.
 fn document_update_metadata() -> utoipa::openapi::schema::Object {
     use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
     ObjectBuilder::new()
         .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
-        .max_properties(Some(10_000))
+        .max_properties(Some(honcho_domain::values::METADATA_MAX_KEYS))
         .build()
 }
 
 fn default_top_k() -> i64 {
-    5
+    honcho_domain::retrieval::DOCUMENT_TOP_K_DEFAULT as i64
+}
+
+/// Schemas of fields with limits, built from the domain's limits (utoipa's attributes take only
+/// literals, which would repeat them).
+mod limited {
+    use honcho_domain::retrieval::{DOCUMENT_TOP_K_DEFAULT, DOCUMENT_TOP_K_MAX};
+    use honcho_domain::values::{
+        BATCH_MAX, CONTENT_MAX, DOCUMENT_MAX, LABEL_MAX, NAME_MAX, QUERY_MAX,
+    };
+    use utoipa::openapi::schema::{
+        Array, ArrayBuilder, KnownFormat, Object, ObjectBuilder, SchemaFormat, SchemaType, Type,
+    };
+    use utoipa::openapi::Ref;
+
+    fn text(min: usize, max: usize, or_null: bool) -> Object {
+        let kind = match or_null {
+            true => SchemaType::from_iter([Type::String, Type::Null]),
+            false => SchemaType::new(Type::String),
+        };
+        ObjectBuilder::new()
+            .schema_type(kind)
+            .min_length(Some(min))
+            .max_length(Some(max))
+            .build()
+    }
+    pub fn name() -> Object {
+        text(1, NAME_MAX, false)
+    }
+    pub fn content() -> Object {
+        text(0, CONTENT_MAX, false)
+    }
+    pub fn label() -> Object {
+        text(1, LABEL_MAX, false)
+    }
+    /// The newer name of `metamessage_type` (a schema made here carries no doc comment).
+    pub fn newer_label() -> Object {
+        let mut schema = text(1, LABEL_MAX, true);
+        schema.description = Some("The newer name of `metamessage_type`.".into());
+        schema
+    }
+    pub fn document() -> Object {
+        text(1, DOCUMENT_MAX, false)
+    }
+    pub fn document_or_null() -> Object {
+        text(1, DOCUMENT_MAX, true)
+    }
+    pub fn query() -> Object {
+        text(1, QUERY_MAX, false)
+    }
+    pub fn batch() -> Array {
+        ArrayBuilder::new()
+            .items(Ref::from_schema_name("MessageCreate"))
+            .max_items(Some(BATCH_MAX))
+            .build()
+    }
+    pub fn document_top_k() -> Object {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::Integer))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .default(Some(serde_json::json!(DOCUMENT_TOP_K_DEFAULT)))
+            .maximum(Some(DOCUMENT_TOP_K_MAX as f64))
+            .minimum(Some(1f64))
+            .build()
+    }
 }
 
 /// The body of `chat`.

@@ -40,3 +40,57 @@ fn docs_page_is_served_offline() {
         (200, serde_json::json!({ "status": "ok" }))
     );
 }
+
+/// Limits the document states with literals (fields whose schema keeps its doc comment) are the
+/// domain's: the document and the parsing cannot disagree.
+#[test]
+fn the_documented_limits_are_the_domains() {
+    use honcho_domain::{context, page, queue, retrieval};
+    let doc: serde_json::Value = serde_json::from_str(&honcho_web::api_json()).unwrap();
+    let schema =
+        |name: &str, field: &str| doc["components"]["schemas"][name]["properties"][field].clone();
+    for body in ["MessageSearch", "UserMessageSearch"] {
+        assert_eq!(
+            schema(body, "query")["maxLength"],
+            honcho_domain::values::MESSAGE_QUERY_MAX
+        );
+        assert_eq!(
+            schema(body, "top_k")["maximum"],
+            retrieval::MESSAGE_TOP_K_MAX
+        );
+        assert_eq!(
+            schema(body, "top_k")["default"],
+            retrieval::MESSAGE_TOP_K_DEFAULT
+        );
+    }
+    assert_eq!(
+        schema("UserMessageSearch", "session_ids")["maxItems"],
+        retrieval::SESSION_IDS_MAX
+    );
+    assert_eq!(
+        schema("DeriverRetry", "message_ids")["maxItems"],
+        queue::RETRY_IDS_MAX
+    );
+    // Every paginated operation's `size`, and the context's `tokens`.
+    let mut sizes = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for op in item.as_object().unwrap().values() {
+            for param in op["parameters"].as_array().into_iter().flatten() {
+                let s = &param["schema"];
+                match param["name"].as_str() {
+                    Some("size") => {
+                        sizes += 1;
+                        assert_eq!(s["maximum"], page::SIZE_MAX, "{path}");
+                        assert_eq!(s["default"], page::SIZE_DEFAULT, "{path}");
+                    }
+                    Some("tokens") => {
+                        assert_eq!(s["maximum"], context::TOKENS_MAX, "{path}");
+                        assert_eq!(s["default"], context::TOKENS_DEFAULT, "{path}");
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(sizes >= 8, "{sizes} paginated operations");
+}
