@@ -20,7 +20,10 @@ pub use erasure::{ErasureWatch, ERASURES_POLL};
 pub use error::{DbError, Outage};
 pub use periodic::Periodic;
 pub use pool::close;
-pub use store::{Db, DbOptions, PoolState, SqliteSync};
+pub use store::{
+    Db, DbOptions, PoolState, SqliteSync, MESSAGE_CACHE_MB_DEFAULT, SQLITE_WAL_LIMIT_MB_DEFAULT,
+    VECTOR_CACHE_MB_DEFAULT,
+};
 pub use url::{DatabaseUrl, UrlError};
 
 /// Result of a store operation.

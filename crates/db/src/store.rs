@@ -80,16 +80,25 @@ pub struct DbOptions {
     pub statement_timeout: Option<Duration>,
 }
 
+/// MiB of write-ahead log past which SQLite's log is checkpointed and truncated, by default.
+pub const SQLITE_WAL_LIMIT_MB_DEFAULT: u64 = 64;
+/// MiB of cached collection vectors and postings, by default.
+pub const VECTOR_CACHE_MB_DEFAULT: usize = 256;
+/// MiB of cached users' message vectors and postings, by default.
+pub const MESSAGE_CACHE_MB_DEFAULT: usize = 256;
+
+const MIB: usize = 1024 * 1024;
+
 impl DbOptions {
-    /// Defaults (durable commits, a 64 MiB log, 256 MiB of cached vectors) with `max_size`
-    /// connections.
+    /// Defaults (durable commits, the default log limit and cache sizes, no statement timeout)
+    /// with `max_size` connections.
     pub fn with_max_size(max_size: u32) -> DbOptions {
         DbOptions {
             max_size,
             sqlite_sync: SqliteSync::Full,
-            sqlite_wal_limit: 64 * 1024 * 1024,
-            vector_cache_bytes: 256 * 1024 * 1024,
-            message_cache_bytes: 256 * 1024 * 1024,
+            sqlite_wal_limit: SQLITE_WAL_LIMIT_MB_DEFAULT * MIB as u64,
+            vector_cache_bytes: VECTOR_CACHE_MB_DEFAULT * MIB,
+            message_cache_bytes: MESSAGE_CACHE_MB_DEFAULT * MIB,
             statement_timeout: None,
         }
     }

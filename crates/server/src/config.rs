@@ -293,9 +293,12 @@ impl Config {
                     ))
                 }
             },
-            sqlite_wal_limit_mb: positive("SQLITE_WAL_LIMIT_MB")?.unwrap_or(64),
-            vector_cache_mb: parse_var("VECTOR_CACHE_MB")?.unwrap_or(256),
-            message_cache_mb: parse_var("MESSAGE_CACHE_MB")?.unwrap_or(256),
+            sqlite_wal_limit_mb: positive("SQLITE_WAL_LIMIT_MB")?
+                .unwrap_or(honcho_db::SQLITE_WAL_LIMIT_MB_DEFAULT),
+            vector_cache_mb: parse_var("VECTOR_CACHE_MB")?
+                .unwrap_or(honcho_db::VECTOR_CACHE_MB_DEFAULT),
+            message_cache_mb: parse_var("MESSAGE_CACHE_MB")?
+                .unwrap_or(honcho_db::MESSAGE_CACHE_MB_DEFAULT),
             request_timeout_secs: positive("REQUEST_TIMEOUT")?.unwrap_or(30),
             max_connections: positive("MAX_CONNECTIONS")?.unwrap_or(10_000),
             shutdown_timeout_secs: parse_var("SHUTDOWN_TIMEOUT")?.unwrap_or(30),

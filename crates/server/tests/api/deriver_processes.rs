@@ -415,8 +415,7 @@ fn a_worker_that_lost_its_lease_cannot_commit() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // A is frozen now; its lease runs out. B takes over and finishes the session.
-    std::thread::sleep(Duration::from_millis(1500));
+    // A is frozen now. B claims the session as soon as A's lease (1 s) has run out, and finishes it.
     let mut b = Worker::start(&app, &server, 1);
     let status = wait_for_queue(&app, &s.app, &format!("session_id={}", s.session), 6);
     assert_eq!(status["done"], 6, "{status}");
