@@ -680,8 +680,16 @@ fn a_deriver_working_on_the_user_during_its_erasure_writes_nothing_back() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(app.delete(&path).0, 204);
-    // The workers' calls in flight end (400 ms each) and their results find no lease.
-    std::thread::sleep(Duration::from_millis(1500));
+    // The workers' calls in flight are answered, and what the workers do with the answers (their
+    // commits find no lease) is over by the time another user's message is derived below.
+    let started = Instant::now();
+    while model.answered() < model.asked().len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "calls left unanswered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut needles: Vec<&str> = ids.iter().map(String::as_str).collect();
     needles.push("RACINGQZX");
     assert_eq!(rows_naming(&app, &needles), vec![]);
@@ -693,6 +701,13 @@ fn a_deriver_working_on_the_user_during_its_erasure_writes_nothing_back() {
         json!({ "content": "I collect stamps", "is_user": true }),
     ));
     wait_for_queue(&app, &app_id, &format!("user_id={next}"), 1);
+    // Both workers are idle again: neither is left with a result of the erased user's.
+    let started = Instant::now();
+    while app.ok(app.get(&format!("/v1/apps/{app_id}/deriver/status")))["in_progress"] != 0 {
+        assert!(started.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(model.answered(), model.asked().len());
     assert_eq!(rows_naming(&app, &needles), vec![]);
 }
 

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -81,6 +81,8 @@ pub struct ModelServer {
     pub base: String,
     pub protocol: Protocol,
     asked: Arc<Mutex<Vec<Asked>>>,
+    /// Requests answered (their reply written), held ones and cut streams not counted.
+    answered: Arc<AtomicUsize>,
     closed: Arc<AtomicBool>,
 }
 
@@ -122,23 +124,25 @@ impl ModelServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}/v1", listener.local_addr().unwrap());
         let asked = Arc::new(Mutex::new(Vec::new()));
+        let answered = Arc::new(AtomicUsize::new(0));
         let closed = Arc::new(AtomicBool::new(false));
         let script: Arc<Script> = Arc::new(script);
-        let (a, c) = (asked.clone(), closed.clone());
+        let (a, n, c) = (asked.clone(), answered.clone(), closed.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if c.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
-                let (a, s, c) = (a.clone(), script.clone(), c.clone());
-                std::thread::spawn(move || serve(stream, protocol, &a, s.as_ref(), &c));
+                let (a, n, s, c) = (a.clone(), n.clone(), script.clone(), c.clone());
+                std::thread::spawn(move || serve(stream, protocol, &a, &n, s.as_ref(), &c));
             }
         });
         ModelServer {
             base,
             protocol,
             asked,
+            answered,
             closed,
         }
     }
@@ -146,6 +150,11 @@ impl ModelServer {
     /// Every request so far.
     pub fn asked(&self) -> Vec<Asked> {
         self.asked.lock().unwrap().clone()
+    }
+
+    /// How many requests were answered so far.
+    pub fn answered(&self) -> usize {
+        self.answered.load(Ordering::SeqCst)
     }
 
     /// The environment that points honcho at this server.
@@ -190,6 +199,7 @@ fn serve(
     stream: TcpStream,
     protocol: Protocol,
     asked: &Mutex<Vec<Asked>>,
+    answered: &AtomicUsize,
     script: &Script,
     closed: &AtomicBool,
 ) {
@@ -276,6 +286,7 @@ fn serve(
         if written.is_err() {
             return;
         }
+        answered.fetch_add(1, Ordering::SeqCst);
     }
 }
 
