@@ -11,10 +11,11 @@ use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use honcho_domain::auth::{Claims, KeyRecord, KeyScope};
 use honcho_domain::erasure::{Erased, ErasureScope};
+use honcho_domain::import::{ImportMode, Outcome};
 use honcho_domain::insights::{Completion, Conversation, Derived, ItemPolicy, Lease, WorkItem};
 use honcho_domain::{
-    App, Collection, CollectionKey, Document, Embedding, Message, Metadata, Name, NewMessage, Page,
-    PageRequest, Session, SessionKey, Text, User,
+    App, Collection, CollectionKey, Document, Embedding, Message, Metadata, Metamessage, Name,
+    NewMessage, Page, PageRequest, Session, SessionKey, Text, User,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -739,6 +740,48 @@ impl Db {
     }
     pub fn revoked_keys(&self) -> DbResult<Vec<(String, Option<String>)>> {
         dispatch!(self, revoked_keys())
+    }
+
+    // Import: another server's records with their ids and times (see `queries::import`)
+
+    pub fn import_app(&self, app: &App, mode: ImportMode) -> DbResult<Outcome> {
+        dispatch!(self, import_app(app, mode))
+    }
+    pub fn import_user(&self, user: &User, mode: ImportMode) -> DbResult<Outcome> {
+        dispatch!(self, import_user(user, mode))
+    }
+    pub fn import_session(&self, session: &Session, mode: ImportMode) -> DbResult<Outcome> {
+        dispatch!(self, import_session(session, mode))
+    }
+    pub fn import_collection(&self, c: &Collection, mode: ImportMode) -> DbResult<Outcome> {
+        dispatch!(self, import_collection(c, mode))
+    }
+    /// One outcome per message, in order; `enqueue` queues the written ones for the deriver.
+    pub fn import_messages(
+        &self,
+        key: &SessionKey,
+        batch: &[Message],
+        mode: ImportMode,
+        enqueue: bool,
+    ) -> DbResult<Vec<Outcome>> {
+        dispatch!(self, import_messages(key, batch, mode, enqueue))
+    }
+    pub fn import_metamessages(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        batch: &[Metamessage],
+        mode: ImportMode,
+    ) -> DbResult<Vec<Outcome>> {
+        dispatch!(self, import_metamessages(app_id, user_id, batch, mode))
+    }
+    pub fn import_documents(
+        &self,
+        key: &CollectionKey,
+        batch: &[(Document, Option<Embedding>)],
+        mode: ImportMode,
+    ) -> DbResult<Vec<Outcome>> {
+        dispatch!(self, import_documents(key, batch, mode))
     }
 
     // Erasure

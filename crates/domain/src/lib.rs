@@ -9,6 +9,7 @@ pub mod erasure;
 pub mod error;
 pub mod facts;
 pub mod id;
+pub mod import;
 pub mod insights;
 pub mod json;
 pub mod lexical;

@@ -98,6 +98,12 @@ enum Command {
         vars::LOGGING,
     ]))]
     Deriver(DeriverArgs),
+    /// Copy the data of a Honcho v1.1.0 server (apps, users, sessions, messages, metamessages,
+    /// collections, documents), read through its API, into this database with their ids and times;
+    /// running it again imports only what is missing. Exits non-zero when something failed or
+    /// conflicted
+    #[command(after_help = vars::help(&[vars::DATABASE, vars::EMBEDDING, vars::LOGGING]))]
+    Import(ImportArgs),
     /// Erase a user and everything stored about it (sessions, messages, metamessages, collections,
     /// documents and facts, the deriver's work), or with --session-id one session and the facts
     /// derived from its messages; prints what was erased. This cannot be undone.
@@ -116,6 +122,38 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         session_id: Option<String>,
     },
+}
+
+/// `honcho import`: the source, what to take from it and how.
+#[derive(Args)]
+struct ImportArgs {
+    #[command(flatten)]
+    database: DatabaseArg,
+    /// The source server's address (http://host:port of any server of the Honcho v1.1.0 API)
+    #[arg(long, value_name = "URL")]
+    from: String,
+    /// A key of the source (an admin key reads every app; an app's key, that app)
+    #[arg(long, env = "HONCHO_IMPORT_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Import only this app, by id or name (repeatable) [default: every app the key lists]
+    #[arg(long = "app", value_name = "NAME_OR_ID", allow_hyphen_values = true)]
+    apps: Vec<String>,
+    /// Users imported at once
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Read the source and compare with the target, print the counts and conflicts, write nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Replace records of the target that differ from the source's (default: report them)
+    #[arg(long)]
+    overwrite: bool,
+    /// Store documents without vectors (searchable by words; `honcho reembed` embeds them)
+    #[arg(long)]
+    skip_embedding: bool,
+    /// Queue the imported messages for the deriver (default: the source's facts and summaries
+    /// come along as they are, nothing is derived again)
+    #[arg(long)]
+    derive: bool,
 }
 
 /// `honcho deriver`: the workers, or with a subcommand the failed messages.
@@ -321,6 +359,49 @@ fn existing_database(database: DatabaseArg) -> Result<honcho_db::Db, String> {
     honcho_server::open_for_command(&config)
 }
 
+/// `honcho import`: reads the source first (nothing is opened or written when it cannot be read),
+/// then imports and prints the summary.
+fn import(args: ImportArgs) -> Result<(), String> {
+    let config = args.database.config()?;
+    let embedder = if args.skip_embedding {
+        None
+    } else {
+        Some(honcho_models::embedder_from_env()?)
+    };
+    let source = honcho_import::Source::new(&args.from, args.api_key.clone())?;
+    let options = honcho_import::Options {
+        apps: args.apps,
+        concurrency: args.concurrency,
+        dry_run: args.dry_run,
+        overwrite: args.overwrite,
+        derive: args.derive,
+        embedder,
+    };
+    let tally = std::sync::Arc::new(honcho_import::Tally::new(args.dry_run));
+    honcho_import::run(
+        &source,
+        || honcho_server::open_for_command(&config),
+        &options,
+        &tally,
+    )?;
+    let title = if args.dry_run {
+        "dry run (nothing written)"
+    } else {
+        "imported"
+    };
+    emit(&format!(
+        "{title}: from {} into {}\n{tally}\n",
+        source.base(),
+        config.database.redacted()
+    ))?;
+    match tally.incomplete() {
+        (0, 0) => Ok(()),
+        (failed, conflicts) => Err(format!(
+            "{failed} failed and {conflicts} conflicting records were not imported (reported above)"
+        )),
+    }
+}
+
 /// Shows an optional value in a listing.
 fn or_dash(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("-")
@@ -518,6 +599,7 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Openapi => emit(&honcho_web::api_yaml()),
+        Command::Import(args) => import(args),
         Command::Erase {
             database,
             app_id,

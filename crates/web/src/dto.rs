@@ -19,6 +19,19 @@ fn timestamp<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_str(&text)
 }
 
+/// Timestamps as a v1.1.0 server may write them: RFC 3339 with an offset, or without one (then UTC,
+/// as a server that stores naive UTC times writes them).
+fn read_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f")
+                .map(|t| t.and_utc())
+        })
+        .map_err(|_| serde::de::Error::custom(format!("not a timestamp: {text:?}")))
+}
+
 fn optional_timestamp<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => timestamp(t, s),
@@ -112,24 +125,24 @@ pub struct KeyRevoke {
     pub key: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct App {
     pub id: String,
     pub name: String,
     #[serde(default)]
     #[schema(value_type = Object)]
     pub metadata: Object,
-    #[serde(serialize_with = "timestamp")]
+    #[serde(serialize_with = "timestamp", deserialize_with = "read_timestamp")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub id: String,
     pub name: String,
     pub app_id: String,
-    #[serde(serialize_with = "timestamp")]
+    #[serde(serialize_with = "timestamp", deserialize_with = "read_timestamp")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     #[serde(default)]
@@ -137,7 +150,7 @@ pub struct User {
     pub metadata: Object,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Session {
     pub id: String,
     pub is_active: bool,
@@ -146,12 +159,12 @@ pub struct Session {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub metadata: Object,
-    #[serde(serialize_with = "timestamp")]
+    #[serde(serialize_with = "timestamp", deserialize_with = "read_timestamp")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Message {
     pub id: String,
     pub content: String,
@@ -160,7 +173,7 @@ pub struct Message {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub metadata: Object,
-    #[serde(serialize_with = "timestamp")]
+    #[serde(serialize_with = "timestamp", deserialize_with = "read_timestamp")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     pub app_id: String,
@@ -168,7 +181,7 @@ pub struct Message {
 }
 
 /// One page of a list.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     #[schema(minimum = 0)]
@@ -368,7 +381,7 @@ pub struct MessageUpdate {
 // ---------------------------------------------------------------- metamessages
 
 /// A metamessage. `metamessage_type` is v1.1.0's name of `label`; both carry the same value.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Metamessage {
     pub id: String,
     pub label: String,
@@ -382,7 +395,7 @@ pub struct Metamessage {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub metadata: Object,
-    #[serde(serialize_with = "timestamp")]
+    #[serde(serialize_with = "timestamp", deserialize_with = "read_timestamp")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     #[schema(read_only)]
@@ -463,7 +476,7 @@ pub struct MetamessageUpdate {
 
 // ---------------------------------------------------------------- collections and documents
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Collection {
     pub id: String,
     pub name: String,
@@ -472,7 +485,7 @@ pub struct Collection {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub metadata: Object,
-    #[serde(serialize_with = "timestamp")]
+    #[serde(serialize_with = "timestamp", deserialize_with = "read_timestamp")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
 }
@@ -515,14 +528,14 @@ pub struct CollectionUpdate {
     pub metadata: Option<Object>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Document {
     pub id: String,
     pub content: String,
     #[serde(default)]
     #[schema(value_type = Object)]
     pub metadata: Object,
-    #[serde(serialize_with = "timestamp")]
+    #[serde(serialize_with = "timestamp", deserialize_with = "read_timestamp")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     pub collection_id: String,
@@ -875,6 +888,105 @@ impl From<honcho_domain::context::SessionContext> for SessionContext {
             }),
             facts: c.facts,
             tokens: c.tokens as u64,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- answers read back
+
+// Another server's answers, parsed with the types above (`honcho import`), as the records they
+// describe.
+
+impl From<App> for honcho_domain::App {
+    fn from(a: App) -> Self {
+        honcho_domain::App {
+            id: a.id,
+            name: a.name,
+            metadata: a.metadata,
+            created_at: a.created_at,
+        }
+    }
+}
+
+impl From<User> for honcho_domain::User {
+    fn from(u: User) -> Self {
+        honcho_domain::User {
+            id: u.id,
+            app_id: u.app_id,
+            name: u.name,
+            metadata: u.metadata,
+            created_at: u.created_at,
+        }
+    }
+}
+
+impl From<Session> for honcho_domain::Session {
+    fn from(s: Session) -> Self {
+        honcho_domain::Session {
+            id: s.id,
+            app_id: s.app_id,
+            user_id: s.user_id,
+            is_active: s.is_active,
+            metadata: s.metadata,
+            created_at: s.created_at,
+        }
+    }
+}
+
+impl From<Message> for honcho_domain::Message {
+    fn from(m: Message) -> Self {
+        honcho_domain::Message {
+            id: m.id,
+            app_id: m.app_id,
+            user_id: m.user_id,
+            session_id: m.session_id,
+            is_user: m.is_user,
+            content: m.content,
+            metadata: m.metadata,
+            created_at: m.created_at,
+        }
+    }
+}
+
+impl From<Metamessage> for honcho_domain::Metamessage {
+    fn from(m: Metamessage) -> Self {
+        honcho_domain::Metamessage {
+            id: m.id,
+            app_id: m.app_id,
+            user_id: m.user_id,
+            session_id: m.session_id,
+            message_id: m.message_id,
+            label: m.label,
+            content: m.content,
+            metadata: m.metadata,
+            created_at: m.created_at,
+        }
+    }
+}
+
+impl From<Collection> for honcho_domain::Collection {
+    fn from(c: Collection) -> Self {
+        honcho_domain::Collection {
+            id: c.id,
+            app_id: c.app_id,
+            user_id: c.user_id,
+            name: c.name,
+            metadata: c.metadata,
+            created_at: c.created_at,
+        }
+    }
+}
+
+impl From<Document> for honcho_domain::Document {
+    fn from(d: Document) -> Self {
+        honcho_domain::Document {
+            id: d.id,
+            app_id: d.app_id,
+            user_id: d.user_id,
+            collection_id: d.collection_id,
+            content: d.content,
+            metadata: d.metadata,
+            created_at: d.created_at,
         }
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = apps)]
-struct AppRow {
+pub(super) struct AppRow {
     public_id: String,
     name: String,
     metadata: Value,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = documents)]
-struct DocumentRow {
+pub(super) struct DocumentRow {
     id: i64,
     public_id: String,
     app_id: String,
@@ -43,18 +43,18 @@ impl From<DocumentRow> for Document {
 
 #[derive(Insertable)]
 #[diesel(table_name = documents)]
-struct NewDocumentRow<'a> {
-    public_id: &'a str,
-    app_id: &'a str,
-    user_id: &'a str,
-    collection_id: &'a str,
-    content: &'a str,
-    metadata: &'a Value,
-    embedding: Vec<u8>,
-    embedder: &'a str,
-    dimensions: i32,
-    revision: i64,
-    created_at: DateTime<Utc>,
+pub(super) struct NewDocumentRow<'a> {
+    pub public_id: &'a str,
+    pub app_id: &'a str,
+    pub user_id: &'a str,
+    pub collection_id: &'a str,
+    pub content: &'a str,
+    pub metadata: &'a Value,
+    pub embedding: Vec<u8>,
+    pub embedder: &'a str,
+    pub dimensions: i32,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(AsChangeset)]

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = metamessages)]
-struct MetamessageRow {
+pub(super) struct MetamessageRow {
     public_id: String,
     app_id: String,
     user_id: String,

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = users)]
-struct UserRow {
+pub(super) struct UserRow {
     public_id: String,
     app_id: String,
     name: String,

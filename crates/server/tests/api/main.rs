@@ -11,6 +11,7 @@ mod documents;
 mod erasure;
 mod faults;
 mod helpers;
+mod import;
 mod insights;
 mod keys;
 mod messages;
