@@ -37,6 +37,9 @@ options:
                      (mock model, 4 deriver workers, caches of 32 MiB each) for --duration
                      seconds (default 300), printing the server's RSS every 10 s, at the end
                      and 60 s after the load
+  --import           instead of the scenarios above: `honcho import` from a seeded local
+                     source (20 users, 100 sessions, 100,000 messages, 1,000 documents)
+                     into a fresh SQLite database (and into --postgres), twice
   --skip-build       use the existing target/release/honcho as is
   --binary PATH      use this server binary (for instance an older build, to compare)
   --help             print this help
@@ -120,6 +123,8 @@ pub(crate) struct Options {
     pub(crate) insights: bool,
     /// `--soak`: the memory soak instead of the scenarios.
     pub(crate) soak: bool,
+    /// `--import`: `honcho import`'s speed instead of the scenarios.
+    pub(crate) import: bool,
     /// With `insights`: which of `INSIGHTS_PARTS` to run.
     pub(crate) insights_parts: Vec<&'static str>,
 }
@@ -138,6 +143,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
         binary: None,
         insights: false,
         soak: false,
+        import: false,
         insights_parts: INSIGHTS_PARTS.to_vec(),
     };
     let mut only = None;
@@ -154,6 +160,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
             "--binary" => opts.binary = Some(PathBuf::from(value()?)),
             "--insights" => opts.insights = true,
             "--soak" => opts.soak = true,
+            "--import" => opts.import = true,
             "--postgres" => opts.postgres = Some(value()?.clone()),
             "--duration" => {
                 let secs = value()?.parse().ok().filter(|&s: &f64| s > 0.0);
@@ -216,6 +223,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let db = std::env::temp_dir().join(format!("honcho-bench-{}.db", std::process::id()));
     let db_url = db.to_str().ok_or("temp dir path is not UTF-8")?;
     remove_sqlite(&db); // leftovers of an earlier run with the same pid
+    if opts.import {
+        return crate::bench_import::run(&binary, opts.postgres.as_deref());
+    }
     if opts.soak {
         let result = crate::bench_soak::run("sqlite", db_url, &binary, opts.duration);
         remove_sqlite(&db);
@@ -570,7 +580,7 @@ fn seed_documents(port: u16, path: &str) -> Result<(), String> {
 }
 
 /// A fact-like sentence of about `CONTENT_LEN` characters, different for each `i`.
-fn document_text(i: usize) -> String {
+pub(crate) fn document_text(i: usize) -> String {
     const TOPICS: [&str; 8] = [
         "likes oatmeal with berries for breakfast",
         "runs five kilometres every morning",
@@ -596,7 +606,7 @@ fn document_text(i: usize) -> String {
 }
 
 /// A message body of exactly `CONTENT_LEN` ASCII characters.
-fn content(i: usize) -> String {
+pub(crate) fn content(i: usize) -> String {
     let mut text = format!("bench message {i}:");
     while text.len() < CONTENT_LEN {
         text.push_str(" lorem ipsum dolor sit amet");

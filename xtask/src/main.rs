@@ -2,6 +2,7 @@
 //! `cargo xtask eval`, `cargo xtask model [--check]`.
 
 mod bench;
+mod bench_import;
 mod bench_insights;
 mod bench_soak;
 mod compat;

@@ -29,6 +29,8 @@ pub enum Outcome {
     Overwritten,
     /// Its id or its name belongs to another record on the target (said here).
     Conflict(String),
+    /// It points at a record that is not on the target (said here): not written.
+    Unlinked(String),
 }
 
 impl Outcome {

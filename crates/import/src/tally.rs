@@ -129,6 +129,10 @@ impl Tally {
                 c.conflicts.fetch_add(1, Relaxed);
                 self.say(&format!("conflict: {why}; skipped with what it holds"));
             }
+            Outcome::Unlinked(why) => {
+                c.failed.fetch_add(1, Relaxed);
+                self.say(&format!("failed: {why}"));
+            }
         }
     }
 

@@ -384,6 +384,7 @@ pub fn import_metamessages(
         if !present {
             return Err(Error::user_not_found(user_id).into());
         }
+        let outcomes = unlinked(conn, batch, outcomes)?;
         let mut rows = Vec::new();
         for (m, outcome) in batch.iter().zip(&outcomes) {
             let metadata = object(&m.metadata);
@@ -425,6 +426,53 @@ pub fn import_metamessages(
         }
         Ok(outcomes)
     })
+}
+
+/// The outcomes with each metamessage to write whose session or message is not on the target
+/// marked unlinked (it could not be stored).
+fn unlinked(
+    conn: &mut Conn,
+    batch: &[Metamessage],
+    mut outcomes: Vec<Outcome>,
+) -> DbResult<Vec<Outcome>> {
+    let writes = || {
+        batch
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, Outcome::Written | Outcome::Overwritten))
+            .map(|(m, _)| m)
+    };
+    let session_ids: Vec<&str> = writes().filter_map(|m| m.session_id.as_deref()).collect();
+    let message_ids: Vec<&str> = writes().filter_map(|m| m.message_id.as_deref()).collect();
+    let sessions_there: std::collections::HashSet<String> = sessions::table
+        .filter(sessions::public_id.eq_any(&session_ids))
+        .select(sessions::public_id)
+        .load(conn)?
+        .into_iter()
+        .collect();
+    let messages_there: std::collections::HashSet<String> = messages::table
+        .filter(messages::public_id.eq_any(&message_ids))
+        .select(messages::public_id)
+        .load(conn)?
+        .into_iter()
+        .collect();
+    for (m, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+        if !matches!(outcome, Outcome::Written | Outcome::Overwritten) {
+            continue;
+        }
+        let missing = match (&m.session_id, &m.message_id) {
+            (Some(s), _) if !sessions_there.contains(s) => Some(format!("session {s}")),
+            (_, Some(id)) if !messages_there.contains(id) => Some(format!("message {id}")),
+            _ => None,
+        };
+        if let Some(missing) = missing {
+            *outcome = Outcome::Unlinked(format!(
+                "metamessage {} points at {missing}, which is not on the target",
+                m.id
+            ));
+        }
+    }
+    Ok(outcomes)
 }
 
 /// Writes a batch of a collection's documents with their ids and times, each with the vector given

@@ -528,3 +528,163 @@ fn a_source_that_cannot_be_read_fails_with_one_line_before_anything_is_written()
         assert_eq!(count_messages(&target.url), 0);
     }
 }
+
+/// A proxy to the server at `base` that answers 502 to the first `fail` requests whose path
+/// contains `matching` (and forwards every other request).
+fn flaky_proxy(base: &str, matching: String, fail: usize) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", listener.local_addr().unwrap());
+    let (base, failed) = (base.to_string(), Arc::new(AtomicUsize::new(0)));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (base, matching, failed) = (base.clone(), matching.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                loop {
+                    let mut first = String::new();
+                    if reader.read_line(&mut first).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut parts = first.split_whitespace();
+                    let (method, path) = (
+                        parts.next().unwrap().to_string(),
+                        parts.next().unwrap().to_string(),
+                    );
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        reader.read_line(&mut line).unwrap();
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let (status, answer) = if path.contains(&matching)
+                        && failed.fetch_add(1, Ordering::SeqCst) < fail
+                    {
+                        (502, r#"{"detail":"the upstream is down"}"#.to_string())
+                    } else {
+                        let request = ureq::request(&method, &format!("{base}{path}"))
+                            .set("content-type", "application/json");
+                        let sent = if body.is_empty() {
+                            request.call()
+                        } else {
+                            request.send_bytes(&body)
+                        };
+                        match sent {
+                            Ok(r) => (r.status(), r.into_string().unwrap()),
+                            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+                            Err(e) => (599, e.to_string()),
+                        }
+                    };
+                    let _ = write!(
+                        out,
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                }
+            });
+        }
+    });
+    proxy
+}
+
+#[test]
+fn a_source_answering_5xx_is_retried_and_then_reported_per_list_while_the_rest_is_imported() {
+    let source = TestApp::spawn();
+    let apps = fill(&source, &[150, 20]);
+    // Two 502s on message pages: retried, nothing lost.
+    let target = FreshDatabase::new(None);
+    let proxy = flaky_proxy(&source.base, "/messages/list".into(), 2);
+    let out = import(&target.url, &proxy, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let server = Honcho::start(&target.url);
+    assert_same(&dump(&source.base, &apps), &dump(&server.base, &apps));
+    drop(server);
+
+    // One session's messages always 502: reported, and everything else is imported.
+    let users = all(&source.base, &format!("/v1/apps/{}/users/list", apps[0]));
+    let user_path = format!("/v1/apps/{}/users/{}", apps[0], id(&users[0]));
+    let broken = id(&all(&source.base, &format!("{user_path}/sessions/list"))[0]);
+    let target = FreshDatabase::new(None);
+    let proxy = flaky_proxy(&source.base, format!("{broken}/messages/list"), usize::MAX);
+    let out = import(&target.url, &proxy, &["--concurrency", "2"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&broken) && stderr.contains("502"),
+        "the failure names the session and the status\n{}",
+        text(&out)
+    );
+    // 150 + 20 messages for each of three users, less the broken session's 150.
+    assert_eq!(row(&out, "messages")[1], 3 * 170 - 150, "{}", text(&out));
+    // The metamessage pointing at one of the broken session's messages is not written; the
+    // others are.
+    assert_eq!(
+        row(&out, "metamessages")[1..],
+        [8, 0, 0, 0, 0, 1],
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stderr.contains("which is not on the target"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(row(&out, "documents")[1], 36, "{}", text(&out));
+}
+
+#[test]
+fn skip_embedding_leaves_documents_found_by_words_and_derive_queues_the_messages() {
+    let source = TestApp::spawn();
+    let apps = fill(&source, &[30]);
+    let target = FreshDatabase::new(None);
+    let out = import(&target.url, &source.base, &["--skip-embedding", "--derive"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let server = Honcho::start(&target.url);
+    assert_same(&dump(&source.base, &apps), &dump(&server.base, &apps));
+    // Each imported message waits for the deriver (a server with a model derives them).
+    for (app, messages) in [(&apps[0], 60), (&apps[1], 30)] {
+        let status = call(
+            &server.base,
+            "GET",
+            &format!("/v1/apps/{app}/deriver/status"),
+            None,
+        );
+        assert_eq!(status["pending"], messages, "{status}");
+    }
+    // Documents without vectors are found by their words.
+    let users = all(&server.base, &format!("/v1/apps/{}/users/list", apps[0]));
+    let user_path = format!("/v1/apps/{}/users/{}", apps[0], id(&users[0]));
+    let collection = id(&all(&server.base, &format!("{user_path}/collections/list"))[0]);
+    let found = call(
+        &server.base,
+        "POST",
+        &format!("{user_path}/collections/{collection}/documents/query"),
+        Some(&json!({ "query": "lighthouse number 7", "top_k": 1 })),
+    );
+    assert_eq!(
+        found[0]["content"],
+        "alice keeps document 7 about lighthouse number 7"
+    );
+    drop(server);
+    // Without --derive nothing is queued.
+    let target = FreshDatabase::new(None);
+    assert!(import(&target.url, &source.base, &[]).status.success());
+    let server = Honcho::start(&target.url);
+    let status = call(
+        &server.base,
+        "GET",
+        &format!("/v1/apps/{}/deriver/status", apps[0]),
+        None,
+    );
+    assert_eq!(status["pending"], 0, "{status}");
+}
