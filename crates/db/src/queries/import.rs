@@ -7,7 +7,7 @@ use super::collections::CollectionRow;
 use super::documents::{DocumentRow, NewDocumentRow};
 use super::messages::{MessageRow, NewMessageRow};
 use super::metamessages::{MetamessageRow, NewMetamessageRow};
-use super::schema::{apps, collections, deriver_queue, documents, messages, metamessages};
+use super::schema::{apps, collections, documents, messages, metamessages};
 use super::schema::{sessions, users};
 use super::sessions::SessionRow;
 use super::users::UserRow;
@@ -335,19 +335,8 @@ pub fn import_messages(
                 .execute(conn)?;
         }
         if enqueue && !rows.is_empty() && !deriver_disabled(&into_map(session_metadata)) {
-            let now = honcho_domain::now();
-            diesel::insert_into(deriver_queue::table)
-                .values((
-                    deriver_queue::app_id.eq(&key.app_id),
-                    deriver_queue::user_id.eq(&key.user_id),
-                    deriver_queue::session_id.eq(&key.session_id),
-                    deriver_queue::message_id.eq(&rows[0].public_id),
-                    deriver_queue::message_count.eq(rows.len() as i32),
-                    deriver_queue::not_before.eq(now),
-                    deriver_queue::created_at.eq(now),
-                    deriver_queue::updated_at.eq(now),
-                ))
-                .execute(conn)?;
+            let first = &rows[0].public_id;
+            super::messages::queue_batch(conn, key, first, rows.len(), honcho_domain::now())?;
         }
         Ok(outcomes)
     })

@@ -102,20 +102,7 @@ pub fn create_messages(
             .values(&rows)
             .execute(conn)?;
         if enqueue {
-            // One queue row for the whole batch: its first message and how many follow it in the
-            // session (the session row is locked, so no other batch of the session interleaves).
-            diesel::insert_into(deriver_queue::table)
-                .values((
-                    deriver_queue::app_id.eq(&key.app_id),
-                    deriver_queue::user_id.eq(&key.user_id),
-                    deriver_queue::session_id.eq(&key.session_id),
-                    deriver_queue::message_id.eq(&rows[0].public_id),
-                    deriver_queue::message_count.eq(rows.len() as i32),
-                    deriver_queue::not_before.eq(created_at),
-                    deriver_queue::created_at.eq(created_at),
-                    deriver_queue::updated_at.eq(created_at),
-                ))
-                .execute(conn)?;
+            queue_batch(conn, key, &rows[0].public_id, rows.len(), created_at)?;
         }
         Ok::<_, DbError>(
             rows.into_iter()
@@ -132,6 +119,31 @@ pub fn create_messages(
                 .collect(),
         )
     })
+}
+
+/// Queues a stored batch for the deriver: one row, its first message and how many follow it in
+/// the session (the caller holds the session row's lock, so no other batch of the session
+/// interleaves).
+pub(super) fn queue_batch(
+    conn: &mut Conn,
+    key: &SessionKey,
+    first: &str,
+    count: usize,
+    at: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(deriver_queue::table)
+        .values((
+            deriver_queue::app_id.eq(&key.app_id),
+            deriver_queue::user_id.eq(&key.user_id),
+            deriver_queue::session_id.eq(&key.session_id),
+            deriver_queue::message_id.eq(first),
+            deriver_queue::message_count.eq(count as i32),
+            deriver_queue::not_before.eq(at),
+            deriver_queue::created_at.eq(at),
+            deriver_queue::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Messages of `key`'s session with this id: the only way a message is looked up.
