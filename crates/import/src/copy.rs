@@ -34,34 +34,36 @@ fn seg(s: &str) -> String {
 }
 
 /// A record as the source describes it, with its time as the target's database keeps it.
-fn record<D: Into<T>, T: Timed>(d: D) -> T {
+fn record<D: Into<T>, T: Record>(d: D) -> T {
     let mut t: T = d.into();
     *t.created_at() = stored_time(*t.created_at());
     t
 }
 
-trait Timed {
+/// What the walk needs of every kind of record.
+trait Record {
+    fn id(&self) -> &str;
     fn created_at(&mut self) -> &mut chrono::DateTime<chrono::Utc>;
 }
 
-macro_rules! timed {
+macro_rules! records {
     ($($t:ty),*) => {$(
-        impl Timed for $t {
+        impl Record for $t {
+            fn id(&self) -> &str {
+                &self.id
+            }
             fn created_at(&mut self) -> &mut chrono::DateTime<chrono::Utc> {
                 &mut self.created_at
             }
         }
     )*};
 }
-timed!(
-    App,
-    User,
-    Session,
-    Message,
-    Metamessage,
-    Collection,
-    Document
-);
+records! { App, User, Session, Message, Metamessage, Collection, Document }
+
+/// The API path of a user.
+fn user_path(app_id: &str, user_id: &str) -> String {
+    format!("/v1/apps/{}/users/{}", seg(app_id), seg(user_id))
+}
 
 /// The apps to import: those named (by id, else by name), or every app the key lists (an app's
 /// own key lists only its app).
@@ -262,7 +264,7 @@ impl Copier {
     ) -> Result<(), String>
     where
         D: serde::de::DeserializeOwned + Into<T>,
-        T: Timed,
+        T: Record,
     {
         self.source
             .each_page::<D, ListError>(path, &json!({}), |page| {
@@ -275,7 +277,7 @@ impl Copier {
     /// The user's sessions and collections (in order; their messages and documents are queued),
     /// and its metamessages.
     fn user(&self, user: User) {
-        let base = format!("/v1/apps/{}/users/{}", seg(&user.app_id), seg(&user.id));
+        let base = user_path(&user.app_id, &user.id);
         // Counts the sessions queued, and this job until it has queued them all.
         let pending = Arc::new(Pending {
             user: user.clone(),
@@ -327,104 +329,83 @@ impl Copier {
         }
     }
 
-    /// Counts a batch's outcomes; an error ends the list it belongs to.
-    fn batch(
+    /// Copies the list of `kind` at `path` (the records `of` a parent), page by page, in order:
+    /// `write` stores a page and answers each record's outcome. A page that fails ends the list:
+    /// what was written stands, in order, and a later run completes it.
+    fn copy_list<D, T>(
         &self,
+        path: &str,
         kind: Kind,
-        ids: Vec<&str>,
-        outcomes: honcho_db::DbResult<Vec<Outcome>>,
         of: &str,
-    ) -> Result<(), String> {
-        match outcomes {
-            Ok(outcomes) => {
-                for (id, o) in ids.into_iter().zip(&outcomes) {
-                    self.tally.outcome(kind, id, o);
-                }
-                Ok(())
+        mut write: impl FnMut(&[T]) -> Result<Vec<Outcome>, String>,
+    ) where
+        D: serde::de::DeserializeOwned + Into<T>,
+        T: Record,
+    {
+        let listed = self.list::<D, T>(path, kind, |page| {
+            let outcomes =
+                write(&page).map_err(|e| format!("writing the {} of {of}: {e}", kind.name()))?;
+            for (record, outcome) in page.iter().zip(&outcomes) {
+                self.tally.outcome(kind, record.id(), outcome);
             }
-            Err(e) => Err(format!("writing {} of {of}: {e}", kind.name())),
+            Ok(())
+        });
+        if let Err(e) = listed {
+            let what = format!(
+                "{} of {of} (the rest of them; running again completes it)",
+                kind.name()
+            );
+            self.tally.failed(kind, 1, &what, &e);
         }
     }
 
     fn messages(&self, session: Session) {
         let key = SessionKey {
-            app_id: session.app_id.clone(),
-            user_id: session.user_id.clone(),
-            session_id: session.id.clone(),
+            app_id: session.app_id,
+            user_id: session.user_id,
+            session_id: session.id,
         };
         let path = format!(
-            "/v1/apps/{}/users/{}/sessions/{}/messages/list",
-            seg(&key.app_id),
-            seg(&key.user_id),
+            "{}/sessions/{}/messages/list",
+            user_path(&key.app_id, &key.user_id),
             seg(&key.session_id)
         );
-        let of = format!("session {}", session.id);
-        let listed = self.list::<dto::Message, Message>(&path, Kind::Message, |page| {
-            let outcomes = self
-                .db
-                .import_messages(&key, &page, self.mode, self.options.derive);
-            self.batch(
-                Kind::Message,
-                page.iter().map(|m| m.id.as_str()).collect(),
-                outcomes,
-                &of,
-            )
+        let of = format!("session {}", key.session_id);
+        self.copy_list::<dto::Message, Message>(&path, Kind::Message, &of, |page| {
+            let derive = self.options.derive;
+            let written = self.db.import_messages(&key, page, self.mode, derive);
+            written.map_err(|e| e.to_string())
         });
-        if let Err(e) = listed {
-            self.incomplete(Kind::Message, &of, &e);
-        }
-    }
-
-    /// A list that ended early: what was written stands, in order; a later run completes it.
-    fn incomplete(&self, kind: Kind, of: &str, e: &str) {
-        let what = format!(
-            "{} of {of} (the rest of them; running again completes it)",
-            kind.name()
-        );
-        self.tally.failed(kind, 1, &what, &e);
     }
 
     fn metamessages(&self, user: &User) {
-        let path = format!(
-            "/v1/apps/{}/users/{}/metamessages/list",
-            seg(&user.app_id),
-            seg(&user.id)
-        );
+        let path = format!("{}/metamessages/list", user_path(&user.app_id, &user.id));
         let of = format!("user {}", user.id);
-        let listed = self.list::<dto::Metamessage, Metamessage>(&path, Kind::Metamessage, |page| {
-            let outcomes = self
+        self.copy_list::<dto::Metamessage, Metamessage>(&path, Kind::Metamessage, &of, |page| {
+            let written = self
                 .db
-                .import_metamessages(&user.app_id, &user.id, &page, self.mode);
-            let ids = page.iter().map(|m| m.id.as_str()).collect();
-            self.batch(Kind::Metamessage, ids, outcomes, &of)
+                .import_metamessages(&user.app_id, &user.id, page, self.mode);
+            written.map_err(|e| e.to_string())
         });
-        if let Err(e) = listed {
-            self.incomplete(Kind::Metamessage, &of, &e);
-        }
     }
 
     fn documents(&self, collection: Collection) {
         let key = CollectionKey {
-            app_id: collection.app_id.clone(),
-            user_id: collection.user_id.clone(),
-            collection_id: collection.id.clone(),
+            app_id: collection.app_id,
+            user_id: collection.user_id,
+            collection_id: collection.id,
         };
         let path = format!(
-            "/v1/apps/{}/users/{}/collections/{}/documents/list",
-            seg(&key.app_id),
-            seg(&key.user_id),
+            "{}/collections/{}/documents/list",
+            user_path(&key.app_id, &key.user_id),
             seg(&key.collection_id)
         );
-        let of = format!("collection {}", collection.id);
-        let listed = self.list::<dto::Document, Document>(&path, Kind::Document, |page| {
-            let batch = self.embedded(&key, page)?;
-            let outcomes = self.db.import_documents(&key, &batch, self.mode);
-            let ids = batch.iter().map(|(d, _)| d.id.as_str()).collect();
-            self.batch(Kind::Document, ids, outcomes, &of)
+        let of = format!("collection {}", key.collection_id);
+        self.copy_list::<dto::Document, Document>(&path, Kind::Document, &of, |page| {
+            let batch = self.embedded(&key, page.to_vec())?;
+            let written = self.db.import_documents(&key, &batch, self.mode);
+            written.map_err(|e| e.to_string())
         });
-        if let Err(e) = listed {
-            self.incomplete(Kind::Document, &of, &e);
-        }
     }
 
     /// The page's documents, with a vector of the target's embedder for each one the write will
