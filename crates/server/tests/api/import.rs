@@ -688,3 +688,34 @@ fn skip_embedding_leaves_documents_found_by_words_and_derive_queues_the_messages
     );
     assert_eq!(status["pending"], 0, "{status}");
 }
+
+#[test]
+fn a_source_with_keys_is_read_with_an_admin_key_or_with_an_apps_own_key() {
+    use honcho_domain::auth::Claims;
+    let source = TestApp::spawn_with_auth("import-secret");
+    let keys = honcho_web::auth::Keys::new("import-secret");
+    let admin = keys.mint(&Claims::admin());
+    let mut apps = Vec::new();
+    for name in ["keyed-one", "keyed-two"] {
+        let body = json!({ "name": name }).to_string();
+        let (status, app) = source.send_as(Some(&admin), "POST", "/v1/apps", Some(&body));
+        assert_eq!(status, 200, "{app}");
+        apps.push(id(&app));
+    }
+    let target = FreshDatabase::new(None);
+    let out = import(&target.url, &source.base, &["--api-key", &admin]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(row(&out, "apps")[..2], [2, 2], "{}", text(&out));
+    // A key of one app cannot list the apps: it imports its own.
+    let app_key = keys.mint(&Claims {
+        ap: Some(apps[1].clone().into()),
+        ..Claims::default()
+    });
+    let target = FreshDatabase::new(None);
+    let out = import(&target.url, &source.base, &["--api-key", &app_key]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(row(&out, "apps")[..2], [1, 1], "{}", text(&out));
+    let server = Honcho::start(&target.url);
+    let app = call(&server.base, "GET", &format!("/v1/apps?app_id={}", apps[1]), None);
+    assert_eq!(app["name"], "keyed-two");
+}
