@@ -296,6 +296,21 @@ macro_rules! dispatch {
     };
 }
 
+/// Store calls that are only their query run on a pooled connection (`dispatch!`): each
+/// `fn name(&self, arg: Type, ...) -> Result;` becomes a method calling the backend's
+/// `queries::name(conn, arg, ...)`. A new query of that kind is its function in `queries` and one
+/// line here.
+macro_rules! forward {
+    ($($(#[$attr:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;)*) => {
+        $(
+            $(#[$attr])*
+            pub fn $name(&self $(, $arg: $ty)*) -> $ret {
+                dispatch!(self, $name($($arg),*))
+            }
+        )*
+    };
+}
+
 impl Db {
     /// Opens a pool of at most `max_size` connections with the default settings. Fails (never
     /// falls back to another engine) when the database cannot be reached.
@@ -406,225 +421,164 @@ impl Db {
         }
     }
 
-    /// Whether the database answers.
-    pub fn ping(&self) -> DbResult<()> {
-        dispatch!(self, ping())
+    forward! {
+        /// Whether the database answers.
+        fn ping(&self) -> DbResult<()>;
     }
 
     // Apps
 
-    pub fn create_app(&self, name: Name, metadata: Metadata) -> DbResult<App> {
-        dispatch!(self, create_app(name, metadata))
-    }
-    pub fn get_app(&self, id: &str) -> DbResult<App> {
-        dispatch!(self, get_app(id))
-    }
-    pub fn get_app_by_name(&self, name: &str) -> DbResult<App> {
-        dispatch!(self, get_app_by_name(name))
-    }
-    pub fn get_or_create_app(&self, name: Name) -> DbResult<App> {
-        dispatch!(self, get_or_create_app(name))
-    }
-    pub fn update_app(
-        &self,
-        id: &str,
-        name: Option<Name>,
-        metadata: Option<Metadata>,
-    ) -> DbResult<App> {
-        dispatch!(self, update_app(id, name, metadata))
-    }
-    pub fn list_apps(&self, filter: Option<&Metadata>, req: PageRequest) -> DbResult<Page<App>> {
-        dispatch!(self, list_apps(filter, req))
+    forward! {
+        fn create_app(&self, name: Name, metadata: Metadata) -> DbResult<App>;
+        fn get_app(&self, id: &str) -> DbResult<App>;
+        fn get_app_by_name(&self, name: &str) -> DbResult<App>;
+        fn get_or_create_app(&self, name: Name) -> DbResult<App>;
+        fn update_app(
+            &self,
+            id: &str,
+            name: Option<Name>,
+            metadata: Option<Metadata>,
+        ) -> DbResult<App>;
+        fn list_apps(&self, filter: Option<&Metadata>, req: PageRequest) -> DbResult<Page<App>>;
     }
 
     // Users
 
-    pub fn create_user(&self, app_id: &str, name: Name, metadata: Metadata) -> DbResult<User> {
-        dispatch!(self, create_user(app_id, name, metadata))
-    }
-    pub fn get_user(&self, app_id: &str, user_id: &str) -> DbResult<User> {
-        dispatch!(self, get_user(app_id, user_id))
-    }
-    pub fn get_user_by_name(&self, app_id: &str, name: &str) -> DbResult<User> {
-        dispatch!(self, get_user_by_name(app_id, name))
-    }
-    pub fn get_or_create_user(&self, app_id: &str, name: Name) -> DbResult<User> {
-        dispatch!(self, get_or_create_user(app_id, name))
-    }
-    pub fn update_user(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        name: Option<Name>,
-        metadata: Option<Metadata>,
-    ) -> DbResult<User> {
-        dispatch!(self, update_user(app_id, user_id, name, metadata))
-    }
-    pub fn list_users(
-        &self,
-        app_id: &str,
-        filter: Option<&Metadata>,
-        req: PageRequest,
-    ) -> DbResult<Page<User>> {
-        dispatch!(self, list_users(app_id, filter, req))
+    forward! {
+        fn create_user(&self, app_id: &str, name: Name, metadata: Metadata) -> DbResult<User>;
+        fn get_user(&self, app_id: &str, user_id: &str) -> DbResult<User>;
+        fn get_user_by_name(&self, app_id: &str, name: &str) -> DbResult<User>;
+        fn get_or_create_user(&self, app_id: &str, name: Name) -> DbResult<User>;
+        fn update_user(
+            &self,
+            app_id: &str,
+            user_id: &str,
+            name: Option<Name>,
+            metadata: Option<Metadata>,
+        ) -> DbResult<User>;
+        fn list_users(
+            &self,
+            app_id: &str,
+            filter: Option<&Metadata>,
+            req: PageRequest,
+        ) -> DbResult<Page<User>>;
     }
 
     // Sessions
 
-    pub fn create_session(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        metadata: Metadata,
-    ) -> DbResult<Session> {
-        dispatch!(self, create_session(app_id, user_id, metadata))
-    }
-    pub fn get_session(&self, key: &SessionKey) -> DbResult<Session> {
-        dispatch!(self, get_session(key))
-    }
-    pub fn list_sessions(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        filter: Option<&Metadata>,
-        only_active: bool,
-        req: PageRequest,
-    ) -> DbResult<Page<Session>> {
-        dispatch!(
-            self,
-            list_sessions(app_id, user_id, filter, only_active, req)
-        )
-    }
-    pub fn update_session(&self, key: &SessionKey, metadata: Metadata) -> DbResult<Session> {
-        dispatch!(self, update_session(key, metadata))
-    }
-    pub fn delete_session(&self, key: &SessionKey) -> DbResult<()> {
-        dispatch!(self, delete_session(key))
-    }
-    pub fn clone_session(
-        &self,
-        key: &SessionKey,
-        cut_off: Option<&str>,
-        deep_copy: bool,
-    ) -> DbResult<Session> {
-        dispatch!(self, clone_session(key, cut_off, deep_copy))
+    forward! {
+        fn create_session(
+            &self,
+            app_id: &str,
+            user_id: &str,
+            metadata: Metadata,
+        ) -> DbResult<Session>;
+        fn get_session(&self, key: &SessionKey) -> DbResult<Session>;
+        fn list_sessions(
+            &self,
+            app_id: &str,
+            user_id: &str,
+            filter: Option<&Metadata>,
+            only_active: bool,
+            req: PageRequest,
+        ) -> DbResult<Page<Session>>;
+        fn update_session(&self, key: &SessionKey, metadata: Metadata) -> DbResult<Session>;
+        fn delete_session(&self, key: &SessionKey) -> DbResult<()>;
+        fn clone_session(
+            &self,
+            key: &SessionKey,
+            cut_off: Option<&str>,
+            deep_copy: bool,
+        ) -> DbResult<Session>;
     }
 
     // Messages
 
-    /// Stores a batch of messages atomically and in order; see the queries for the details.
-    pub fn create_messages(
-        &self,
-        key: &SessionKey,
-        batch: Vec<NewMessage>,
-        enqueue: bool,
-    ) -> DbResult<Vec<Message>> {
-        dispatch!(self, create_messages(key, batch, enqueue))
-    }
-    pub fn get_message(&self, key: &SessionKey, id: &str) -> DbResult<Message> {
-        dispatch!(self, get_message(key, id))
-    }
-    pub fn update_message(
-        &self,
-        key: &SessionKey,
-        id: &str,
-        metadata: Metadata,
-    ) -> DbResult<Message> {
-        dispatch!(self, update_message(key, id, metadata))
-    }
-    pub fn list_messages(
-        &self,
-        key: &SessionKey,
-        filter: Option<&Metadata>,
-        req: PageRequest,
-    ) -> DbResult<Page<Message>> {
-        dispatch!(self, list_messages(key, filter, req))
+    forward! {
+        /// Stores a batch of messages atomically and in order; see the queries for the details.
+        fn create_messages(
+            &self,
+            key: &SessionKey,
+            batch: Vec<NewMessage>,
+            enqueue: bool,
+        ) -> DbResult<Vec<Message>>;
+        fn get_message(&self, key: &SessionKey, id: &str) -> DbResult<Message>;
+        fn update_message(
+            &self,
+            key: &SessionKey,
+            id: &str,
+            metadata: Metadata,
+        ) -> DbResult<Message>;
+        fn list_messages(
+            &self,
+            key: &SessionKey,
+            filter: Option<&Metadata>,
+            req: PageRequest,
+        ) -> DbResult<Page<Message>>;
     }
 
     // Collections
 
-    pub fn create_collection(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        name: Name,
-        metadata: Metadata,
-    ) -> DbResult<Collection> {
-        dispatch!(self, create_collection(app_id, user_id, name, metadata))
-    }
-    pub fn get_collection(&self, key: &CollectionKey) -> DbResult<Collection> {
-        dispatch!(self, get_collection(key))
-    }
-    pub fn get_collection_by_name(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        name: &str,
-    ) -> DbResult<Collection> {
-        dispatch!(self, get_collection_by_name(app_id, user_id, name))
-    }
-    pub fn list_collections(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        filter: Option<&Metadata>,
-        req: PageRequest,
-    ) -> DbResult<Page<Collection>> {
-        dispatch!(self, list_collections(app_id, user_id, filter, req))
-    }
-    pub fn update_collection(
-        &self,
-        key: &CollectionKey,
-        name: Option<Name>,
-        metadata: Option<Metadata>,
-    ) -> DbResult<Collection> {
-        dispatch!(self, update_collection(key, name, metadata))
-    }
-    pub fn delete_collection(&self, key: &CollectionKey) -> DbResult<()> {
-        dispatch!(self, delete_collection(key))
+    forward! {
+        fn create_collection(
+            &self,
+            app_id: &str,
+            user_id: &str,
+            name: Name,
+            metadata: Metadata,
+        ) -> DbResult<Collection>;
+        fn get_collection(&self, key: &CollectionKey) -> DbResult<Collection>;
+        fn get_collection_by_name(
+            &self,
+            app_id: &str,
+            user_id: &str,
+            name: &str,
+        ) -> DbResult<Collection>;
+        fn list_collections(
+            &self,
+            app_id: &str,
+            user_id: &str,
+            filter: Option<&Metadata>,
+            req: PageRequest,
+        ) -> DbResult<Page<Collection>>;
+        fn update_collection(
+            &self,
+            key: &CollectionKey,
+            name: Option<Name>,
+            metadata: Option<Metadata>,
+        ) -> DbResult<Collection>;
+        fn delete_collection(&self, key: &CollectionKey) -> DbResult<()>;
     }
 
     // Documents
 
-    /// C404 unless the collection exists.
-    pub fn check_collection(&self, key: &CollectionKey) -> DbResult<()> {
-        dispatch!(self, check_collection(key))
-    }
-    pub fn create_document(
-        &self,
-        key: &CollectionKey,
-        content: Text,
-        metadata: Metadata,
-        embedding: Embedding,
-    ) -> DbResult<Document> {
-        dispatch!(self, create_document(key, content, metadata, embedding))
-    }
-    pub fn get_document(&self, key: &CollectionKey, id: &str) -> DbResult<Document> {
-        dispatch!(self, get_document(key, id))
-    }
-    pub fn update_document(
-        &self,
-        key: &CollectionKey,
-        id: &str,
-        content: Option<(Text, Embedding)>,
-        metadata: Option<Metadata>,
-    ) -> DbResult<Document> {
-        dispatch!(self, update_document(key, id, content, metadata))
-    }
-    pub fn delete_document(&self, key: &CollectionKey, id: &str) -> DbResult<()> {
-        dispatch!(self, delete_document(key, id))
-    }
-    pub fn list_documents(
-        &self,
-        key: &CollectionKey,
-        filter: Option<&Metadata>,
-        req: PageRequest,
-    ) -> DbResult<Page<Document>> {
-        dispatch!(self, list_documents(key, filter, req))
-    }
-    /// `(embedder, dimensions, documents)` for every embedder that made stored vectors.
-    pub fn embedders_in_use(&self) -> DbResult<Vec<(String, i32, i64)>> {
-        dispatch!(self, embedders_in_use())
+    forward! {
+        /// C404 unless the collection exists.
+        fn check_collection(&self, key: &CollectionKey) -> DbResult<()>;
+        fn create_document(
+            &self,
+            key: &CollectionKey,
+            content: Text,
+            metadata: Metadata,
+            embedding: Embedding,
+        ) -> DbResult<Document>;
+        fn get_document(&self, key: &CollectionKey, id: &str) -> DbResult<Document>;
+        fn update_document(
+            &self,
+            key: &CollectionKey,
+            id: &str,
+            content: Option<(Text, Embedding)>,
+            metadata: Option<Metadata>,
+        ) -> DbResult<Document>;
+        fn delete_document(&self, key: &CollectionKey, id: &str) -> DbResult<()>;
+        fn list_documents(
+            &self,
+            key: &CollectionKey,
+            filter: Option<&Metadata>,
+            req: PageRequest,
+        ) -> DbResult<Page<Document>>;
+        /// `(embedder, dimensions, documents)` for every embedder that made stored vectors.
+        fn embedders_in_use(&self) -> DbResult<Vec<(String, i32, i64)>>;
     }
     /// The `top` documents best ranked for `search`; see the query for the details.
     pub fn query_documents(
@@ -678,102 +632,74 @@ impl Db {
 
     // Metamessages
 
-    pub fn create_metamessage(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        new: honcho_domain::NewMetamessage,
-    ) -> DbResult<honcho_domain::Metamessage> {
-        dispatch!(self, create_metamessage(app_id, user_id, new))
-    }
-    pub fn get_metamessage(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        id: &str,
-    ) -> DbResult<honcho_domain::Metamessage> {
-        dispatch!(self, get_metamessage(app_id, user_id, id))
-    }
-    pub fn update_metamessage(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        id: &str,
-        changes: honcho_domain::MetamessageChanges,
-    ) -> DbResult<honcho_domain::Metamessage> {
-        dispatch!(self, update_metamessage(app_id, user_id, id, changes))
-    }
-    pub fn list_metamessages(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        filter: &honcho_domain::MetamessageFilter,
-        req: PageRequest,
-    ) -> DbResult<Page<honcho_domain::Metamessage>> {
-        dispatch!(self, list_metamessages(app_id, user_id, filter, req))
+    forward! {
+        fn create_metamessage(
+            &self,
+            app_id: &str,
+            user_id: &str,
+            new: honcho_domain::NewMetamessage,
+        ) -> DbResult<honcho_domain::Metamessage>;
+        fn get_metamessage(
+            &self,
+            app_id: &str,
+            user_id: &str,
+            id: &str,
+        ) -> DbResult<honcho_domain::Metamessage>;
+        fn update_metamessage(
+            &self,
+            app_id: &str,
+            user_id: &str,
+            id: &str,
+            changes: honcho_domain::MetamessageChanges,
+        ) -> DbResult<honcho_domain::Metamessage>;
+        fn list_metamessages(
+            &self,
+            app_id: &str,
+            user_id: &str,
+            filter: &honcho_domain::MetamessageFilter,
+            req: PageRequest,
+        ) -> DbResult<Page<honcho_domain::Metamessage>>;
     }
 
     // API keys
 
-    pub fn check_key_scope(&self, scope: &KeyScope) -> DbResult<Option<&'static str>> {
-        dispatch!(self, check_key_scope(scope))
-    }
-    pub fn record_key(&self, record: &KeyRecord) -> DbResult<()> {
-        dispatch!(self, record_key(record))
-    }
-    pub fn list_keys(&self, app_id: Option<&str>, req: PageRequest) -> DbResult<Page<KeyRecord>> {
-        dispatch!(self, list_keys(app_id, req))
-    }
-    pub fn revoke_key(&self, id: &str, now: DateTime<Utc>) -> DbResult<KeyRecord> {
-        dispatch!(self, revoke_key(id, now))
-    }
-    pub fn revoke_presented(
-        &self,
-        claims: &Claims,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> DbResult<KeyRecord> {
-        dispatch!(self, revoke_presented(claims, token, now))
-    }
-    pub fn revocation_mark(&self) -> DbResult<i64> {
-        dispatch!(self, revocation_mark())
-    }
-    pub fn revoked_keys(&self) -> DbResult<Vec<(String, Option<String>)>> {
-        dispatch!(self, revoked_keys())
+    forward! {
+        fn check_key_scope(&self, scope: &KeyScope) -> DbResult<Option<&'static str>>;
+        fn record_key(&self, record: &KeyRecord) -> DbResult<()>;
+        fn list_keys(&self, app_id: Option<&str>, req: PageRequest) -> DbResult<Page<KeyRecord>>;
+        fn revoke_key(&self, id: &str, now: DateTime<Utc>) -> DbResult<KeyRecord>;
+        fn revoke_presented(
+            &self,
+            claims: &Claims,
+            token: &str,
+            now: DateTime<Utc>,
+        ) -> DbResult<KeyRecord>;
+        fn revocation_mark(&self) -> DbResult<i64>;
+        fn revoked_keys(&self) -> DbResult<Vec<(String, Option<String>)>>;
     }
 
     // Import: another server's records with their ids and times (see `queries::import`)
 
-    pub fn import_app(&self, app: &App, mode: ImportMode) -> DbResult<Outcome> {
-        dispatch!(self, import_app(app, mode))
-    }
-    pub fn import_user(&self, user: &User, mode: ImportMode) -> DbResult<Outcome> {
-        dispatch!(self, import_user(user, mode))
-    }
-    pub fn import_session(&self, session: &Session, mode: ImportMode) -> DbResult<Outcome> {
-        dispatch!(self, import_session(session, mode))
-    }
-    pub fn import_collection(&self, c: &Collection, mode: ImportMode) -> DbResult<Outcome> {
-        dispatch!(self, import_collection(c, mode))
-    }
-    /// One outcome per message, in order; `enqueue` queues the written ones for the deriver.
-    pub fn import_messages(
-        &self,
-        key: &SessionKey,
-        batch: &[Message],
-        mode: ImportMode,
-        enqueue: bool,
-    ) -> DbResult<Vec<Outcome>> {
-        dispatch!(self, import_messages(key, batch, mode, enqueue))
-    }
-    pub fn import_metamessages(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        batch: &[Metamessage],
-        mode: ImportMode,
-    ) -> DbResult<Vec<Outcome>> {
-        dispatch!(self, import_metamessages(app_id, user_id, batch, mode))
+    forward! {
+        fn import_app(&self, app: &App, mode: ImportMode) -> DbResult<Outcome>;
+        fn import_user(&self, user: &User, mode: ImportMode) -> DbResult<Outcome>;
+        fn import_session(&self, session: &Session, mode: ImportMode) -> DbResult<Outcome>;
+        fn import_collection(&self, c: &Collection, mode: ImportMode) -> DbResult<Outcome>;
+        /// One outcome per message, in order; `enqueue` queues the written ones for the deriver.
+        fn import_messages(
+            &self,
+            key: &SessionKey,
+            batch: &[Message],
+            mode: ImportMode,
+            enqueue: bool,
+        ) -> DbResult<Vec<Outcome>>;
+        fn import_metamessages(
+            &self,
+            app_id: &str,
+            user_id: &str,
+            batch: &[Metamessage],
+            mode: ImportMode,
+        ) -> DbResult<Vec<Outcome>>;
     }
     pub fn import_documents(
         &self,
@@ -812,9 +738,9 @@ impl Db {
         Ok(erased)
     }
 
-    /// How many erasures the database recorded (it changes with every erasure).
-    pub fn erasure_mark(&self) -> DbResult<i64> {
-        dispatch!(self, erasure_mark())
+    forward! {
+        /// How many erasures the database recorded (it changes with every erasure).
+        fn erasure_mark(&self) -> DbResult<i64>;
     }
 
     /// Drops every in-memory copy of collections' and users' search data.
@@ -852,28 +778,22 @@ impl Db {
 
     // Deriver queue
 
-    /// The whole queue's open and failed items (not the done ones).
-    pub fn queue_depth(&self) -> DbResult<honcho_domain::queue::QueueCounts> {
-        dispatch!(self, queue_depth())
-    }
-    /// The failed items of `scope`.
-    pub fn failed_items(
-        &self,
-        scope: &honcho_domain::queue::FailedScope,
-        req: PageRequest,
-    ) -> DbResult<Page<honcho_domain::queue::FailedItem>> {
-        dispatch!(self, failed_items(scope, req))
-    }
-    /// Puts failed items back to pending; see the query.
-    pub fn retry_failed(&self, request: &honcho_domain::queue::RetryRequest) -> DbResult<u64> {
-        dispatch!(self, retry_failed(request))
-    }
-    /// Items by status within `scope`.
-    pub fn queue_counts(
-        &self,
-        scope: &honcho_domain::queue::QueueScope,
-    ) -> DbResult<honcho_domain::queue::QueueCounts> {
-        dispatch!(self, queue_counts(scope))
+    forward! {
+        /// The whole queue's open and failed items (not the done ones).
+        fn queue_depth(&self) -> DbResult<honcho_domain::queue::QueueCounts>;
+        /// The failed items of `scope`.
+        fn failed_items(
+            &self,
+            scope: &honcho_domain::queue::FailedScope,
+            req: PageRequest,
+        ) -> DbResult<Page<honcho_domain::queue::FailedItem>>;
+        /// Puts failed items back to pending; see the query.
+        fn retry_failed(&self, request: &honcho_domain::queue::RetryRequest) -> DbResult<u64>;
+        /// Items by status within `scope`.
+        fn queue_counts(
+            &self,
+            scope: &honcho_domain::queue::QueueScope,
+        ) -> DbResult<honcho_domain::queue::QueueCounts>;
     }
 }
 

@@ -708,7 +708,7 @@ fn a_source_with_keys_is_read_with_an_admin_key_or_with_an_apps_own_key() {
     assert_eq!(row(&out, "apps")[..2], [2, 2], "{}", text(&out));
     // A key of one app cannot list the apps: it imports its own.
     let app_key = keys.mint(&Claims {
-        ap: Some(apps[1].clone().into()),
+        ap: Some(apps[1].clone()),
         ..Claims::default()
     });
     let target = FreshDatabase::new(None);
@@ -716,6 +716,11 @@ fn a_source_with_keys_is_read_with_an_admin_key_or_with_an_apps_own_key() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(row(&out, "apps")[..2], [1, 1], "{}", text(&out));
     let server = Honcho::start(&target.url);
-    let app = call(&server.base, "GET", &format!("/v1/apps?app_id={}", apps[1]), None);
+    let app = call(
+        &server.base,
+        "GET",
+        &format!("/v1/apps?app_id={}", apps[1]),
+        None,
+    );
     assert_eq!(app["name"], "keyed-two");
 }
