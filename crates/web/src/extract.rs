@@ -726,10 +726,21 @@ impl Query {
     }
 }
 
+/// Query parameters read into the struct that documents them (its `IntoParams` schema is the
+/// spec's): each field is read with [`Query`]'s rules (pydantic's spellings, FastAPI's 422s), in
+/// field order, so the first bad parameter is the one reported.
+pub trait FromQuery: Sized {
+    fn from_query(q: &Query) -> Result<Self, ApiError>;
+
+    /// The request's parameters.
+    fn parse(req: &HttpRequest) -> Result<Self, ApiError> {
+        Self::from_query(&Query::of(req)?)
+    }
+}
+
 /// Pagination and order of every `/list` route.
 #[derive(IntoParams, serde::Deserialize)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // Fields document the parameters; values are parsed by `ListParams::parse`.
 pub struct ListParams {
     /// Whether to reverse the order of results
     #[param(default = false)]
@@ -744,16 +755,24 @@ pub struct ListParams {
     size: u64,
 }
 
+impl FromQuery for ListParams {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(ListParams {
+            reverse: Some(q.boolean("reverse", false)?),
+            page: q.integer("page", 1, 1, i64::MAX)? as u64,
+            size: q.integer("size", i64::from(SIZE_DEFAULT), 1, i64::from(SIZE_MAX))? as u64,
+        })
+    }
+}
+
 impl ListParams {
-    pub fn parse(req: &HttpRequest) -> Result<PageRequest, ApiError> {
-        let q = Query::of(req)?;
-        let reverse = q.boolean("reverse", false)?;
-        let page = q.integer("page", 1, 1, i64::MAX)?;
-        let size = q.integer("size", i64::from(SIZE_DEFAULT), 1, i64::from(SIZE_MAX))?;
+    /// The page a list route's parameters ask for.
+    pub fn page(req: &HttpRequest) -> Result<PageRequest, ApiError> {
+        let p = Self::parse(req)?;
         Ok(PageRequest {
-            page: page as u64,
-            size: size as u32,
-            reverse,
+            page: p.page,
+            size: p.size as u32,
+            reverse: p.reverse.unwrap_or(false),
         })
     }
 }

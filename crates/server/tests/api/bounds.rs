@@ -198,9 +198,11 @@ fn shutdown_is_not_held_by_work_past_its_deadline() {
     let stopped = stopping.elapsed();
     let (answer, took) = slow.join().unwrap();
     assert!(status.success(), "{status:?}");
-    // The query began about 0.5 s before SIGTERM and had 2 s.
+    // The query began about 0.5 s before SIGTERM and had 2 s; the 503 below shows that its
+    // deadline ended it. The bound leaves room for a machine busy with other tests (2 cores:
+    // 4.3 s was seen) and stays far below the 30 s shutdown timeout it must not wait for.
     assert!(
-        stopped < Duration::from_secs(4),
+        stopped < Duration::from_secs(8),
         "exited {stopped:?} after SIGTERM; the request answered {answer:?} after {took:?}"
     );
     let err = answer.expect_err("the slow list must not succeed");

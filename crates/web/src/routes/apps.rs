@@ -2,7 +2,7 @@ use super::{parse_filter, parse_metadata, parse_name, parse_path_name, run};
 use crate::auth::{scope, Access};
 use crate::dto::{App, AppCreate, AppGet, AppUpdate, Page};
 use crate::error::ApiError;
-use crate::extract::{Body, ListParams, OptionalBody, Query};
+use crate::extract::{Body, FromQuery, ListParams, OptionalBody, Query};
 use actix_web::web::{Json, Path};
 use actix_web::{get, post, put, HttpRequest};
 use serde::Deserialize;
@@ -23,10 +23,17 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 struct GetAppQuery {
     /// App ID to retrieve. If not provided, uses JWT token
     app_id: Option<String>,
+}
+
+impl FromQuery for GetAppQuery {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(GetAppQuery {
+            app_id: q.string("app_id")?,
+        })
+    }
 }
 
 /// Get an app by id (from the query, or the token's app)
@@ -40,7 +47,7 @@ struct GetAppQuery {
 async fn get_app(access: Access<scope::Token>, req: HttpRequest) -> Result<Json<App>, ApiError> {
     let app_id = access
         .claims()
-        .resolve_app(Query::of(&req)?.string("app_id")?)?;
+        .resolve_app(GetAppQuery::parse(&req)?.app_id)?;
     let app = run(access.db(), move |db| db.get_app(&app_id)).await?;
     Ok(Json(app.into()))
 }
@@ -81,7 +88,7 @@ async fn list_apps(
     req: HttpRequest,
     body: OptionalBody<AppGet>,
 ) -> Result<Json<Page<App>>, ApiError> {
-    let page = ListParams::parse(&req)?;
+    let page = ListParams::page(&req)?;
     let filter = parse_filter(body.0.and_then(|b| b.filter))?;
     let apps = run(access.db(), move |db| db.list_apps(filter.as_ref(), page)).await?;
     Ok(Json(Page::from_domain(apps, App::from)))

@@ -2,7 +2,7 @@ use super::{parse_filter, parse_metadata, run, CollectionPath, UserPath};
 use crate::auth::{scope, Access};
 use crate::dto::{Collection, CollectionCreate, CollectionGet, CollectionUpdate, Deleted, Page};
 use crate::error::{ApiError, ValidationIssue};
-use crate::extract::{Body, ListParams, OptionalBody, Query};
+use crate::extract::{Body, FromQuery, ListParams, OptionalBody, Query};
 use actix_web::http::StatusCode;
 use actix_web::web::{Json, Path};
 use actix_web::{delete, get, post, put, HttpRequest};
@@ -28,10 +28,17 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 struct GetCollectionQuery {
     /// Collection ID to retrieve. If not provided, uses JWT token
     collection_id: Option<String>,
+}
+
+impl FromQuery for GetCollectionQuery {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(GetCollectionQuery {
+            collection_id: q.string("collection_id")?,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -69,7 +76,7 @@ async fn get_collection(
     let collection_id = access.claims().resolve_collection(
         &app_id,
         &user_id,
-        Query::of(&req)?.string("collection_id")?,
+        GetCollectionQuery::parse(&req)?.collection_id,
     )?;
     let key = CollectionKey {
         app_id,
@@ -123,7 +130,7 @@ async fn list_collections(
     path: Path<UserPath>,
     body: OptionalBody<CollectionGet>,
 ) -> Result<Json<Page<Collection>>, ApiError> {
-    let page = ListParams::parse(&req)?;
+    let page = ListParams::page(&req)?;
     let filter = parse_filter(body.0.and_then(|b| b.filter))?;
     let UserPath { app_id, user_id } = path.into_inner();
     let collections = run(access.db(), move |db| {

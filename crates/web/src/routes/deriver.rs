@@ -66,7 +66,7 @@ async fn failed_items(
     req: HttpRequest,
     path: Path<AppPath>,
 ) -> Result<Json<Page<FailedItem>>, ApiError> {
-    let page = ListParams::parse(&req)?;
+    let page = ListParams::page(&req)?;
     let q = Query::of(&req)?;
     let scope = FailedScope {
         app_id: Some(path.into_inner().app_id),

@@ -67,7 +67,7 @@ async fn list_documents(
     path: Path<CollectionPath>,
     body: OptionalBody<DocumentGet>,
 ) -> Result<Json<Page<Document>>, ApiError> {
-    let page = ListParams::parse(&req)?;
+    let page = ListParams::page(&req)?;
     let filter = parse_filter(body.0.and_then(|b| b.filter))?;
     let key = path.into_inner().key();
     let documents = run(access.db(), move |db| {

@@ -4,7 +4,7 @@
 use crate::auth::{scope, Access, Keys};
 use crate::dto::{KeyInfo, KeyRevoke, Page};
 use crate::error::{ApiError, ValidationIssue};
-use crate::extract::{Body, ListParams, Query};
+use crate::extract::{Body, FromQuery, ListParams, Query};
 use actix_web::http::StatusCode;
 use actix_web::web::{Json, Path};
 use actix_web::{delete, get, post, HttpRequest};
@@ -23,7 +23,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 struct KeyQuery {
     /// ID of the app to scope the key to
     app_id: Option<String>,
@@ -41,17 +40,36 @@ struct KeyQuery {
     label: Option<String>,
 }
 
+impl FromQuery for KeyQuery {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(KeyQuery {
+            app_id: q.string("app_id")?,
+            user_id: q.string("user_id")?,
+            session_id: q.string("session_id")?,
+            collection_id: q.string("collection_id")?,
+            expires_at: q.string("expires_at")?,
+            label: q.string("label")?,
+        })
+    }
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 struct KeyListQuery {
     /// Only the keys that name this app
     app_id: Option<String>,
 }
 
+impl FromQuery for KeyListQuery {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(KeyListQuery {
+            app_id: q.string("app_id")?,
+        })
+    }
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
-#[allow(dead_code)]
 struct KeyPath {
     /// The key's id (its `jti` claim)
     key_id: String,
@@ -95,37 +113,34 @@ pub async fn create_key(
     req: HttpRequest,
 ) -> Result<Json<Key>, ApiError> {
     let keys = signer(&admin)?.clone();
-    let q = Query::of(&req)?;
+    let q = KeyQuery::parse(&req)?;
     let scope = KeyScope {
-        app_id: q.string("app_id")?,
-        user_id: q.string("user_id")?,
-        session_id: q.string("session_id")?,
-        collection_id: q.string("collection_id")?,
+        app_id: q.app_id,
+        user_id: q.user_id,
+        session_id: q.session_id,
+        collection_id: q.collection_id,
     };
-    let expires_at = q.string("expires_at")?;
-    let record = KeyRecord::requested(
-        scope,
-        q.string("label")?,
-        expires_at.as_deref(),
-        chrono::Utc::now(),
-    )
-    .map_err(|e| match e {
-        KeyRequestError::Expiry(raw) => ApiError::validation(ValidationIssue::new(
-            "datetime_from_date_parsing",
-            vec![json!("query"), json!("expires_at")],
-            "Input should be a valid datetime or date, invalid character in year",
-            json!(raw),
-        )),
-        KeyRequestError::Label(reason, raw) => ApiError::validation(ValidationIssue::from_invalid(
-            vec![json!("query"), json!("label")],
-            &reason,
-            json!(raw),
-        )),
-        KeyRequestError::NoId => ApiError::Status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "At least one of app_id, user_id, session_id, or collection_id must be provided".into(),
-        ),
-    })?;
+    let record = KeyRecord::requested(scope, q.label, q.expires_at.as_deref(), chrono::Utc::now())
+        .map_err(|e| match e {
+            KeyRequestError::Expiry(raw) => ApiError::validation(ValidationIssue::new(
+                "datetime_from_date_parsing",
+                vec![json!("query"), json!("expires_at")],
+                "Input should be a valid datetime or date, invalid character in year",
+                json!(raw),
+            )),
+            KeyRequestError::Label(reason, raw) => {
+                ApiError::validation(ValidationIssue::from_invalid(
+                    vec![json!("query"), json!("label")],
+                    &reason,
+                    json!(raw),
+                ))
+            }
+            KeyRequestError::NoId => ApiError::Status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "At least one of app_id, user_id, session_id, or collection_id must be provided"
+                    .into(),
+            ),
+        })?;
     let key = keys.key_for(&record);
     // Recorded before it is handed out: a key that could not be recorded is not given.
     super::run(admin.db(), move |db| db.record_key(&record)).await?;
@@ -148,8 +163,8 @@ async fn list_keys(
     req: HttpRequest,
 ) -> Result<Json<Page<KeyInfo>>, ApiError> {
     signer(&admin)?;
-    let page = ListParams::parse(&req)?;
-    let app_id = Query::of(&req)?.string("app_id")?;
+    let page = ListParams::page(&req)?;
+    let app_id = KeyListQuery::parse(&req)?.app_id;
     let keys = super::run(admin.db(), move |db| db.list_keys(app_id.as_deref(), page)).await?;
     Ok(Json(Page::from_domain(keys, KeyInfo::from)))
 }

@@ -138,7 +138,7 @@ async fn list_messages(
     path: Path<SessionPath>,
     body: OptionalBody<MessageGet>,
 ) -> Result<Json<Page<Message>>, ApiError> {
-    let page = ListParams::parse(&req)?;
+    let page = ListParams::page(&req)?;
     let filter = parse_filter(body.0.and_then(|b| b.filter))?;
     let key = path.into_inner().key();
     let messages = run(access.db(), move |db| {

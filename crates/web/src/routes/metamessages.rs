@@ -120,7 +120,7 @@ async fn list_metamessages(
     path: Path<UserPath>,
     body: OptionalBody<MetamessageGet>,
 ) -> Result<Json<Page<Metamessage>>, ApiError> {
-    let page = ListParams::parse(&req)?;
+    let page = ListParams::page(&req)?;
     let filter = match body.0 {
         Some(b) => MetamessageFilter {
             label: match given_label(b.label, b.metamessage_type) {

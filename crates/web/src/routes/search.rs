@@ -5,7 +5,7 @@ use super::{check_top_k, embed, parse_filter, parse_text, run, try_embed, Sessio
 use crate::auth::{scope, Access};
 use crate::dto::{Message, MessageSearch, SessionContext, UserMessageSearch};
 use crate::error::ApiError;
-use crate::extract::{Body, Query};
+use crate::extract::{Body, FromQuery, Query};
 use actix_web::web::{Data, Json, Path};
 use actix_web::{get, post, HttpRequest, HttpResponse};
 use honcho_domain::context::{ContextRequest, TokenCounter, TOKENS_DEFAULT, TOKENS_MAX};
@@ -159,7 +159,6 @@ pub async fn query_user_messages(
 /// `.../context` query parameters.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // Fields document the parameters; values are parsed in `session_context`.
 struct ContextParams {
     /// Token budget of the answer (`o200k_base` tokens of its contents)
     #[param(minimum = 1, maximum = 100000, default = 2048)]
@@ -170,6 +169,16 @@ struct ContextParams {
     /// Also return the user's facts most relevant to this (1 to 10,000 characters)
     #[param(min_length = 1, max_length = 10000)]
     query: Option<String>,
+}
+
+impl FromQuery for ContextParams {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(ContextParams {
+            tokens: Some(q.integer("tokens", TOKENS_DEFAULT as i64, 1, TOKENS_MAX as i64)? as u64),
+            summary: Some(q.boolean("summary", true)?),
+            query: q.string("query")?,
+        })
+    }
 }
 
 /// The context for the next prompt: latest messages, summary and facts within a token budget
@@ -192,10 +201,12 @@ pub async fn session_context(
     path: Path<SessionPath>,
     req: HttpRequest,
 ) -> Result<Json<SessionContext>, ApiError> {
-    let q = Query::of(&req)?;
-    let tokens = q.integer("tokens", TOKENS_DEFAULT as i64, 1, TOKENS_MAX as i64)? as usize;
-    let summary = q.boolean("summary", true)?;
-    let query = match q.string("query")? {
+    let q = ContextParams::parse(&req)?;
+    let (tokens, summary) = (
+        q.tokens.unwrap_or_default() as usize,
+        q.summary.unwrap_or(true),
+    );
+    let query = match q.query {
         Some(text) => Some(
             Text::message_query(text)
                 .map_err(|reason| super::invalid_query("query", &reason))?

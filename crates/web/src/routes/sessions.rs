@@ -2,7 +2,7 @@ use super::{parse_filter, parse_metadata, run, SessionPath, UserPath};
 use crate::auth::{scope, Access};
 use crate::dto::{Deleted, Page, Session, SessionCreate, SessionGet, SessionUpdate};
 use crate::error::ApiError;
-use crate::extract::{Body, ListParams, OptionalBody, Query};
+use crate::extract::{Body, FromQuery, ListParams, OptionalBody, Query};
 use actix_web::web::{Json, Path};
 use actix_web::{delete, get, post, put, HttpRequest};
 use honcho_domain::SessionKey;
@@ -27,15 +27,21 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 struct GetSessionQuery {
     /// Session ID to retrieve. If not provided, uses JWT token
     session_id: Option<String>,
 }
 
+impl FromQuery for GetSessionQuery {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(GetSessionQuery {
+            session_id: q.string("session_id")?,
+        })
+    }
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 struct CloneQuery {
     /// Message ID to cut off the clone at
     message_id: Option<String>,
@@ -43,6 +49,15 @@ struct CloneQuery {
     #[param(default = false)]
     #[serde(default)]
     deep_copy: bool,
+}
+
+impl FromQuery for CloneQuery {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(CloneQuery {
+            message_id: q.string("message_id")?,
+            deep_copy: q.boolean("deep_copy", false)?,
+        })
+    }
 }
 
 /// Get a session by id (from the query, or the token's session)
@@ -62,7 +77,7 @@ async fn get_session(
     let session_id = access.claims().resolve_session(
         &app_id,
         &user_id,
-        Query::of(&req)?.string("session_id")?,
+        GetSessionQuery::parse(&req)?.session_id,
     )?;
     let key = SessionKey {
         app_id,
@@ -111,7 +126,7 @@ async fn list_sessions(
     path: Path<UserPath>,
     body: OptionalBody<SessionGet>,
 ) -> Result<Json<Page<Session>>, ApiError> {
-    let page = ListParams::parse(&req)?;
+    let page = ListParams::page(&req)?;
     let (filter, only_active) = match body.0 {
         Some(b) => (parse_filter(b.filter)?, b.is_active),
         None => (None, false),
@@ -146,7 +161,6 @@ async fn update_session(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 struct DeleteSessionQuery {
     /// An addition to v1.1.0: `true` erases the session for good instead of deactivating it: its
     /// messages, its metamessages, the deriver's work on it, and the facts derived from its
@@ -155,6 +169,14 @@ struct DeleteSessionQuery {
     #[param(default = false)]
     #[serde(default)]
     erase: bool,
+}
+
+impl FromQuery for DeleteSessionQuery {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(DeleteSessionQuery {
+            erase: q.boolean("erase", false)?,
+        })
+    }
 }
 
 /// Deactivate a session (its messages stay readable), or with `erase=true` erase it
@@ -170,7 +192,7 @@ async fn delete_session(
     req: HttpRequest,
     path: Path<SessionPath>,
 ) -> Result<Json<Deleted>, ApiError> {
-    let erase = Query::of(&req)?.boolean("erase", false)?;
+    let erase = DeleteSessionQuery::parse(&req)?.erase;
     let key = path.into_inner().key();
     let revocations = access.revocations();
     run(access.db(), move |db| match erase {
@@ -204,9 +226,10 @@ async fn clone_session(
     req: HttpRequest,
     path: Path<SessionPath>,
 ) -> Result<Json<Session>, ApiError> {
-    let q = Query::of(&req)?;
-    let cut_off = q.string("message_id")?;
-    let deep_copy = q.boolean("deep_copy", false)?;
+    let CloneQuery {
+        message_id: cut_off,
+        deep_copy,
+    } = CloneQuery::parse(&req)?;
     let key = path.into_inner().key();
     let session = run(access.db(), move |db| {
         db.clone_session(&key, cut_off.as_deref(), deep_copy)

@@ -2,7 +2,7 @@ use super::{parse_filter, parse_metadata, parse_name, parse_path_name, run, AppP
 use crate::auth::{scope, Access};
 use crate::dto::{Page, User, UserCreate, UserGet, UserUpdate};
 use crate::error::ApiError;
-use crate::extract::{Body, ListParams, OptionalBody, Query};
+use crate::extract::{Body, FromQuery, ListParams, OptionalBody, Query};
 use actix_web::web::{Json, Path};
 use actix_web::{get, post, put, HttpRequest};
 use serde::Deserialize;
@@ -43,10 +43,17 @@ struct AppNamePath {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 struct GetUserQuery {
     /// User ID to retrieve. If not provided, users JWT token
     user_id: Option<String>,
+}
+
+impl FromQuery for GetUserQuery {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(GetUserQuery {
+            user_id: q.string("user_id")?,
+        })
+    }
 }
 
 /// Create a user in an app
@@ -93,7 +100,7 @@ async fn get_user(
     let app_id = path.into_inner().app_id;
     let user_id = access
         .claims()
-        .resolve_user(&app_id, Query::of(&req)?.string("user_id")?)?;
+        .resolve_user(&app_id, GetUserQuery::parse(&req)?.user_id)?;
     let user = run(access.db(), move |db| db.get_user(&app_id, &user_id)).await?;
     Ok(Json(user.into()))
 }
@@ -113,7 +120,7 @@ async fn list_users(
     path: Path<AppPath>,
     body: OptionalBody<UserGet>,
 ) -> Result<Json<Page<User>>, ApiError> {
-    let page = ListParams::parse(&req)?;
+    let page = ListParams::page(&req)?;
     let filter = parse_filter(body.0.and_then(|b| b.filter))?;
     let app_id = path.into_inner().app_id;
     let users = run(access.db(), move |db| {
