@@ -50,15 +50,8 @@ pub enum EmbedderConfig {
 }
 
 impl EmbedderConfig {
-    /// Reads the variables in the module documentation from the process environment. A value that
-    /// is not valid Unicode is read lossily, so it fails validation (naming the variable)
-    /// rather than counting as unset.
-    pub fn from_env() -> Result<Self, String> {
-        Self::from_lookup(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
-    }
-
-    /// Like [`EmbedderConfig::from_env`], with the variables read through `lookup` (for tests and
-    /// for callers that merge several sources).
+    /// Reads the variables in the module documentation through `lookup` (the server's
+    /// configuration reads the environment and passes its reader here).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let var = |name: &str| {
             lookup(name)
@@ -99,12 +92,6 @@ impl EmbedderConfig {
             EmbedderConfig::OpenAi(config) => Arc::new(OpenAiEmbedder::new(config)?),
         })
     }
-}
-
-/// The embedder the environment asks for ([`EmbedderConfig::from_env`], then
-/// [`EmbedderConfig::build`]); the error is one line naming the faulty variable.
-pub fn embedder_from_env() -> Result<Arc<dyn Embedder>, String> {
-    EmbedderConfig::from_env()?.build()
 }
 
 /// The `openai` settings; `dimensions` is `EMBEDDING_DIMENSIONS`, already parsed.

@@ -15,9 +15,9 @@
 //! - [`OpenAiEmbedder`] (`openai:<model>`; `EMBEDDING_PROVIDER=openai`): any OpenAI-compatible
 //!   `/embeddings` endpoint, with timeouts and retries ([`openai`]).
 //!
-//! [`embedder_from_env`] picks one from `EMBEDDING_PROVIDER` and related variables ([`config`]
-//! lists them); a bad value is an error naming the variable, for the server to print before
-//! stopping.
+//! [`EmbedderConfig::from_lookup`] picks one from `EMBEDDING_PROVIDER` and related variables
+//! ([`config`] lists them), read by the server's configuration; a bad value is an error naming the
+//! variable, for the server to print before stopping.
 //!
 //! Every vector is stored with its embedder's [`id`](honcho_domain::embed::Embedder::id) and
 //! dimension; vectors of different ids are never compared, so switching embedders needs a
@@ -58,10 +58,10 @@ pub mod potion;
 pub mod tokens;
 
 pub use chat::{ChatConfig, HttpChatModel, Protocol};
-pub use config::{embedder_from_env, EmbedderConfig};
+pub use config::EmbedderConfig;
 pub use hash::HashEmbedder;
 pub use honcho_domain::embed::{EmbedError, Embedder};
 pub use honcho_domain::vector::{self, cosine_distance, decode, encode, top_k};
-pub use llm_config::{models_from_env, Models};
+pub use llm_config::{models_from_lookup, Models};
 pub use openai::{OpenAiConfig, OpenAiEmbedder, RetryPolicy};
 pub use potion::PotionEmbedder;

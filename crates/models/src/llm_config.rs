@@ -19,12 +19,8 @@ use std::time::Duration;
 
 pub use honcho_domain::llm::Models;
 
-/// The models configured by the environment, or `None` when no model is set.
-pub fn models_from_env() -> Result<Option<Models>, String> {
-    models_from_lookup(|name| std::env::var(name).ok())
-}
-
-/// Like [`models_from_env`], with the variables read through `lookup`.
+/// The models the variables read through `lookup` configure (the server's configuration reads
+/// the environment and passes its reader here), or `None` when no model is set.
 pub fn models_from_lookup(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<Models>, String> {

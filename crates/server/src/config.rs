@@ -1,5 +1,7 @@
-//! Configuration from the environment (and a `.env` file), with command-line overrides. A bad value
-//! stops start-up with one line naming the variable; nothing falls back silently.
+//! Configuration from the environment (and a `.env` file), with command-line overrides: the only
+//! module that reads the environment (the models' settings are parsed by `honcho_models` from the
+//! reader passed here). A bad value stops start-up with one line naming the variable; nothing falls
+//! back silently.
 
 use honcho_db::{DatabaseUrl, DbOptions, SqliteSync};
 
@@ -170,6 +172,20 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// A variable as it is (not trimmed; a value that is not Unicode read lossily, so that it fails
+/// validation naming the variable rather than counting as unset): what the models' settings parse.
+fn raw_var(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+}
+
+/// The keys that sign and check API keys, for the commands that print or mint keys
+/// (`AUTH_JWT_SECRET`, whether or not `USE_AUTH` is on).
+pub fn signing_keys() -> Result<honcho_web::auth::Keys, String> {
+    var("AUTH_JWT_SECRET")
+        .map(|secret| honcho_web::auth::Keys::new(&secret))
+        .ok_or_else(|| "AUTH_JWT_SECRET must be set to print or mint keys".to_string())
+}
+
 fn parse_var<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
     match var(name) {
         None => Ok(None),
@@ -202,6 +218,8 @@ pub struct LogSettings {
     pub filter: String,
     /// One JSON object per line instead of text.
     pub json: bool,
+    /// Colour allowed (`NO_COLOR` unset); used only on a terminal.
+    pub color: bool,
 }
 
 impl LogSettings {
@@ -230,7 +248,12 @@ impl LogSettings {
             Some(f) if f == "json" => true,
             Some(f) => return Err(format!("LOG_FORMAT: '{f}' is neither pretty nor json")),
         };
-        Ok(LogSettings { filter, json })
+        let color = std::env::var_os("NO_COLOR").is_none();
+        Ok(LogSettings {
+            filter,
+            json,
+            color,
+        })
     }
 }
 
@@ -244,8 +267,9 @@ fn positive<T: std::str::FromStr + PartialOrd + Default>(name: &str) -> Result<O
 
 impl Config {
     /// Reads the server's variables (the groups of [`vars`] but the embedder's and the language
-    /// models', which `honcho_models` reads): `DATABASE_URL` (or v1.1.0's `CONNECTION_URI`), the
-    /// HTTP, auth, retrieval and deriver settings. Flags such as `USE_AUTH` take true/false, 1/0,
+    /// models', which [`Config::embedder`] and [`Config::models`] read when a command needs them):
+    /// `DATABASE_URL` (or v1.1.0's `CONNECTION_URI`), the HTTP, auth, retrieval and deriver
+    /// settings. Flags such as `USE_AUTH` take true/false, 1/0,
     /// yes/no or on/off.
     pub fn from_env() -> Result<Config, String> {
         Config::read(None)
@@ -318,6 +342,18 @@ impl Config {
             statement_timeout: Some(std::time::Duration::from_secs(self.request_timeout_secs)),
             ..DbOptions::with_max_size(self.pool_size())
         }
+    }
+
+    /// The embedder `EMBEDDING_PROVIDER` and the other `EMBEDDING_*` variables name (the shipped
+    /// model by default), read when a command needs one.
+    pub fn embedder(&self) -> Result<std::sync::Arc<dyn honcho_domain::embed::Embedder>, String> {
+        honcho_models::EmbedderConfig::from_lookup(raw_var)?.build()
+    }
+
+    /// The chat models the `LLM_*` variables name (`None`: insights off), read when a command
+    /// needs them.
+    pub fn models(&self) -> Result<Option<honcho_models::Models>, String> {
+        honcho_models::llm_config::models_from_lookup(raw_var)
     }
 
     /// The key-signing keys, when authentication is on.

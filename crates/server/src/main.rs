@@ -336,14 +336,6 @@ enum KeysCommand {
     },
 }
 
-fn keys_from_env() -> Result<honcho_web::auth::Keys, String> {
-    let secret = std::env::var("AUTH_JWT_SECRET")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-        .ok_or("AUTH_JWT_SECRET must be set to print or mint keys")?;
-    Ok(honcho_web::auth::Keys::new(&secret))
-}
-
 /// The database that records keys: it must exist already (a SQLite file is not created here).
 /// The database of an existing deployment, for a one-shot command (a SQLite file must exist).
 fn existing_database(database: DatabaseArg) -> Result<honcho_db::Db, String> {
@@ -366,7 +358,7 @@ fn import(args: ImportArgs) -> Result<(), String> {
     let embedder = if args.skip_embedding {
         None
     } else {
-        Some(honcho_models::embedder_from_env()?)
+        Some(config.embedder()?)
     };
     let source = honcho_import::Source::new(&args.from, args.api_key.clone())?;
     let options = honcho_import::Options {
@@ -409,7 +401,10 @@ fn or_dash(v: &Option<String>) -> &str {
 
 fn run_keys(command: KeysCommand) -> Result<(), String> {
     match command {
-        KeysCommand::Admin => emit(&format!("{}\n", keys_from_env()?.admin_key()))?,
+        KeysCommand::Admin => emit(&format!(
+            "{}\n",
+            honcho_server::config::signing_keys()?.admin_key()
+        ))?,
         KeysCommand::Create {
             app_id,
             user_id,
@@ -419,7 +414,7 @@ fn run_keys(command: KeysCommand) -> Result<(), String> {
             label,
             database,
         } => {
-            let keys = keys_from_env()?;
+            let keys = honcho_server::config::signing_keys()?;
             let scope = honcho_domain::auth::KeyScope {
                 app_id,
                 user_id,
@@ -499,11 +494,13 @@ fn run_keys(command: KeysCommand) -> Result<(), String> {
             let now = chrono::Utc::now();
             // A key id is a UUID; a key's text is a JWT, whose parts are separated by dots.
             let record = if key.contains('.') {
-                let claims = keys_from_env()?.verify(key.trim()).map_err(|_| {
-                    "the key is not one of this server's keys (its signature does not match \
+                let claims = honcho_server::config::signing_keys()?
+                    .verify(key.trim())
+                    .map_err(|_| {
+                        "the key is not one of this server's keys (its signature does not match \
                      AUTH_JWT_SECRET)"
-                        .to_string()
-                })?;
+                            .to_string()
+                    })?;
                 claims.check_revocable().map_err(|e| e.to_string())?;
                 db.revoke_presented(&claims, key.trim(), now)
             } else {
@@ -527,7 +524,7 @@ fn init_logging() -> Result<(), String> {
     let filter = EnvFilter::try_new(&settings.filter)
         .map_err(|e| format!("RUST_LOG: '{}': {e}", settings.filter))?;
     // Colour only for a person at a terminal, and never with NO_COLOR set.
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let ansi = std::io::stderr().is_terminal() && settings.color;
     // Logs go to stderr: stdout carries what commands print (keys, the OpenAPI document).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -583,7 +580,7 @@ fn run(command: Command) -> Result<(), String> {
         Command::Keys(command) => run_keys(command),
         Command::Reembed { database, batch } => {
             let config = database.config()?;
-            let embedder = honcho_models::embedder_from_env()?;
+            let embedder = config.embedder()?;
             let db = honcho_server::open_database(&config)?;
             let done = honcho_domain::embed::reembed(&db, embedder.as_ref(), batch, |documents| {
                 tracing::info!(documents, "re-embedded")
@@ -669,8 +666,8 @@ fn run(command: Command) -> Result<(), String> {
 fn serve(config: Config) -> Result<(), String> {
     honcho_domain::values::set_metadata_limits(config.metadata_limits);
     let keys = config.keys();
-    let embedder = honcho_models::embedder_from_env()?;
-    let models = honcho_models::models_from_env()?;
+    let embedder = config.embedder()?;
+    let models = config.models()?;
     let db = honcho_server::open_database(&config)?;
     honcho_server::check_embeddings(&db, embedder.as_ref())?;
     let addr = format!("{}:{}", config.host, config.port);
@@ -754,8 +751,8 @@ fn serve(config: Config) -> Result<(), String> {
 /// `honcho deriver`: workers only, until SIGTERM or SIGINT; then each finishes its item and gives
 /// its session up.
 fn run_deriver(config: Config) -> Result<(), String> {
-    let embedder = honcho_models::embedder_from_env()?;
-    let models = honcho_models::models_from_env()?.ok_or(
+    let embedder = config.embedder()?;
+    let models = config.models()?.ok_or(
         "no language model is configured: set LLM_BASE_URL and LLM_MODEL (or LLM_PROVIDER=anthropic \
          with ANTHROPIC_API_KEY)",
     )?;
