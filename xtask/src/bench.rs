@@ -557,24 +557,29 @@ impl Fixture {
 
 /// Fills the query collection with `QUERY_DOCUMENTS` distinct documents over several connections.
 fn seed_documents(port: u16, path: &str) -> Result<(), String> {
+    in_parallel(SEED_CONNECTIONS, |worker| {
+        let mut client = Client::new(port);
+        for i in (worker..QUERY_DOCUMENTS).step_by(SEED_CONNECTIONS) {
+            client.create(
+                path,
+                json!({"content": document_text(i), "metadata": {"i": i}}),
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Runs `work(0)` .. `work(n - 1)` on threads of their own; the first error, if any.
+pub(crate) fn in_parallel(
+    n: usize,
+    work: impl Fn(usize) -> Result<(), String> + Sync,
+) -> Result<(), String> {
     std::thread::scope(|s| {
-        let seeders: Vec<_> = (0..SEED_CONNECTIONS)
-            .map(|worker| {
-                s.spawn(move || -> Result<(), String> {
-                    let mut client = Client::new(port);
-                    for i in (worker..QUERY_DOCUMENTS).step_by(SEED_CONNECTIONS) {
-                        client.create(
-                            path,
-                            json!({"content": document_text(i), "metadata": {"i": i}}),
-                        )?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        seeders.into_iter().try_for_each(|h| {
-            h.join()
-                .map_err(|_| "seeding thread panicked".to_string())?
+        let work = &work;
+        let threads: Vec<_> = (0..n).map(|i| s.spawn(move || work(i))).collect();
+        threads.into_iter().try_for_each(|t| {
+            t.join()
+                .map_err(|_| "a seeding thread panicked".to_string())?
         })
     })
 }

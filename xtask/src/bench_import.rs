@@ -19,47 +19,43 @@ const DOCUMENTS: usize = 50;
 const CONCURRENCY: usize = 4;
 
 fn seed(port: u16) -> Result<(), String> {
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..4)
-            .map(|w| {
-                scope.spawn(move || -> Result<(), String> {
-                    let mut client = Client::new(port);
-                    let app = client.create("/v1/apps", json!({ "name": format!("import-{w}") }))?;
-                    for u in (w..USERS).step_by(4) {
-                        let users = format!("/v1/apps/{app}/users");
-                        let user = client.create(&users, json!({ "name": format!("u{u}") }))?;
-                        let user_path = format!("{users}/{user}");
-                        for _ in 0..SESSIONS {
-                            let session = client.create(&format!("{user_path}/sessions"), json!({}))?;
-                            let batch_path = format!("{user_path}/sessions/{session}/messages/batch");
-                            for b in 0..PER_SESSION / 100 {
-                                let batch: Vec<Value> = (0..100)
-                                    .map(|i| json!({ "content": crate::bench::content(b * 100 + i), "is_user": i % 2 == 0 }))
-                                    .collect();
-                                let body = json!({ "messages": batch }).to_string();
-                                let answer = client.request("POST", &batch_path, Some(&body))?;
-                                if answer.status != 200 {
-                                    return Err(format!("seeding a batch: {}", answer.describe()));
-                                }
-                            }
-                        }
-                        let collection = client
-                            .create(&format!("{user_path}/collections"), json!({ "name": "notes" }))?;
-                        for d in 0..DOCUMENTS {
-                            client.create(
-                                &format!("{user_path}/collections/{collection}/documents"),
-                                json!({ "content": crate::bench::document_text(d) }),
-                            )?;
-                        }
+    crate::bench::in_parallel(4, |w| {
+        let mut client = Client::new(port);
+        let app = client.create("/v1/apps", json!({ "name": format!("import-{w}") }))?;
+        for u in (w..USERS).step_by(4) {
+            let users = format!("/v1/apps/{app}/users");
+            let user = client.create(&users, json!({ "name": format!("u{u}") }))?;
+            let user_path = format!("{users}/{user}");
+            for _ in 0..SESSIONS {
+                let session = client.create(&format!("{user_path}/sessions"), json!({}))?;
+                let batch_path = format!("{user_path}/sessions/{session}/messages/batch");
+                for b in 0..PER_SESSION / 100 {
+                    let batch: Vec<Value> = (0..100)
+                        .map(|i| {
+                            let content = crate::bench::content(b * 100 + i);
+                            json!({ "content": content, "is_user": i % 2 == 0 })
+                        })
+                        .collect();
+                    let body = json!({ "messages": batch }).to_string();
+                    let answer = client.request("POST", &batch_path, Some(&body))?;
+                    if answer.status != 200 {
+                        return Err(format!("seeding a batch: {}", answer.describe()));
                     }
-                    Ok(())
-                })
-            })
-            .collect();
-        workers.into_iter().try_for_each(|w| {
-            w.join()
-                .map_err(|_| "a seeding thread panicked".to_string())?
-        })
+                }
+            }
+            let documents = client.create(
+                &format!("{user_path}/collections"),
+                json!({ "name": "notes" }),
+            )?;
+            let documents = format!("{user_path}/collections/{documents}/documents");
+            for d in 0..DOCUMENTS {
+                client.create(
+                    &documents,
+                    json!({ "content": crate::bench::document_text(d) }),
+                )?;
+            }
+        }
+        Ok(())
     })
 }
 

@@ -167,6 +167,23 @@ fn dump(base: &str, apps: &[String]) -> Value {
     Value::Array(apps)
 }
 
+/// A query of the first user's first collection of `app` finds the document it names.
+fn assert_document_found(base: &str, app: &str) {
+    let users = all(base, &format!("/v1/apps/{app}/users/list"));
+    let user_path = format!("/v1/apps/{app}/users/{}", id(&users[0]));
+    let collection = id(&all(base, &format!("{user_path}/collections/list"))[0]);
+    let found = call(
+        base,
+        "POST",
+        &format!("{user_path}/collections/{collection}/documents/query"),
+        Some(&json!({ "query": "lighthouse number 7", "top_k": 1 })),
+    );
+    assert_eq!(
+        found[0]["content"],
+        "alice keeps document 7 about lighthouse number 7"
+    );
+}
+
 /// Where `a` and `b` first differ (a JSON path and both values), or `None`.
 fn first_difference(a: &Value, b: &Value, at: &str) -> Option<String> {
     match (a, b) {
@@ -285,24 +302,7 @@ fn an_import_copies_every_record_with_its_ids_times_and_order_and_a_second_run_w
     assert_same(&dump(&source.base, &apps), &dump(&server.base, &apps));
 
     // Documents are found by their words and by the target's vectors.
-    let a = &apps[0];
-    let users = all(&server.base, &format!("/v1/apps/{a}/users/list"));
-    let alice = id(&users[0]);
-    let collections = all(
-        &server.base,
-        &format!("/v1/apps/{a}/users/{alice}/collections/list"),
-    );
-    let collection = id(&collections[0]);
-    let found = call(
-        &server.base,
-        "POST",
-        &format!("/v1/apps/{a}/users/{alice}/collections/{collection}/documents/query"),
-        Some(&json!({ "query": "lighthouse number 7", "top_k": 1 })),
-    );
-    assert_eq!(
-        found[0]["content"],
-        "alice keeps document 7 about lighthouse number 7"
-    );
+    assert_document_found(&server.base, &apps[0]);
 
     let second = import(&target.url, &source.base, &[]);
     assert!(second.status.success(), "{}", text(&second));
@@ -662,19 +662,7 @@ fn skip_embedding_leaves_documents_found_by_words_and_derive_queues_the_messages
         assert_eq!(status["pending"], messages, "{status}");
     }
     // Documents without vectors are found by their words.
-    let users = all(&server.base, &format!("/v1/apps/{}/users/list", apps[0]));
-    let user_path = format!("/v1/apps/{}/users/{}", apps[0], id(&users[0]));
-    let collection = id(&all(&server.base, &format!("{user_path}/collections/list"))[0]);
-    let found = call(
-        &server.base,
-        "POST",
-        &format!("{user_path}/collections/{collection}/documents/query"),
-        Some(&json!({ "query": "lighthouse number 7", "top_k": 1 })),
-    );
-    assert_eq!(
-        found[0]["content"],
-        "alice keeps document 7 about lighthouse number 7"
-    );
+    assert_document_found(&server.base, &apps[0]);
     drop(server);
     // Without --derive nothing is queued.
     let target = FreshDatabase::new(None);
