@@ -370,12 +370,33 @@ fn import(args: ImportArgs) -> Result<(), String> {
         embedder,
     };
     let tally = std::sync::Arc::new(honcho_import::Tally::new(args.dry_run));
-    honcho_import::run(
+    // A dry run into a SQLite file that does not exist yet judges against an empty database of its
+    // own, so that it creates nothing at the target's path.
+    let empty = match &config.database {
+        honcho_db::DatabaseUrl::Sqlite(path) if args.dry_run && !path.exists() => {
+            Some(std::env::temp_dir().join(format!("honcho-dry-run-{}.db", std::process::id())))
+        }
+        _ => None,
+    };
+    let judged = match &empty {
+        Some(path) => Config {
+            database: honcho_db::DatabaseUrl::Sqlite(path.clone()),
+            ..config.clone()
+        },
+        None => config.clone(),
+    };
+    let ran = honcho_import::run(
         &source,
-        || honcho_server::open_for_command(&config),
+        || honcho_server::open_for_command(&judged),
         &options,
         &tally,
-    )?;
+    );
+    if let Some(path) = &empty {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+    ran?;
     let title = if args.dry_run {
         "dry run (nothing written)"
     } else {

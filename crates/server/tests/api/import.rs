@@ -278,6 +278,12 @@ fn an_import_copies_every_record_with_its_ids_times_and_order_and_a_second_run_w
 
     let dry = import(&target.url, &source.base, &["--dry-run"]);
     assert!(dry.status.success(), "{}", text(&dry));
+    if !crate::helpers::on_postgres() {
+        assert!(
+            !std::path::Path::new(&target.url).exists(),
+            "a dry run creates no database"
+        );
+    }
     assert_eq!(
         row(&dry, "messages")[..2],
         [3 * 1055, 3 * 1055],
