@@ -718,3 +718,45 @@ fn a_source_with_keys_is_read_with_an_admin_key_or_with_an_apps_own_key() {
     );
     assert_eq!(app["name"], "keyed-two");
 }
+
+#[test]
+fn the_sources_facts_and_summaries_come_along_into_the_protected_collection() {
+    use crate::model_server::{ModelServer, Protocol};
+    let model = ModelServer::start(Protocol::OpenAi);
+    // A source whose deriver stored a fact (in the user's `honcho` collection) from a message.
+    let (source, s, _) = crate::insights::app_with_a_fact(&model);
+    let facts_there = all(&source.base, &format!("{}/collections/list", s.user_path()));
+    let facts = facts_there
+        .iter()
+        .find(|c| c["name"] == "honcho")
+        .expect("the source's deriver made the protected collection");
+    let documents = format!("{}/collections/{}/documents/list", s.user_path(), id(facts));
+    assert!(
+        !all(&source.base, &documents).is_empty(),
+        "the source holds a fact"
+    );
+
+    let target = FreshDatabase::new(None);
+    let out = import(&target.url, &source.base, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let server = Honcho::start(&target.url);
+    let apps = [s.app.clone()];
+    assert_same(&dump(&source.base, &apps), &dump(&server.base, &apps));
+    // On the target it is the user's protected collection: the API may not rename it.
+    let renamed = ureq::put(&format!(
+        "{}{}/collections/{}",
+        server.base,
+        s.user_path(),
+        id(facts)
+    ))
+    .send_json(json!({ "name": "mine now" }));
+    let status = match renamed {
+        Ok(answer) => answer.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(
+        (400..500).contains(&status),
+        "renamed the protected collection: {status}"
+    );
+}

@@ -320,7 +320,7 @@ fn chat_without_a_model_is_405_naming_the_settings_and_checks_its_body_first() {
 }
 
 /// A session with a derived fact ("The user said: I keep bees on my roof") and some conversation.
-fn app_with_a_fact(server: &ModelServer) -> (TestApp, crate::helpers::Scope, Vec<Value>) {
+pub fn app_with_a_fact(server: &ModelServer) -> (TestApp, crate::helpers::Scope, Vec<Value>) {
     let app = app_with(server, 1);
     let s = app.session_path();
     let stored = app.ok(app.post(
