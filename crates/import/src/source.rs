@@ -1,6 +1,8 @@
 //! The source: a server of the Honcho v1.1.0 API, read through that API only. Its answers are
 //! parsed with the web crate's response types, the ones this server writes them with.
 
+use honcho_models::http::{error_answer, retrying, transport_failure, Failure};
+use honcho_models::RetryPolicy;
 use honcho_web::dto;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -68,14 +70,12 @@ pub struct Source {
     base: String,
     key: Option<String>,
     agent: ureq::Agent,
-    /// Attempts at a request answered 5xx or not at all, the first included.
-    attempts: u32,
-    /// Wait before the second attempt; doubled before each further one.
-    backoff: Duration,
+    /// How a request answered 429 or 5xx, or not at all, is tried again.
+    retry: RetryPolicy,
 }
 
-/// Longest part of an error answer quoted.
-const QUOTED_CHARS: usize = 300;
+/// The longest a request may take.
+const TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Source {
     /// A client of the server at `base` (`http(s)://host[:port]`, a path prefix allowed), sending
@@ -89,22 +89,24 @@ impl Source {
         }
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
+            .timeout(TIMEOUT)
             .max_idle_connections_per_host(64)
             .build();
         Ok(Source {
             base,
             key,
             agent,
-            attempts: 5,
-            backoff: Duration::from_millis(250),
+            retry: RetryPolicy {
+                max_attempts: 5,
+                initial_backoff: Duration::from_millis(250),
+                ..RetryPolicy::default()
+            },
         })
     }
 
     /// The same client, trying each request `attempts` times.
-    pub fn with_attempts(mut self, attempts: u32, backoff: Duration) -> Source {
-        self.attempts = attempts.max(1);
-        self.backoff = backoff;
+    pub fn with_attempts(mut self, attempts: u32) -> Source {
+        self.retry.max_attempts = attempts.max(1);
         self
     }
 
@@ -115,7 +117,7 @@ impl Source {
     /// Checks that the source documents the operations an import reads (its `/openapi.json`), once
     /// and without retrying: a wrong address fails at once.
     pub fn check_api(&self) -> Result<(), SourceError> {
-        let once = self.clone().with_attempts(1, Duration::ZERO);
+        let once = self.clone().with_attempts(1);
         let document: Value = match once.call("GET", "/openapi.json", &[], None) {
             Err(SourceError::NotFound(_)) | Err(SourceError::Answer(_)) => {
                 return Err(SourceError::Answer(format!(
@@ -187,8 +189,9 @@ impl Source {
     ) -> Result<T, SourceError> {
         let url = format!("{}{path}", self.base);
         let body = body.map(|b| serde_json::to_vec(b).expect("a JSON value serialises"));
-        let mut attempt = 1;
-        loop {
+        // What the last retryable failure was, for the error once the attempts are spent.
+        let last_status = std::cell::Cell::new(None);
+        let attempt = || {
             let mut request = self.agent.request(method, &url);
             for (k, v) in query {
                 request = request.query(k, v);
@@ -202,42 +205,48 @@ impl Source {
                     .send_bytes(b),
                 None => request.call(),
             };
-            let failure = match sent {
-                Ok(answer) => {
-                    return serde_json::from_reader(std::io::BufReader::new(answer.into_reader()))
-                        .map_err(|e| SourceError::Answer(format!("{method} {path}: {e}")))
-                }
+            match sent {
+                Ok(answer) => serde_json::from_reader(std::io::BufReader::new(
+                    answer.into_reader(),
+                ))
+                .map_err(|e| Failure::Fatal(SourceError::Answer(format!("{method} {path}: {e}")))),
                 Err(ureq::Error::Status(code, answer)) => {
-                    let detail = detail_of(answer);
-                    match code {
-                        401 | 403 => return Err(SourceError::Refused(code, detail)),
-                        404 => return Err(SourceError::NotFound(format!("{path}: {detail}"))),
-                        500..=599 => SourceError::Status(code, format!("{path}: {detail}")),
-                        _ => return Err(SourceError::Status(code, format!("{path}: {detail}"))),
-                    }
+                    let (detail, retry_after) = error_answer(code, answer);
+                    let message = detail
+                        .strip_prefix(&format!("HTTP {code}"))
+                        .map(|m| m.trim_start_matches(": ").to_string())
+                        .unwrap_or(detail);
+                    Err(match code {
+                        401 | 403 => Failure::Fatal(SourceError::Refused(code, message)),
+                        404 => Failure::Fatal(SourceError::NotFound(format!("{path}: {message}"))),
+                        429 | 500..=599 => {
+                            last_status.set(Some(code));
+                            Failure::retry(format!("{code}: {message}"), retry_after)
+                        }
+                        _ => {
+                            Failure::Fatal(SourceError::Status(code, format!("{path}: {message}")))
+                        }
+                    })
                 }
-                Err(ureq::Error::Transport(t)) => SourceError::Unreachable(t.to_string()),
-            };
-            if attempt >= self.attempts {
-                return Err(failure);
+                Err(ureq::Error::Transport(t)) => {
+                    last_status.set(None);
+                    Err(match transport_failure(&t, TIMEOUT) {
+                        Ok(retryable) => Failure::Retry(retryable),
+                        Err(detail) => Failure::Fatal(SourceError::Unreachable(detail)),
+                    })
+                }
             }
-            let wait = self.backoff * 2u32.saturating_pow(attempt - 1);
-            tracing::warn!(%url, attempt, error = %failure, "source request failed; retrying");
-            std::thread::sleep(wait.min(Duration::from_secs(10)));
-            attempt += 1;
-        }
+        };
+        retrying(
+            &self.retry,
+            "source",
+            method,
+            &url,
+            attempt,
+            |detail| match last_status.get() {
+                Some(code) => SourceError::Status(code, detail),
+                None => SourceError::Unreachable(detail),
+            },
+        )
     }
-}
-
-/// The `detail` of an error answer, or its first characters.
-fn detail_of(answer: ureq::Response) -> String {
-    let text = answer.into_string().unwrap_or_default();
-    let detail = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| {
-            v.get("detail")
-                .map(|d| d.as_str().map_or(d.to_string(), str::to_string))
-        })
-        .unwrap_or(text);
-    detail.chars().take(QUOTED_CHARS).collect()
 }

@@ -5,7 +5,6 @@ use honcho_domain::import::Outcome;
 use std::fmt;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The kinds of records an import carries, parents first.
@@ -76,8 +75,6 @@ const DIFFERENCES_SHOWN: u64 = 20;
 pub struct Tally {
     counts: [Counts; 7],
     started: Instant,
-    /// Taken while a line of the report (a conflict, a difference, a failure) is printed.
-    report: Mutex<()>,
     dry_run: bool,
     /// Whether stderr is a terminal (where a progress line is redrawn in place).
     terminal: bool,
@@ -88,7 +85,6 @@ impl Tally {
         Tally {
             counts: Default::default(),
             started: Instant::now(),
-            report: Mutex::new(()),
             dry_run,
             terminal: std::io::stderr().is_terminal(),
         }
@@ -142,9 +138,9 @@ impl Tally {
         self.say(&format!("failed: {what}: {error}"));
     }
 
-    /// A line of the report, on stderr (over the progress line).
+    /// A line of the report, on stderr (over the progress line; `eprintln!` holds stderr's lock for
+    /// the whole line, so workers' lines do not interleave).
     fn say(&self, line: &str) {
-        let _turn = self.report.lock();
         if self.terminal {
             eprintln!("\r\x1b[K{line}");
         } else {

@@ -149,6 +149,7 @@ impl HttpChatModel {
         let sent = retrying(
             &self.config.retry,
             "language model",
+            "POST",
             &self.endpoint,
             || self.attempt(&bytes),
             LlmError::Provider,

@@ -1,5 +1,6 @@
-//! What every HTTP client of a model shares: the retry policy and loop, and reading failures
-//! (status answers, transport errors, `Retry-After`, the provider's message, quoted safely).
+//! What every HTTP client of another service shares (the models', and `honcho import`'s of its
+//! source): the retry policy and loop, and reading failures (status answers, transport errors,
+//! `Retry-After`, the service's message, quoted safely).
 
 use std::io::Read;
 use std::time::Duration;
@@ -55,10 +56,11 @@ impl RetryPolicy {
 
 /// Runs `attempt` until it succeeds, fails for good, or `policy` gives up (then `gave_up` makes the
 /// error from the last failure). Waits `Retry-After` when the provider said, else the backoff with
-/// jitter; one log line per failed attempt, naming `what` was asked.
-pub(crate) fn retrying<T, E>(
+/// jitter; one log line per failed attempt, naming `what` was asked (`method` of `endpoint`).
+pub fn retrying<T, E>(
     policy: &RetryPolicy,
     what: &str,
+    method: &str,
     endpoint: &str,
     mut attempt: impl FnMut() -> Result<T, Failure<E>>,
     gave_up: impl FnOnce(String) -> E,
@@ -73,7 +75,7 @@ pub(crate) fn retrying<T, E>(
         if n >= policy.max_attempts {
             let tries = if n == 1 { "attempt" } else { "attempts" };
             return Err(gave_up(format!(
-                "POST {endpoint}: {} (gave up after {n} {tries})",
+                "{method} {endpoint}: {} (gave up after {n} {tries})",
                 failure.detail
             )));
         }
@@ -104,7 +106,7 @@ fn jitter(wait: Duration) -> Duration {
 
 /// A transport error: worth retrying (timeouts, DNS, refused or dropped connections), or the
 /// detail of a final failure.
-pub(crate) fn transport_failure(
+pub fn transport_failure(
     transport: &ureq::Transport,
     timeout: Duration,
 ) -> Result<Retryable, String> {
@@ -138,7 +140,7 @@ pub(crate) fn transport_failure(
 
 /// What an error answer says: `HTTP <status>: <the provider's message>`, and the wait a 429 or 503
 /// asks for (`Retry-After`).
-pub(crate) fn error_answer(status: u16, response: ureq::Response) -> (String, Option<Duration>) {
+pub fn error_answer(status: u16, response: ureq::Response) -> (String, Option<Duration>) {
     let retry_after = if status == 429 || status == 503 {
         response.header("retry-after").and_then(parse_retry_after)
     } else {
@@ -158,20 +160,20 @@ pub(crate) fn error_answer(status: u16, response: ureq::Response) -> (String, Op
 }
 
 /// Why an attempt failed.
-pub(crate) enum Failure<E> {
+pub enum Failure<E> {
     /// Worth another attempt.
     Retry(Retryable),
     /// Final.
     Fatal(E),
 }
 
-pub(crate) struct Retryable {
-    pub(crate) detail: String,
-    pub(crate) retry_after: Option<Duration>,
+pub struct Retryable {
+    pub detail: String,
+    pub retry_after: Option<Duration>,
 }
 
 impl<E> Failure<E> {
-    pub(crate) fn retry(detail: String, retry_after: Option<Duration>) -> Self {
+    pub fn retry(detail: String, retry_after: Option<Duration>) -> Self {
         Failure::Retry(Retryable {
             detail,
             retry_after,

@@ -51,7 +51,7 @@
 pub mod chat;
 pub mod config;
 pub mod hash;
-mod http;
+pub mod http;
 pub mod llm_config;
 pub mod openai;
 pub mod potion;

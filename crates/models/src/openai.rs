@@ -209,6 +209,7 @@ impl OpenAiEmbedder {
         let answer = retrying(
             &self.retry,
             "embedding",
+            "POST",
             &self.endpoint,
             || self.attempt(&body),
             EmbedError::Provider,

@@ -58,28 +58,23 @@ pub fn import_app(conn: &mut Conn, app: &App, mode: ImportMode) -> DbResult<Outc
                 return Ok(name_taken("app", &app.name, &app.id, &other));
             }
         }
-        let outcome = judge(app, found.as_ref().map(|f| (f, true)), "app", &app.id, mode);
-        if mode.write {
-            let values = (
-                apps::name.eq(&app.name),
-                apps::metadata.eq(object(&app.metadata)),
-                apps::created_at.eq(app.created_at),
-            );
-            match outcome {
-                Outcome::Written => {
-                    diesel::insert_into(apps::table)
-                        .values((apps::public_id.eq(&app.id), values))
-                        .execute(conn)?;
-                }
-                Outcome::Overwritten => {
-                    diesel::update(apps::table.filter(apps::public_id.eq(&app.id)))
-                        .set(values)
-                        .execute(conn)?;
-                }
-                _ => {}
+        let values = (
+            apps::name.eq(&app.name),
+            apps::metadata.eq(object(&app.metadata)),
+            apps::created_at.eq(app.created_at),
+        );
+        let found = found.as_ref().map(|f| (f, true));
+        settle(conn, mode, app, found, "app", &app.id, |conn, new| {
+            if new {
+                diesel::insert_into(apps::table)
+                    .values((apps::public_id.eq(&app.id), values))
+                    .execute(conn)
+            } else {
+                diesel::update(apps::table.filter(apps::public_id.eq(&app.id)))
+                    .set(values)
+                    .execute(conn)
             }
-        }
-        Ok(outcome)
+        })
     })
 }
 
@@ -103,32 +98,26 @@ pub fn import_user(conn: &mut Conn, user: &User, mode: ImportMode) -> DbResult<O
             }
         }
         let found = found.as_ref().map(|f| (f, f.app_id == user.app_id));
-        let outcome = judge(user, found, "user", &user.id, mode);
-        if mode.write {
-            let values = (
-                users::name.eq(&user.name),
-                users::metadata.eq(object(&user.metadata)),
-                users::created_at.eq(user.created_at),
-            );
-            match outcome {
-                Outcome::Written => {
-                    diesel::insert_into(users::table)
-                        .values((
-                            users::public_id.eq(&user.id),
-                            users::app_id.eq(&user.app_id),
-                            values,
-                        ))
-                        .execute(conn)?;
-                }
-                Outcome::Overwritten => {
-                    diesel::update(users::table.filter(users::public_id.eq(&user.id)))
-                        .set(values)
-                        .execute(conn)?;
-                }
-                _ => {}
+        let values = (
+            users::name.eq(&user.name),
+            users::metadata.eq(object(&user.metadata)),
+            users::created_at.eq(user.created_at),
+        );
+        settle(conn, mode, user, found, "user", &user.id, |conn, new| {
+            if new {
+                diesel::insert_into(users::table)
+                    .values((
+                        users::public_id.eq(&user.id),
+                        users::app_id.eq(&user.app_id),
+                        values,
+                    ))
+                    .execute(conn)
+            } else {
+                diesel::update(users::table.filter(users::public_id.eq(&user.id)))
+                    .set(values)
+                    .execute(conn)
             }
-        }
-        Ok(outcome)
+        })
     })
 }
 
@@ -144,15 +133,20 @@ pub fn import_session(conn: &mut Conn, session: &Session, mode: ImportMode) -> D
             let same_parent = f.app_id == session.app_id && f.user_id == session.user_id;
             (f, same_parent)
         });
-        let outcome = judge(session, found, "session", &session.id, mode);
-        if mode.write {
-            let values = (
-                sessions::is_active.eq(session.is_active),
-                sessions::metadata.eq(object(&session.metadata)),
-                sessions::created_at.eq(session.created_at),
-            );
-            match outcome {
-                Outcome::Written => {
+        let values = (
+            sessions::is_active.eq(session.is_active),
+            sessions::metadata.eq(object(&session.metadata)),
+            sessions::created_at.eq(session.created_at),
+        );
+        settle(
+            conn,
+            mode,
+            session,
+            found,
+            "session",
+            &session.id,
+            |conn, new| {
+                if new {
                     diesel::insert_into(sessions::table)
                         .values((
                             sessions::public_id.eq(&session.id),
@@ -161,17 +155,14 @@ pub fn import_session(conn: &mut Conn, session: &Session, mode: ImportMode) -> D
                             sessions::message_count.eq(0),
                             values,
                         ))
-                        .execute(conn)?;
-                }
-                Outcome::Overwritten => {
+                        .execute(conn)
+                } else {
                     diesel::update(sessions::table.filter(sessions::public_id.eq(&session.id)))
                         .set(values)
-                        .execute(conn)?;
+                        .execute(conn)
                 }
-                _ => {}
-            }
-        }
-        Ok(outcome)
+            },
+        )
     })
 }
 
@@ -203,40 +194,58 @@ pub fn import_collection(
         let found = found
             .as_ref()
             .map(|f| (f, f.app_id == c.app_id && f.user_id == c.user_id));
-        let outcome = judge(c, found, "collection", &c.id, mode);
-        if mode.write {
-            let values = (
-                collections::name.eq(&c.name),
-                collections::metadata.eq(object(&c.metadata)),
-                collections::created_at.eq(c.created_at),
-            );
-            match outcome {
-                Outcome::Written => {
-                    diesel::insert_into(collections::table)
-                        .values((
-                            collections::public_id.eq(&c.id),
-                            collections::app_id.eq(&c.app_id),
-                            collections::user_id.eq(&c.user_id),
-                            values,
-                        ))
-                        .execute(conn)?;
-                }
-                Outcome::Overwritten => {
-                    diesel::update(collections::table.filter(collections::public_id.eq(&c.id)))
-                        .set(values)
-                        .execute(conn)?;
-                }
-                _ => {}
+        let values = (
+            collections::name.eq(&c.name),
+            collections::metadata.eq(object(&c.metadata)),
+            collections::created_at.eq(c.created_at),
+        );
+        settle(conn, mode, c, found, "collection", &c.id, |conn, new| {
+            if new {
+                diesel::insert_into(collections::table)
+                    .values((
+                        collections::public_id.eq(&c.id),
+                        collections::app_id.eq(&c.app_id),
+                        collections::user_id.eq(&c.user_id),
+                        values,
+                    ))
+                    .execute(conn)
+            } else {
+                diesel::update(collections::table.filter(collections::public_id.eq(&c.id)))
+                    .set(values)
+                    .execute(conn)
             }
-        }
-        Ok(outcome)
+        })
     })
+}
+
+/// The outcome of one record given what the target holds under its id (`found`, with whether it
+/// has the record's parent), written when the mode writes: `write(conn, true)` inserts it,
+/// `write(conn, false)` replaces the target's.
+fn settle<T: PartialEq>(
+    conn: &mut Conn,
+    mode: ImportMode,
+    record: &T,
+    found: Option<(&T, bool)>,
+    what: &str,
+    id: &str,
+    write: impl FnOnce(&mut Conn, bool) -> QueryResult<usize>,
+) -> DbResult<Outcome> {
+    let outcome = judge(record, found, what, id, mode);
+    if mode.write {
+        match outcome {
+            Outcome::Written => write(conn, true)?,
+            Outcome::Overwritten => write(conn, false)?,
+            _ => 0,
+        };
+    }
+    Ok(outcome)
 }
 
 /// The outcome of each record of `batch` given the target's records of the same ids (`found`) and
 /// whether a record has the parent the batch is written under.
-fn judge_batch<T: PartialEq>(
-    batch: &[T],
+fn judge_batch<R, T: PartialEq>(
+    batch: &[R],
+    record: impl Fn(&R) -> &T,
     found: Vec<T>,
     id: impl Fn(&T) -> &str,
     same_parent: impl Fn(&T) -> bool,
@@ -246,7 +255,8 @@ fn judge_batch<T: PartialEq>(
     let found: HashMap<&str, &T> = found.iter().map(|t| (id(t), t)).collect();
     batch
         .iter()
-        .map(|t| {
+        .map(|r| {
+            let t = record(r);
             let target = found.get(id(t)).map(|f| (*f, same_parent(f)));
             judge(t, target, what, id(t), mode)
         })
@@ -275,7 +285,7 @@ pub fn import_messages(
         let same_parent = |m: &Message| {
             m.session_id == key.session_id && m.user_id == key.user_id && m.app_id == key.app_id
         };
-        let outcomes = judge_batch(batch, found, |m| &m.id, same_parent, "message", mode);
+        let outcomes = judge_batch(batch, |m| m, found, |m| &m.id, same_parent, "message", mode);
         if !mode.write {
             return Ok(outcomes);
         }
@@ -360,17 +370,19 @@ pub fn import_metamessages(
             .map(Metamessage::from)
             .collect();
         let same_parent = |m: &Metamessage| m.app_id == app_id && m.user_id == user_id;
-        let outcomes = judge_batch(batch, found, |m| &m.id, same_parent, "metamessage", mode);
+        let outcomes = judge_batch(
+            batch,
+            |m| m,
+            found,
+            |m| &m.id,
+            same_parent,
+            "metamessage",
+            mode,
+        );
         if !mode.write {
             return Ok(outcomes);
         }
-        let present = diesel::select(diesel::dsl::exists(
-            users::table
-                .filter(users::public_id.eq(user_id))
-                .filter(users::app_id.eq(app_id)),
-        ))
-        .get_result::<bool>(conn)?;
-        if !present {
+        if !super::metamessages::user_exists(conn, app_id, user_id)? {
             return Err(Error::user_not_found(user_id).into());
         }
         let outcomes = unlinked(conn, batch, outcomes)?;
@@ -486,8 +498,15 @@ pub fn import_documents(
                 && d.user_id == key.user_id
                 && d.app_id == key.app_id
         };
-        let docs: Vec<Document> = batch.iter().map(|(d, _)| d.clone()).collect();
-        let outcomes = judge_batch(&docs, found, |d| &d.id, same_parent, "document", mode);
+        let outcomes = judge_batch(
+            batch,
+            |(d, _)| d,
+            found,
+            |d| &d.id,
+            same_parent,
+            "document",
+            mode,
+        );
         if !mode.write {
             return Ok(outcomes);
         }

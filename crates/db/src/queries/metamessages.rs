@@ -74,7 +74,7 @@ fn metamessage_of<'a>(app_id: &'a str, user_id: &'a str, id: &'a str) -> _ {
         .filter(metamessages::app_id.eq(app_id))
 }
 
-fn user_exists(conn: &mut Conn, app_id: &str, user_id: &str) -> QueryResult<bool> {
+pub(super) fn user_exists(conn: &mut Conn, app_id: &str, user_id: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         users::table
             .filter(users::public_id.eq(user_id))
