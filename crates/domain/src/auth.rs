@@ -67,6 +67,17 @@ pub struct PathIds<'a> {
     pub collection_id: Option<&'a str>,
 }
 
+impl<'a> PathIds<'a> {
+    /// The ids of a route under an app, and under one of its users when `user_id` is given.
+    pub fn under(app_id: &'a str, user_id: Option<&'a str>) -> PathIds<'a> {
+        PathIds {
+            app_id: Some(app_id),
+            user_id,
+            ..PathIds::default()
+        }
+    }
+}
+
 /// Why a request is refused; `Display` is the exact detail of the 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthError {
@@ -222,10 +233,7 @@ impl Claims {
             &self.us,
             AuthError::UserIdMissing,
             &[(&self.ap, app_id)],
-            PathIds {
-                app_id: Some(app_id),
-                ..PathIds::default()
-            },
+            PathIds::under(app_id, None),
             |ids, id| ids.user_id = Some(id),
         )
     }
@@ -243,11 +251,7 @@ impl Claims {
             &self.se,
             AuthError::SessionIdMissing,
             &[(&self.us, user_id), (&self.ap, app_id)],
-            PathIds {
-                app_id: Some(app_id),
-                user_id: Some(user_id),
-                ..PathIds::default()
-            },
+            PathIds::under(app_id, Some(user_id)),
             |ids, id| ids.session_id = Some(id),
         )
     }
@@ -265,11 +269,7 @@ impl Claims {
             &self.co,
             AuthError::CollectionIdMissing,
             &[(&self.us, user_id), (&self.ap, app_id)],
-            PathIds {
-                app_id: Some(app_id),
-                user_id: Some(user_id),
-                ..PathIds::default()
-            },
+            PathIds::under(app_id, Some(user_id)),
             |ids, id| ids.collection_id = Some(id),
         )
     }

@@ -65,6 +65,11 @@ fn user_path(app_id: &str, user_id: &str) -> String {
     format!("/v1/apps/{}/users/{}", seg(app_id), seg(user_id))
 }
 
+/// The API path of the list of `what` under `parent` (`sessions/{id}`) of a user.
+fn list_path(app_id: &str, user_id: &str, parent: &str, what: &str) -> String {
+    format!("{}/{parent}/{what}/list", user_path(app_id, user_id))
+}
+
 /// The apps to import: those named (by id, else by name), or every app the key lists (an app's
 /// own key lists only its app).
 pub fn apps(source: &Source, named: &[String]) -> Result<Vec<App>, SourceError> {
@@ -365,11 +370,8 @@ impl Copier {
             user_id: session.user_id,
             session_id: session.id,
         };
-        let path = format!(
-            "{}/sessions/{}/messages/list",
-            user_path(&key.app_id, &key.user_id),
-            seg(&key.session_id)
-        );
+        let session = format!("sessions/{}", seg(&key.session_id));
+        let path = list_path(&key.app_id, &key.user_id, &session, "messages");
         let of = format!("session {}", key.session_id);
         self.copy_list::<dto::Message, Message>(&path, Kind::Message, &of, |page| {
             let derive = self.options.derive;
@@ -395,11 +397,8 @@ impl Copier {
             user_id: collection.user_id,
             collection_id: collection.id,
         };
-        let path = format!(
-            "{}/collections/{}/documents/list",
-            user_path(&key.app_id, &key.user_id),
-            seg(&key.collection_id)
-        );
+        let collection = format!("collections/{}", seg(&key.collection_id));
+        let path = list_path(&key.app_id, &key.user_id, &collection, "documents");
         let of = format!("collection {}", key.collection_id);
         self.copy_list::<dto::Document, Document>(&path, Kind::Document, &of, |page| {
             let batch = self.embedded(&key, page.to_vec())?;

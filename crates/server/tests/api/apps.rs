@@ -1,4 +1,4 @@
-use crate::helpers::{assert_redacted_snapshot, id, TestApp};
+use crate::helpers::{assert_empty_page, assert_redacted_snapshot, detail, id, TestApp};
 use serde_json::json;
 
 #[test]
@@ -41,15 +41,15 @@ fn unknown_apps_are_404() {
     let app = TestApp::spawn();
     assert_eq!(
         app.get("/v1/apps?app_id=nope"),
-        (404, json!({ "detail": "App with ID nope not found" }))
+        detail(404, "App with ID nope not found")
     );
     assert_eq!(
         app.get("/v1/apps/name/nope"),
-        (404, json!({ "detail": "App with name 'nope' not found" }))
+        detail(404, "App with name 'nope' not found")
     );
     assert_eq!(
         app.put("/v1/apps/nope", json!({ "name": "x" })),
-        (404, json!({ "detail": "App with ID nope not found" }))
+        detail(404, "App with ID nope not found")
     );
 }
 
@@ -58,10 +58,7 @@ fn get_without_an_app_id_is_401() {
     let app = TestApp::spawn();
     assert_eq!(
         app.get("/v1/apps"),
-        (
-            401,
-            json!({ "detail": "App ID not found in query parameter or JWT" })
-        )
+        detail(401, "App ID not found in query parameter or JWT")
     );
 }
 
@@ -130,10 +127,7 @@ fn update_to_a_taken_name_is_a_conflict() {
     let other = app.create_app("other");
     assert_eq!(
         app.put(&format!("/v1/apps/{other}"), json!({ "name": "taken" })),
-        (
-            409,
-            json!({ "detail": "App update failed - unique constraint violation" })
-        )
+        detail(409, "App update failed - unique constraint violation")
     );
 }
 
@@ -188,10 +182,7 @@ fn list_pages_filters_and_reverses() {
         (json!([]), json!(5), json!(1))
     );
     let none = app.ok(app.post("/v1/apps/list", json!({ "filter": { "tier": "none" } })));
-    assert_eq!(
-        (none["total"].clone(), none["pages"].clone()),
-        (json!(0), json!(0))
-    );
+    assert_empty_page(&none);
 }
 
 #[test]

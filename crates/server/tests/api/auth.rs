@@ -1,6 +1,6 @@
 //! API keys: every route checks its scope; keys are minted by the API and the command line.
 
-use crate::helpers::{id, TestApp};
+use crate::helpers::{detail, id, TestApp};
 use honcho_domain::auth::Claims;
 use honcho_web::auth::Keys;
 use serde_json::{json, Value};
@@ -37,62 +37,36 @@ impl Fixture {
             assert_eq!(status, 200, "{method} {path}: {v}");
             v
         };
-        let a = id(&ok("POST", "/v1/apps", json!({ "name": "tenant-a" })));
-        let b = id(&ok("POST", "/v1/apps", json!({ "name": "tenant-b" })));
-        let u = id(&ok(
-            "POST",
-            &format!("/v1/apps/{a}/users"),
-            json!({ "name": "alice" }),
-        ));
-        let u2 = id(&ok(
-            "POST",
-            &format!("/v1/apps/{a}/users"),
-            json!({ "name": "bob" }),
-        ));
-        let ub = id(&ok(
-            "POST",
-            &format!("/v1/apps/{b}/users"),
-            json!({ "name": "carol" }),
-        ));
-        let s = id(&ok(
-            "POST",
-            &format!("/v1/apps/{a}/users/{u}/sessions"),
-            json!({}),
-        ));
-        let s2 = id(&ok(
-            "POST",
-            &format!("/v1/apps/{a}/users/{u2}/sessions"),
-            json!({}),
-        ));
-        let m = id(&ok(
-            "POST",
-            &format!("/v1/apps/{a}/users/{u}/sessions/{s}/messages"),
+        let post = |path: &str, body: Value| id(&ok("POST", path, body));
+        let a = post("/v1/apps", json!({ "name": "tenant-a" }));
+        let b = post("/v1/apps", json!({ "name": "tenant-b" }));
+        let u = post(&format!("/v1/apps/{a}/users"), json!({ "name": "alice" }));
+        let u2 = post(&format!("/v1/apps/{a}/users"), json!({ "name": "bob" }));
+        let ub = post(&format!("/v1/apps/{b}/users"), json!({ "name": "carol" }));
+        let alice = format!("/v1/apps/{a}/users/{u}");
+        let s = post(&format!("{alice}/sessions"), json!({}));
+        let s2 = post(&format!("/v1/apps/{a}/users/{u2}/sessions"), json!({}));
+        let m = post(
+            &format!("{alice}/sessions/{s}/messages"),
             json!({ "content": "hi", "is_user": true }),
-        ));
-        let mm = id(&ok(
-            "POST",
-            &format!("/v1/apps/{a}/users/{u}/metamessages"),
+        );
+        let mm = post(
+            &format!("{alice}/metamessages"),
             json!({ "metamessage_type": "note", "content": "about alice", "session_id": s, "message_id": m }),
-        ));
-        let c = id(&ok(
-            "POST",
-            &format!("/v1/apps/{a}/users/{u}/collections"),
-            json!({ "name": "facts" }),
-        ));
-        let d = id(&ok(
-            "POST",
-            &format!("/v1/apps/{a}/users/{u}/collections/{c}/documents"),
+        );
+        let c = post(&format!("{alice}/collections"), json!({ "name": "facts" }));
+        let d = post(
+            &format!("{alice}/collections/{c}/documents"),
             json!({ "content": "likes tea" }),
-        ));
-        let c2 = id(&ok(
-            "POST",
+        );
+        let c2 = post(
             &format!("/v1/apps/{a}/users/{u2}/collections"),
             json!({ "name": "facts" }),
-        ));
+        );
         let (status, minted) =
             app.send_as(Some(admin), "POST", &format!("/v1/keys?app_id={a}"), None);
         assert_eq!(status, 200, "{minted}");
-        let (status, listed) = app.send_as(Some(admin), "GET", "/v1/keys?reverse=true", None);
+        let (status, listed) = app.get_as(admin, "/v1/keys?reverse=true");
         assert_eq!(status, 200, "{listed}");
         Fixture {
             app: a,
@@ -121,7 +95,7 @@ impl Fixture {
         }
         // An erased user comes back under its id (its other rows are not needed after this).
         let users = format!("/v1/apps/{}/users?user_id={}", self.app, self.user);
-        if app.send_as(Some(admin), "GET", &users, None).0 == 404 {
+        if app.get_as(admin, &users).0 == 404 {
             let sql = format!(
                 "INSERT INTO users (public_id, app_id, name, metadata, created_at) \
                  VALUES ('{}', '{}', '{}', '{{}}', '2026-01-01 00:00:00+00:00')",
@@ -131,7 +105,7 @@ impl Fixture {
         }
         let collections = format!("/v1/apps/{}/users/{}/collections", self.app, self.user);
         let path = format!("{collections}?collection_id={}", self.collection);
-        if app.send_as(Some(admin), "GET", &path, None).0 == 404 {
+        if app.get_as(admin, &path).0 == 404 {
             let sql = format!(
                 "INSERT INTO collections (public_id, app_id, user_id, name, metadata, created_at) \
                  VALUES ('{}', '{}', '{}', 'facts', '{{}}', '2026-01-01 00:00:00+00:00')",
@@ -677,11 +651,9 @@ fn a_key_cannot_reach_outside_its_real_ancestry() {
         Some(r#"{"name": "mallory"}"#),
     );
     assert_eq!(status, 404);
-    let (status, _) = app.send_as(
-        Some(&foreign),
-        "GET",
+    let (status, _) = app.get_as(
+        &foreign,
         &format!("/v1/apps/{}/users?user_id={}", f.app, f.sibling_app_user),
-        None,
     );
     assert_eq!(status, 404);
     let (status, page) = app.send_as(
@@ -707,11 +679,9 @@ fn a_key_cannot_reach_outside_its_real_ancestry() {
         None,
     );
     assert_eq!((status, body["total"].clone()), (200, json!(0)));
-    let (status, body) = app.send_as(
-        Some(&session_key),
-        "GET",
+    let (status, body) = app.get_as(
+        &session_key,
         &format!("{other_user}/messages/{}", f.message),
-        None,
     );
     assert_eq!(status, 404, "{body}");
     let (status, _) = app.send_as(
@@ -739,40 +709,26 @@ fn token_routes_fall_back_to_the_key() {
     let app_key = key(Some(&f.app), None, None);
     let user_key = key(Some(&f.app), Some(&f.user), None);
     let session_key = key(Some(&f.app), Some(&f.user), Some(&f.session));
-    let (status, body) = app.send_as(Some(&app_key), "GET", "/v1/apps", None);
+    let (status, body) = app.get_as(&app_key, "/v1/apps");
     assert_eq!((status, body["id"].clone()), (200, json!(f.app)));
     let users = format!("/v1/apps/{}/users", f.app);
-    let (status, body) = app.send_as(Some(&user_key), "GET", &users, None);
+    let (status, body) = app.get_as(&user_key, &users);
     assert_eq!((status, body["id"].clone()), (200, json!(f.user)));
     let sessions = format!("/v1/apps/{}/users/{}/sessions", f.app, f.user);
-    let (status, body) = app.send_as(Some(&session_key), "GET", &sessions, None);
+    let (status, body) = app.get_as(&session_key, &sessions);
     assert_eq!((status, body["id"].clone()), (200, json!(f.session)));
     // A key naming more ids reaches less: a session's key reads neither its app nor its user.
-    let unauthorized = (401, json!({ "detail": "Unauthorized access to resource" }));
+    let unauthorized = detail(401, "Unauthorized access to resource");
+    assert_eq!(app.get_as(&session_key, "/v1/apps"), unauthorized);
+    assert_eq!(app.get_as(&session_key, &users), unauthorized);
     assert_eq!(
-        app.send_as(Some(&session_key), "GET", "/v1/apps", None),
-        unauthorized
-    );
-    assert_eq!(
-        app.send_as(Some(&session_key), "GET", &users, None),
-        unauthorized
-    );
-    assert_eq!(
-        app.send_as(
-            Some(&user_key),
-            "GET",
-            &format!("{users}?user_id={}", f.sibling_user),
-            None
-        ),
+        app.get_as(&user_key, &format!("{users}?user_id={}", f.sibling_user)),
         unauthorized
     );
     let (status, body) = app.send_as(Some(&keys.admin_key()), "GET", "/v1/apps", None);
     assert_eq!(
         (status, body),
-        (
-            401,
-            json!({ "detail": "App ID not found in query parameter or JWT" })
-        )
+        detail(401, "App ID not found in query parameter or JWT")
     );
 }
 
@@ -802,10 +758,7 @@ fn a_user_key_of_an_app_reads_nothing_of_another_user() {
     );
     assert_eq!(status, 200);
     let alice = body["key"].as_str().unwrap().to_string();
-    let refused = (
-        401,
-        json!({ "detail": "JWT not permissioned for this resource" }),
-    );
+    let refused = detail(401, "JWT not permissioned for this resource");
     for path in [
         format!("/v1/apps/{}/users/list", f.app),
         format!("{bob_session}/messages/list"),
@@ -861,13 +814,13 @@ fn minted_keys_work_until_they_expire() {
         &format!("/v1/apps/{}/users/{}/sessions/list", f.app, f.user),
         None,
     );
-    assert_eq!((status, body), (401, json!({ "detail": "JWT expired" })));
+    assert_eq!((status, body), detail(401, "JWT expired"));
 
     assert_eq!(
         mint("expires_at=2030-01-01T00:00:00"),
-        (
+        detail(
             422,
-            json!({ "detail": "At least one of app_id, user_id, session_id, or collection_id must be provided" })
+            "At least one of app_id, user_id, session_id, or collection_id must be provided"
         )
     );
     let (status, body) = mint("app_id=x&expires_at=tomorrow");
@@ -887,10 +840,7 @@ fn minted_keys_work_until_they_expire() {
     );
     assert_eq!(
         (status, body),
-        (
-            401,
-            json!({ "detail": "Resource requires admin privileges" })
-        )
+        detail(401, "Resource requires admin privileges")
     );
 }
 
@@ -899,7 +849,7 @@ fn with_auth_off_every_request_is_admin_and_keys_are_disabled() {
     let app = TestApp::spawn();
     assert_eq!(
         app.post_empty("/v1/keys?app_id=x"),
-        (405, json!({ "detail": "Feature is disabled" }))
+        detail(405, "Feature is disabled")
     );
     let (status, _) = app.send_as(
         Some("garbage"),
@@ -975,7 +925,7 @@ fn the_command_line_prints_and_mints_keys() {
         &format!("/v1/apps/{}/users/list", f.app),
         None,
     );
-    assert_eq!((status, body), (401, json!({ "detail": "JWT expired" })));
+    assert_eq!((status, body), detail(401, "JWT expired"));
 
     let out = honcho(&["keys", "admin"], &[]);
     assert!(!out.status.success());
@@ -1045,22 +995,19 @@ fn tokens_not_yet_valid_from_the_future_or_with_unknown_critical_extensions_are_
         app_claims(json!({ "nbf": now + 3600 })),
         SECRET,
     );
-    assert_eq!(ask(&later), (401, json!({ "detail": "JWT not yet valid" })));
+    assert_eq!(ask(&later), detail(401, "JWT not yet valid"));
     let future = signed(
         header.clone(),
         app_claims(json!({ "iat": now + 3600 })),
         SECRET,
     );
-    assert_eq!(
-        ask(&future),
-        (401, json!({ "detail": "JWT issued in the future" }))
-    );
+    assert_eq!(ask(&future), detail(401, "JWT issued in the future"));
     let crit = signed(
         json!({ "alg": "HS256", "typ": "JWT", "crit": ["exp-ext"], "exp-ext": true }),
         app_claims(json!({})),
         SECRET,
     );
-    assert_eq!(ask(&crit), (401, json!({ "detail": "Invalid JWT" })));
+    assert_eq!(ask(&crit), detail(401, "Invalid JWT"));
 
     // Two Authorization headers: neither is chosen.
     let answer = raw(
@@ -1158,13 +1105,8 @@ fn query_ids_of_a_route_narrow_like_path_ids() {
     });
     for route in ["status", "failed"] {
         let status = |query: &str| {
-            app.send_as(
-                Some(&key),
-                "GET",
-                &format!("/v1/apps/{}/deriver/{route}{query}", f.app),
-                None,
-            )
-            .0
+            app.get_as(&key, &format!("/v1/apps/{}/deriver/{route}{query}", f.app))
+                .0
         };
         assert_eq!(status(&format!("?user_id={}", f.user)), 200);
         assert_eq!(status(&format!("?user_id={}", f.sibling_user)), 401);

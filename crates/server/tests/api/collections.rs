@@ -1,6 +1,6 @@
 //! Collections: names unique per user, the reserved name, the protected collection, cascading delete.
 
-use crate::helpers::{assert_redacted_snapshot, id, TestApp};
+use crate::helpers::{assert_redacted_snapshot, detail, id, TestApp};
 use serde_json::json;
 
 #[test]
@@ -59,10 +59,7 @@ fn create_get_list_update_delete() {
     );
     assert_eq!(
         app.get(&format!("{}?collection_id={cid}", s.collections())),
-        (
-            404,
-            json!({ "detail": "Collection not found or does not belong to user" })
-        )
+        detail(404, "Collection not found or does not belong to user")
     );
 }
 
@@ -96,15 +93,12 @@ fn errors_of_create_update_and_delete() {
             &format!("/v1/apps/{}/users/ghost/collections", s.app),
             json!({ "name": "x" })
         ),
-        (404, json!({ "detail": "User with ID 'ghost' not found" }))
+        detail(404, "User with ID 'ghost' not found")
     );
     app.ok(app.post(&s.collections(), json!({ "name": "dup" })));
     assert_eq!(
         app.post(&s.collections(), json!({ "name": "dup" })),
-        (
-            409,
-            json!({ "detail": "Collection with name 'dup' already exists" })
-        )
+        detail(409, "Collection with name 'dup' already exists")
     );
     let cid = id(&app.ok(app.post(&s.collections(), json!({ "name": "free" }))));
     assert_eq!(
@@ -112,16 +106,13 @@ fn errors_of_create_update_and_delete() {
             &format!("{}/{cid}", s.collections()),
             json!({ "name": "dup" })
         ),
-        (
-            409,
-            json!({ "detail": "Collection update failed - name already in use" })
-        )
+        detail(409, "Collection update failed - name already in use")
     );
     assert_eq!(
         app.put(&format!("{}/{cid}", s.collections()), json!({})),
-        (
+        detail(
             422,
-            json!({ "detail": "Invalid collection configuration - at least one field must be provided" })
+            "Invalid collection configuration - at least one field must be provided"
         )
     );
     let c404 = json!({ "detail": "Collection not found or does not belong to user" });
@@ -138,17 +129,11 @@ fn errors_of_create_update_and_delete() {
     );
     assert_eq!(
         app.get(&format!("{}/name/ghost", s.collections())),
-        (
-            404,
-            json!({ "detail": "Collection with name 'ghost' not found" })
-        )
+        detail(404, "Collection with name 'ghost' not found")
     );
     assert_eq!(
         app.get(&s.collections()),
-        (
-            401,
-            json!({ "detail": "Collection ID not found in query parameter or JWT" })
-        )
+        detail(401, "Collection ID not found in query parameter or JWT")
     );
 }
 
@@ -222,10 +207,7 @@ fn the_protected_collection_cannot_be_deleted_or_renamed_but_holds_documents() {
     )));
     assert_eq!(
         app.delete(&format!("{path}/documents/{did}")),
-        (
-            422,
-            json!({ "detail": "Cannot delete collection with reserved name 'honcho'" })
-        )
+        detail(422, "Cannot delete collection with reserved name 'honcho'")
     );
     let found = app.ok(app.post(
         &format!("{path}/documents/query"),

@@ -2,7 +2,7 @@
 //! again in their session's order, and derived once; the queue's statuses written in one place.
 
 use crate::auth::honcho;
-use crate::helpers::{id, TestApp};
+use crate::helpers::{id, succeeded, TestApp};
 use crate::insights::{app_with, facts_of, wait_for_queue};
 use crate::model_server::{default_reply, ModelServer, Protocol, Reply, Role};
 use serde_json::{json, Value};
@@ -176,11 +176,7 @@ fn the_command_line_lists_and_retries_failed_messages() {
     wait_for_queue(&app, &s.app, &format!("session_id={}", s.session), 1);
     let env = [("DATABASE_URL", app.database_url())];
     let out = honcho(&["deriver", "failed", "--app-id", &s.app], &env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let listed = String::from_utf8_lossy(&out.stdout).to_string();
     let lines: Vec<&str> = listed.lines().collect();
     assert_eq!(lines.len(), 2, "{listed}");
@@ -203,11 +199,7 @@ fn the_command_line_lists_and_retries_failed_messages() {
         ],
         &env,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "queued 1 failed message again (running deriver workers take them up)\n"

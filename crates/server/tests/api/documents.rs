@@ -1,6 +1,6 @@
 //! Documents: embedded on write, re-embedded on new content, nearest-first queries.
 
-use crate::helpers::{assert_redacted_snapshot, id, Options, Scope, TestApp};
+use crate::helpers::{assert_redacted_snapshot, detail, id, Options, Scope, TestApp};
 use honcho_domain::retrieval::{Retrieval, RetrievalMode};
 use honcho_models::{cosine_distance, HashEmbedder, OpenAiConfig, OpenAiEmbedder, RetryPolicy};
 use serde_json::{json, Value};
@@ -105,25 +105,16 @@ fn errors() {
     assert_eq!(app.delete(&format!("{ghost}/nothing")), (404, c404));
     assert_eq!(
         app.delete(&format!("{docs}/nothing")),
-        (
-            404,
-            json!({ "detail": "Document not found or does not belong to user" })
-        )
+        detail(404, "Document not found or does not belong to user")
     );
     let did = id(&app.ok(app.post(&docs, json!({ "content": "x" }))));
     assert_eq!(
         app.put(&format!("{docs}/{did}"), json!({})),
-        (
-            422,
-            json!({ "detail": "Content and metadata cannot both be None" })
-        )
+        detail(422, "Content and metadata cannot both be None")
     );
     assert_eq!(
         app.put(&format!("{docs}/nothing"), json!({ "content": "y" })),
-        (
-            404,
-            json!({ "detail": "Document with ID 'nothing' not found" })
-        )
+        detail(404, "Document with ID 'nothing' not found")
     );
     let (status, body) = app.post(&docs, json!({ "content": "" }));
     assert_eq!(
@@ -282,10 +273,7 @@ fn a_failing_embedding_provider_is_a_502_and_stores_nothing() {
     let (_, docs) = collection(&app);
     let (status, body): (u16, Value) = app.post(&docs, json!({ "content": "a fact" }));
     // The provider's message ("upstream exploded") and address stay in the log.
-    assert_eq!(
-        (status, body),
-        (502, json!({ "detail": "embedding provider failed" }))
-    );
+    assert_eq!((status, body), detail(502, "embedding provider failed"));
     assert_eq!(
         hits.load(std::sync::atomic::Ordering::SeqCst),
         3,

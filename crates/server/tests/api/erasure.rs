@@ -4,7 +4,7 @@
 //! against a deriver working on the user at that moment.
 
 use crate::auth::honcho;
-use crate::helpers::{id, on_postgres, Honcho, Options, TestApp};
+use crate::helpers::{id, on_postgres, succeeded, Honcho, Options, TestApp};
 use crate::insights::{app_with, distinct_words, wait_for_queue};
 use crate::model_server::{default_reply, ModelServer, Protocol, Reply, Role};
 use diesel::{Connection, RunQueryDsl};
@@ -182,11 +182,7 @@ impl Person {
                 ("AUTH_JWT_SECRET", crate::auth::SECRET),
             ],
         );
-        assert!(
-            minted.status.success(),
-            "{}",
-            String::from_utf8_lossy(&minted.stderr)
-        );
+        succeeded(&minted);
         Person {
             name,
             user,
@@ -802,11 +798,7 @@ fn the_command_line_erases_a_user_or_a_session_and_says_what_it_erased() {
         ],
         &env,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!(
@@ -830,11 +822,7 @@ fn the_command_line_erases_a_user_or_a_session_and_says_what_it_erased() {
         200
     );
     let out = honcho(&["erase", "--app-id", &s.app, "--user-id", &s.user], &env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!(

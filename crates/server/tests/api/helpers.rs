@@ -359,6 +359,16 @@ impl TestApp {
         (status, value)
     }
 
+    /// `GET path` with `Authorization: Bearer {token}`.
+    pub fn get_as(&self, token: &str, path: &str) -> (u16, Value) {
+        self.send_as(Some(token), "GET", path, None)
+    }
+
+    /// `DELETE path` with `Authorization: Bearer {token}`.
+    pub fn delete_as(&self, token: &str, path: &str) -> (u16, Value) {
+        self.send_as(Some(token), "DELETE", path, None)
+    }
+
     pub fn get(&self, path: &str) -> (u16, Value) {
         self.send("GET", path, None)
     }
@@ -458,6 +468,29 @@ fn dechunk(mut rest: &str) -> String {
         rest = after[size..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// Fails the test unless `page` is a page of a list with nothing in it.
+pub fn assert_empty_page(page: &Value) {
+    assert_eq!(
+        (&page["total"], &page["pages"]),
+        (&json!(0), &json!(0)),
+        "{page}"
+    );
+}
+
+/// Fails the test, with the command's standard error, unless it exited 0.
+pub fn succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The answer `{"detail": text}` with `status`, as the API words its errors.
+pub fn detail(status: u16, text: &str) -> (u16, Value) {
+    (status, json!({ "detail": text }))
 }
 
 pub fn id(v: &Value) -> String {
@@ -701,10 +734,6 @@ pub fn reembed(app: &TestApp, batch: usize) -> String {
         .env_remove("USE_AUTH")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -2,7 +2,7 @@
 //! refuses a revoked key within seconds.
 
 use crate::auth::{honcho, SECRET};
-use crate::helpers::{id, Honcho, TestApp};
+use crate::helpers::{detail, id, succeeded, Honcho, TestApp};
 use honcho_domain::auth::Claims;
 use honcho_web::auth::Keys;
 use serde_json::{json, Value};
@@ -30,7 +30,7 @@ fn mint(app: &TestApp, admin: &str, query: &str) -> String {
 }
 
 fn revoked() -> (u16, Value) {
-    (401, json!({ "detail": "JWT revoked" }))
+    detail(401, "JWT revoked")
 }
 
 #[test]
@@ -43,7 +43,7 @@ fn keys_are_recorded_listed_and_revoked_by_id_or_by_their_text() {
     let key = mint(&app, &admin, &format!("app_id={a}&label=mobile%20app"));
     assert_eq!(app.send_as(Some(&key), "POST", &users, None).0, 200);
 
-    let (status, page) = app.send_as(Some(&admin), "GET", &format!("/v1/keys?app_id={a}"), None);
+    let (status, page) = app.get_as(&admin, &format!("/v1/keys?app_id={a}"));
     assert_eq!(status, 200);
     assert_eq!(page["total"], json!(1));
     let listed = &page["items"][0];
@@ -58,22 +58,19 @@ fn keys_are_recorded_listed_and_revoked_by_id_or_by_their_text() {
     assert_eq!(claims.jti.as_deref(), Some(key_id.as_str()));
     assert!(claims.iat.is_some());
     assert!(!page.to_string().contains(&key));
-    let (_, other_app) = app.send_as(Some(&admin), "GET", "/v1/keys?app_id=other", None);
+    let (_, other_app) = app.get_as(&admin, "/v1/keys?app_id=other");
     assert_eq!(other_app["total"], json!(0));
 
     // Revoked: refused at once by this process; revoking again changes nothing.
-    let (status, first) = app.send_as(Some(&admin), "DELETE", &format!("/v1/keys/{key_id}"), None);
+    let (status, first) = app.delete_as(&admin, &format!("/v1/keys/{key_id}"));
     assert_eq!(status, 200, "{first}");
     assert!(first["revoked_at"].is_string());
     assert_eq!(app.send_as(Some(&key), "POST", &users, None), revoked());
-    let (status, again) = app.send_as(Some(&admin), "DELETE", &format!("/v1/keys/{key_id}"), None);
+    let (status, again) = app.delete_as(&admin, &format!("/v1/keys/{key_id}"));
     assert_eq!((status, &again), (200, &first));
     assert_eq!(
-        app.send_as(Some(&admin), "DELETE", "/v1/keys/no-such-key", None),
-        (
-            404,
-            json!({ "detail": "Key with ID 'no-such-key' not found" })
-        )
+        app.delete_as(&admin, "/v1/keys/no-such-key"),
+        detail(404, "Key with ID 'no-such-key' not found")
     );
 
     // A key minted before keys were recorded (no id) is revoked by presenting it.
@@ -109,16 +106,16 @@ fn keys_are_recorded_listed_and_revoked_by_id_or_by_their_text() {
         app.send_as(Some(&recorded), "POST", &users, None),
         revoked()
     );
-    let (_, all) = app.send_as(Some(&admin), "GET", "/v1/keys", None);
+    let (_, all) = app.get_as(&admin, "/v1/keys");
     assert_eq!(all["total"], json!(3));
 
     // What cannot be revoked, and what is not a key.
     let body = json!({ "key": admin }).to_string();
     assert_eq!(
         app.send_as(Some(&admin), "POST", "/v1/keys/revoke", Some(&body)),
-        (
+        detail(
             422,
-            json!({ "detail": "The admin key cannot be revoked; change AUTH_JWT_SECRET to replace it" })
+            "The admin key cannot be revoked; change AUTH_JWT_SECRET to replace it"
         )
     );
     let body = json!({ "key": Keys::new("another secret").mint(&Claims { ap: Some(a.clone()), ..Claims::default() }) }).to_string();
@@ -142,7 +139,7 @@ fn keys_are_recorded_listed_and_revoked_by_id_or_by_their_text() {
 #[test]
 fn with_auth_off_the_key_routes_are_disabled() {
     let app = TestApp::spawn();
-    let disabled = (405, json!({ "detail": "Feature is disabled" }));
+    let disabled = detail(405, "Feature is disabled");
     assert_eq!(app.get("/v1/keys"), disabled);
     assert_eq!(app.delete("/v1/keys/x"), disabled);
     assert_eq!(
@@ -209,11 +206,7 @@ fn a_revoked_key_is_refused_by_every_process_within_five_seconds() {
         &["keys", "revoke", &jti(&by_cli)],
         &[("DATABASE_URL", app.database_url())],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let first = refused_within(limit, "the in-process server", || {
         app.send_as(Some(&by_cli), "POST", &sessions, None)
     });

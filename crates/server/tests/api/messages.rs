@@ -1,4 +1,4 @@
-use crate::helpers::{assert_redacted_snapshot, id, TestApp};
+use crate::helpers::{assert_empty_page, assert_redacted_snapshot, detail, id, TestApp};
 use serde_json::{json, Value};
 
 fn batch_of(n: usize) -> Value {
@@ -43,14 +43,14 @@ fn unknown_messages_are_404() {
     let s = app.session_path();
     assert_eq!(
         app.get(&format!("{}/ghost", s.messages())),
-        (404, json!({ "detail": "Message with ID ghost not found" }))
+        detail(404, "Message with ID ghost not found")
     );
     assert_eq!(
         app.put(
             &format!("{}/ghost", s.messages()),
             json!({ "metadata": {} })
         ),
-        (404, json!({ "detail": "Message not found" }))
+        detail(404, "Message not found")
     );
     let (status, body) = app.put(&format!("{}/ghost", s.messages()), json!({}));
     assert_eq!(status, 422);
@@ -124,10 +124,7 @@ fn batch_to_unknown_session_is_404() {
             &format!("{}/sessions/ghost/messages/batch", s.user_path()),
             batch_of(3)
         ),
-        (
-            404,
-            json!({ "detail": "Session not found or does not belong to user" })
-        )
+        detail(404, "Session not found or does not belong to user")
     );
 }
 
@@ -175,7 +172,7 @@ fn batch_that_fails_half_way_in_the_database_leaves_no_rows() {
     batch["messages"][49]["content"] = json!("poison");
     assert_eq!(
         app.post(&format!("{}/batch", s.messages()), batch),
-        (500, json!({ "detail": "An unexpected error occurred" }))
+        detail(500, "An unexpected error occurred")
     );
     let page = app.ok(app.post(&format!("{}/list?size=100", s.messages()), json!({})));
     assert_eq!(page["total"], 10, "the session's count is rolled back");
@@ -254,10 +251,7 @@ fn list_pages_filters_and_reverses() {
     );
     // An unknown session lists as empty, as every list does for an unknown parent.
     let empty = app.ok(app.post_empty(&format!("{}/sessions/ghost/messages/list", s.user_path())));
-    assert_eq!(
-        (empty["total"].clone(), empty["pages"].clone()),
-        (json!(0), json!(0))
-    );
+    assert_empty_page(&empty);
 }
 
 #[test]

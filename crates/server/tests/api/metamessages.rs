@@ -1,6 +1,6 @@
 //! metamessages: see the operations of the v1.1.0 contract.
 
-use crate::helpers::{assert_redacted_snapshot, id, Scope, TestApp};
+use crate::helpers::{assert_empty_page, assert_redacted_snapshot, detail, id, Scope, TestApp};
 use serde_json::{json, Value};
 
 fn metamessages(s: &Scope) -> String {
@@ -128,17 +128,14 @@ fn create_checks_the_user_the_session_and_the_message() {
 
     assert_eq!(
         app.post(&metamessages(&s), body(json!({ "message_id": mid }))),
-        (
-            422,
-            json!({ "detail": "Cannot specify message_id without session_id" })
-        )
+        detail(422, "Cannot specify message_id without session_id")
     );
     assert_eq!(
         app.post(
             &format!("/v1/apps/{}/users/ghost/metamessages", s.app),
             body(json!({}))
         ),
-        (404, json!({ "detail": "User with ID 'ghost' not found" }))
+        detail(404, "User with ID 'ghost' not found")
     );
     // The user exists, but not in that app.
     assert_eq!(
@@ -151,10 +148,7 @@ fn create_checks_the_user_the_session_and_the_message() {
             json!({ "detail": format!("User with ID '{}' not found", s.user) })
         )
     );
-    let s404 = (
-        404,
-        json!({ "detail": "Session not found or does not belong to user" }),
-    );
+    let s404 = detail(404, "Session not found or does not belong to user");
     assert_eq!(
         app.post(&metamessages(&s), body(json!({ "session_id": "ghost" }))),
         s404
@@ -167,10 +161,7 @@ fn create_checks_the_user_the_session_and_the_message() {
         s404,
         "another user's session"
     );
-    let m404 = (
-        404,
-        json!({ "detail": "Message not found or does not belong to session" }),
-    );
+    let m404 = detail(404, "Message not found or does not belong to session");
     assert_eq!(
         app.post(
             &metamessages(&s),
@@ -410,10 +401,7 @@ fn list_filters_pages_and_reverses() {
         format!("/v1/apps/ghost/users/{}/metamessages/list", s.user),
     ] {
         let empty = app.ok(app.post_empty(&path));
-        assert_eq!(
-            (empty["total"].clone(), empty["pages"].clone()),
-            (json!(0), json!(0))
-        );
+        assert_empty_page(&empty);
     }
 }
 
@@ -480,10 +468,7 @@ fn a_metamessage_is_only_visible_under_its_own_user_and_app() {
             &metamessages(&b),
             json!({ "label": "x", "content": "x", "session_id": a.session })
         ),
-        (
-            404,
-            json!({ "detail": "Session not found or does not belong to user" })
-        )
+        detail(404, "Session not found or does not belong to user")
     );
     // And A's metamessage is unchanged.
     let mine = app.ok(app.get(&format!("{}/{mm}", metamessages(&a))));
@@ -494,10 +479,7 @@ fn a_metamessage_is_only_visible_under_its_own_user_and_app() {
 fn unknown_metamessages_are_404() {
     let app = TestApp::spawn();
     let s = app.session_path();
-    let not_found = (
-        404,
-        json!({ "detail": "Metamessage with ID ghost not found" }),
-    );
+    let not_found = detail(404, "Metamessage with ID ghost not found");
     assert_eq!(
         app.get(&format!("{}/ghost", metamessages(&s))),
         not_found.clone()
@@ -621,24 +603,15 @@ fn update_refuses_inconsistent_sessions_and_messages() {
     // A message, but no session given and none stored.
     assert_eq!(
         app.put(&bare_path, json!({ "message_id": m1 })),
-        (
-            422,
-            json!({ "detail": "Cannot specify message_id without session_id" })
-        )
+        detail(422, "Cannot specify message_id without session_id")
     );
-    let s404 = (
-        404,
-        json!({ "detail": "Session not found or does not belong to user" }),
-    );
+    let s404 = detail(404, "Session not found or does not belong to user");
     assert_eq!(app.put(&bare_path, json!({ "session_id": "ghost" })), s404);
     assert_eq!(
         app.put(&bare_path, json!({ "session_id": others_session })),
         s404
     );
-    let m404 = (
-        404,
-        json!({ "detail": "Message not found or doesn't belong to session" }),
-    );
+    let m404 = detail(404, "Message not found or doesn't belong to session");
     // A message of the stored session, given a session it is not in.
     assert_eq!(
         app.put(&bare_path, json!({ "session_id": s2, "message_id": m1 })),
@@ -810,20 +783,15 @@ fn a_user_key_cannot_reach_metamessages_outside_its_real_ancestry() {
     );
     let (status, body) = app.send_as(Some(&carol_key), "POST", &format!("{under_a}/list"), None);
     assert_eq!((status, body["total"].clone()), (200, json!(0)));
-    let (status, _) = app.send_as(Some(&carol_key), "GET", &format!("{under_a}/{mm}"), None);
+    let (status, _) = app.get_as(&carol_key, &format!("{under_a}/{mm}"));
     assert_eq!(status, 404);
     // Alice's own path is refused to Carol's key outright.
-    let (status, body) = app.send_as(
-        Some(&carol_key),
-        "GET",
+    let (status, body) = app.get_as(
+        &carol_key,
         &format!("/v1/apps/{a}/users/{alice}/metamessages/{mm}"),
-        None,
     );
     assert_eq!(
         (status, body),
-        (
-            401,
-            json!({ "detail": "JWT not permissioned for this resource" })
-        )
+        detail(401, "JWT not permissioned for this resource")
     );
 }

@@ -1,7 +1,7 @@
 //! Running the server: configuration errors, the command line, request ids, CORS, metrics and a
 //! graceful stop.
 
-use crate::helpers::{id, TestApp};
+use crate::helpers::{id, succeeded, TestApp};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -332,11 +332,7 @@ fn minting_a_key_for_an_unknown_id_is_refused() {
         "honcho: --app-id: no app with ID 'doesnotexist'"
     );
     let out = run(&["keys", "create", "--app-id", &real], &env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let user = id(&app.ok(app.post(&format!("/v1/apps/{real}/users"), json!({ "name": "u" }))));
     let out = run(
         &["keys", "create", "--app-id", &real, "--user-id", "nobody"],

@@ -128,7 +128,7 @@ fn disguised_paths_never_get_past_authorisation() {
                 let answer = app.send_raw(token.as_deref(), method, &disguise, body.as_deref());
                 let want = match meaning {
                     Meaning::Same => refused.clone(),
-                    Meaning::Unrouted => (404, json!({ "detail": "Not Found" })),
+                    Meaning::Unrouted => crate::helpers::detail(404, "Not Found"),
                 };
                 if answer != want {
                     failures.push(format!(

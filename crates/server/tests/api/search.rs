@@ -1,7 +1,7 @@
 //! Message search (one session, or every session of a user) and the session context, through HTTP
 //! on a real database.
 
-use crate::helpers::{id, Honcho, TestApp};
+use crate::helpers::{detail, id, Honcho, TestApp};
 use crate::insights::{fast_deriver, wait_for_queue};
 use crate::model_server::{ModelServer, Protocol};
 use honcho_models::{OpenAiConfig, OpenAiEmbedder, RetryPolicy};
@@ -193,20 +193,14 @@ fn search_refuses_bad_input_and_unknown_ids() {
         &format!("/v1/apps/{}/users/nobody/messages/query", s.app),
         json!({ "query": "x" }),
     );
-    assert_eq!(
-        (code, body),
-        (404, json!({ "detail": "User with ID 'nobody' not found" }))
-    );
+    assert_eq!((code, body), detail(404, "User with ID 'nobody' not found"));
     let (code, body) = app.post(
         &format!("{}/sessions/nothing/messages/query", s.user_path()),
         json!({ "query": "x" }),
     );
     assert_eq!(
         (code, body),
-        (
-            404,
-            json!({ "detail": "Session not found or does not belong to user" })
-        )
+        detail(404, "Session not found or does not belong to user")
     );
     assert_eq!(
         status(
@@ -359,10 +353,7 @@ fn context_refuses_bad_parameters_and_unknown_sessions() {
     let (code, body) = app.get(&format!("{}/sessions/nothing/context", s.user_path()));
     assert_eq!(
         (code, body),
-        (
-            404,
-            json!({ "detail": "Session not found or does not belong to user" })
-        )
+        detail(404, "Session not found or does not belong to user")
     );
     let stranger = app.create_user(&s.app, "stranger");
     let theirs = app.create_session(&s.app, &stranger);

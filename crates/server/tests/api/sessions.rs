@@ -1,4 +1,4 @@
-use crate::helpers::{assert_redacted_snapshot, id, TestApp};
+use crate::helpers::{assert_redacted_snapshot, detail, id, TestApp};
 use serde_json::{json, Value};
 
 #[test]
@@ -76,14 +76,11 @@ fn unknown_or_foreign_sessions_are_404() {
             &format!("/v1/apps/{app_id}/users/ghost/sessions"),
             json!({})
         ),
-        (404, json!({ "detail": "User with ID 'ghost' not found" }))
+        detail(404, "User with ID 'ghost' not found")
     );
     assert_eq!(
         app.get(&bobs),
-        (
-            401,
-            json!({ "detail": "Session ID not found in query parameter or JWT" })
-        )
+        detail(401, "Session ID not found in query parameter or JWT")
     );
 }
 

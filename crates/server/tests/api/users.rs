@@ -1,4 +1,4 @@
-use crate::helpers::{assert_redacted_snapshot, id, TestApp};
+use crate::helpers::{assert_redacted_snapshot, detail, id, TestApp};
 use serde_json::json;
 
 #[test]
@@ -31,10 +31,7 @@ fn names_are_unique_per_app_only() {
     app.create_user(&b, "alice");
     assert_eq!(
         app.post(&format!("/v1/apps/{a}/users"), json!({ "name": "alice" })),
-        (
-            409,
-            json!({ "detail": "User with this name already exists" })
-        )
+        detail(409, "User with this name already exists")
     );
 }
 
@@ -43,34 +40,31 @@ fn unknown_app_or_user_is_404() {
     let app = TestApp::spawn();
     assert_eq!(
         app.post("/v1/apps/nope/users", json!({ "name": "alice" })),
-        (404, json!({ "detail": "App with ID nope not found" }))
+        detail(404, "App with ID nope not found")
     );
     assert_eq!(
         app.get("/v1/apps/nope/users/get_or_create/alice"),
-        (404, json!({ "detail": "App with ID nope not found" }))
+        detail(404, "App with ID nope not found")
     );
     let app_id = app.create_app("app");
     assert_eq!(
         app.get(&format!("/v1/apps/{app_id}/users?user_id=ghost")),
-        (404, json!({ "detail": "User with ID 'ghost' not found" }))
+        detail(404, "User with ID 'ghost' not found")
     );
     assert_eq!(
         app.get(&format!("/v1/apps/{app_id}/users/name/ghost")),
-        (404, json!({ "detail": "User with name 'ghost' not found" }))
+        detail(404, "User with name 'ghost' not found")
     );
     assert_eq!(
         app.put(
             &format!("/v1/apps/{app_id}/users/ghost"),
             json!({ "metadata": {} })
         ),
-        (404, json!({ "detail": "User with ID 'ghost' not found" }))
+        detail(404, "User with ID 'ghost' not found")
     );
     assert_eq!(
         app.get(&format!("/v1/apps/{app_id}/users")),
-        (
-            401,
-            json!({ "detail": "User ID not found in query parameter or JWT" })
-        )
+        detail(401, "User ID not found in query parameter or JWT")
     );
 }
 
@@ -132,10 +126,7 @@ fn update_and_conflicts() {
             &format!("/v1/apps/{app_id}/users/{user}"),
             json!({ "name": "taken" })
         ),
-        (
-            409,
-            json!({ "detail": "User update failed - unique constraint violation" })
-        )
+        detail(409, "User update failed - unique constraint violation")
     );
 }
 

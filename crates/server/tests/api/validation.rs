@@ -1,6 +1,6 @@
 //! Hostile and malformed input: always a precise 4xx, never a 500, nothing stored.
 
-use crate::helpers::TestApp;
+use crate::helpers::{detail, TestApp};
 use serde_json::json;
 
 #[test]
@@ -133,10 +133,7 @@ fn oversized_body_is_413() {
 #[test]
 fn unknown_routes_answer_like_fastapi() {
     let app = TestApp::spawn();
-    assert_eq!(
-        app.get("/v1/nothing"),
-        (404, json!({ "detail": "Not Found" }))
-    );
+    assert_eq!(app.get("/v1/nothing"), detail(404, "Not Found"));
 }
 
 #[test]
@@ -164,7 +161,7 @@ fn a_known_path_with_another_method_is_405_with_allow() {
     }
     assert_eq!(
         app.delete("/v1/apps/A/users/U/nothing"),
-        (404, json!({ "detail": "Not Found" }))
+        detail(404, "Not Found")
     );
 }
 

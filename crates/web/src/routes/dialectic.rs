@@ -10,10 +10,8 @@ use actix_web::web::{self, Bytes, Data, Path};
 use actix_web::{post, HttpResponse};
 use futures_util::StreamExt;
 use honcho_domain::context::TokenCounter;
-use honcho_domain::embed::Embedder;
 use honcho_domain::insights::{check_query, check_query_count};
 use honcho_domain::llm::LlmError;
-use honcho_domain::retrieval::Retrieval;
 use honcho_insights::dialectic;
 use serde_json::{json, Value};
 
@@ -150,8 +148,7 @@ impl From<dialectic::DialecticError<honcho_db::DbError>> for ApiError {
 pub(super) async fn chat(
     access: Access<scope::Session>,
     features: Data<Features>,
-    embedder: Data<dyn Embedder>,
-    retrieval: Data<Retrieval>,
+    ranker: super::search::Ranker,
     counter: Data<dyn TokenCounter>,
     path: Path<SessionPath>,
     body: Body<DialecticOptions>,
@@ -165,7 +162,11 @@ pub(super) async fn chat(
         ));
     };
     let key = path.into_inner().key();
-    let (embedder, counter, retrieval) = (embedder.into_inner(), counter.into_inner(), **retrieval);
+    let (embedder, counter, retrieval) = (
+        ranker.embedder.into_inner(),
+        counter.into_inner(),
+        ranker.retrieval,
+    );
     let m = models.clone();
     let k = key.clone();
     let prepared = run(access.db(), move |db| {

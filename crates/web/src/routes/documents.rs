@@ -9,7 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::web::{Data, Json, Path};
 use actix_web::{delete, get, post, put, HttpRequest, HttpResponse};
 use honcho_domain::embed::Embedder;
-use honcho_domain::retrieval::{Retrieval, Search, DOCUMENT_TOP_K_MAX};
+use honcho_domain::retrieval::DOCUMENT_TOP_K_MAX;
 use honcho_domain::values::check_metadata_keys;
 use honcho_domain::Text;
 use serde::Deserialize;
@@ -181,8 +181,7 @@ async fn delete_document(
 #[post("/query")]
 async fn query_documents(
     access: Access<scope::Collection>,
-    embedder: Data<dyn Embedder>,
-    retrieval: Data<Retrieval>,
+    ranker: super::search::Ranker,
     path: Path<CollectionPath>,
     body: Body<DocumentQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -195,17 +194,8 @@ async fn query_documents(
     check_top_k(top_k, DOCUMENT_TOP_K_MAX)?;
     let filter = parse_filter(filter)?;
     let key = path.into_inner().key();
-    let retrieval = **retrieval;
-    let text = query.into_inner();
-    let embedding = match retrieval.mode.uses_vectors() {
-        true => Some(embed(&embedder, text.clone()).await?),
-        false => None,
-    };
-    let search = Search {
-        text,
-        embedding,
-        retrieval,
-    };
+    let (search, _) = ranker.search(query.into_inner(), false).await?;
+    let retrieval = ranker.retrieval;
     let collection = key.collection_id.clone();
     let found = run(access.db(), move |db| {
         db.query_documents(&key, &search, top_k as usize, filter.as_ref())
@@ -220,7 +210,7 @@ async fn query_documents(
             collection = %collection,
             documents = found.incomparable,
             mode = %retrieval.mode,
-            embedder = embedder.id(),
+            embedder = ranker.embedder.id(),
             "documents of this collection were embedded by another embedder and cannot be \
              compared with the query's vector; run `honcho reembed`"
         );

@@ -6,8 +6,9 @@ use crate::auth::{scope, Access};
 use crate::dto::{Message, MessageSearch, SessionContext, UserMessageSearch};
 use crate::error::ApiError;
 use crate::extract::{Body, FromQuery, Query};
+use actix_web::dev::Payload;
 use actix_web::web::{Data, Json, Path};
-use actix_web::{get, post, HttpRequest, HttpResponse};
+use actix_web::{get, post, FromRequest, HttpRequest, HttpResponse};
 use honcho_domain::context::{ContextRequest, TokenCounter, TOKENS_DEFAULT, TOKENS_MAX};
 use honcho_domain::embed::Embedder;
 use honcho_domain::retrieval::{MessageScope, Retrieval, RetrievalMode, Search, MESSAGE_TOP_K_MAX};
@@ -16,40 +17,75 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 
-/// The query text, ready to rank with (embedded unless the mode ranks by words alone). When the
-/// embedder fails, hybrid ranking goes on by words alone (the failure is logged; the answer says
-/// so in [`RANKED_BY_WORDS_HEADER`]), so that search keeps working while a remote embedding service
-/// is down; `vector` ranking cannot, and answers the embedder's error.
-async fn search_for(
-    text: String,
-    embedder: &Data<dyn Embedder>,
-    retrieval: Retrieval,
-) -> Result<(Search, bool), ApiError> {
-    let mut by_words_only = false;
-    let embedding = match retrieval.mode {
-        RetrievalMode::Lexical => None,
-        RetrievalMode::Vector => Some(embed(embedder, text.clone()).await?),
-        RetrievalMode::Hybrid => match try_embed(embedder, text.clone()).await? {
-            Ok(e) => Some(e),
-            Err(e) => {
-                tracing::warn!(error = %e, "search: the query could not be embedded; ranking by words alone");
-                by_words_only = true;
-                None
+/// What ranking needs, from the app's data: the embedder and the ranking settings.
+pub(super) struct Ranker {
+    pub embedder: Data<dyn Embedder>,
+    pub retrieval: Retrieval,
+}
+
+impl FromRequest for Ranker {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Ranker, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let embedder = req.app_data::<Data<dyn Embedder>>().cloned();
+        let retrieval = req.app_data::<Data<Retrieval>>().map(|r| ***r);
+        std::future::ready(match (embedder, retrieval) {
+            (Some(embedder), Some(retrieval)) => Ok(Ranker {
+                embedder,
+                retrieval,
+            }),
+            _ => Err(actix_web::error::ErrorInternalServerError(
+                "the embedder or the ranking settings are not configured",
+            )),
+        })
+    }
+}
+
+impl Ranker {
+    /// The query text, ready to rank with (embedded unless the mode ranks by words alone), and
+    /// whether it ranks by words alone because the embedder failed. When the embedder fails and
+    /// `by_words_when_unembedded` (message search), hybrid ranking goes on by words alone (the
+    /// failure is logged; the answer says so in [`RANKED_BY_WORDS_HEADER`]), so that search keeps
+    /// working while a remote embedding service is down; otherwise (`documents/query`, as v1.1.0
+    /// answers it, and `vector` ranking) the answer is the embedder's error.
+    pub async fn search(
+        &self,
+        text: String,
+        by_words_when_unembedded: bool,
+    ) -> Result<(Search, bool), ApiError> {
+        let (embedder, retrieval) = (&self.embedder, self.retrieval);
+        let mut by_words_only = false;
+        let embedding = match retrieval.mode {
+            RetrievalMode::Lexical => None,
+            RetrievalMode::Hybrid if by_words_when_unembedded => {
+                match try_embed(embedder, text.clone()).await? {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "search: the query could not be embedded; ranking by words alone");
+                        by_words_only = true;
+                        None
+                    }
+                }
             }
-        },
-    };
-    let search = Search {
-        text,
-        embedding,
-        retrieval: match by_words_only {
+            RetrievalMode::Vector | RetrievalMode::Hybrid => {
+                Some(embed(embedder, text.clone()).await?)
+            }
+        };
+        let retrieval = match by_words_only {
             true => Retrieval {
                 mode: RetrievalMode::Lexical,
                 ..retrieval
             },
             false => retrieval,
-        },
-    };
-    Ok((search, by_words_only))
+        };
+        let search = Search {
+            text,
+            embedding,
+            retrieval,
+        };
+        Ok((search, by_words_only))
+    }
 }
 
 /// Set (to `words`) on a search's answer when the query could not be embedded and hybrid ranking
@@ -59,14 +95,13 @@ pub const RANKED_BY_WORDS_HEADER: &str = "x-honcho-ranked-by";
 /// Runs a message search for the user of `app_id`/`user_id`.
 async fn search_messages(
     access: &Access<impl scope::RouteScope>,
-    embedder: &Data<dyn Embedder>,
-    retrieval: Retrieval,
+    ranker: &Ranker,
     (app_id, user_id): (String, String),
     (query, top_k, scope): (String, i64, MessageScope),
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_text(Text::message_query(query), &[json!("query")])?;
     check_top_k(top_k, MESSAGE_TOP_K_MAX)?;
-    let (search, by_words_only) = search_for(query.into_inner(), embedder, retrieval).await?;
+    let (search, by_words_only) = ranker.search(query.into_inner(), true).await?;
     let found = run(access.db(), move |db| {
         db.query_messages(&app_id, &user_id, &scope, &search, top_k as usize)
     })
@@ -95,8 +130,7 @@ async fn search_messages(
 #[post("/query")]
 pub async fn query_session_messages(
     access: Access<scope::Session>,
-    embedder: Data<dyn Embedder>,
-    retrieval: Data<Retrieval>,
+    ranker: Ranker,
     path: Path<SessionPath>,
     body: Body<MessageSearch>,
 ) -> Result<HttpResponse, ApiError> {
@@ -113,7 +147,7 @@ pub async fn query_session_messages(
         metadata: parse_filter(filter)?,
     };
     let ids = (key.app_id, key.user_id);
-    search_messages(&access, &embedder, **retrieval, ids, (query, top_k, scope)).await
+    search_messages(&access, &ranker, ids, (query, top_k, scope)).await
 }
 
 /// Search every session of a user (active or not), best match first
@@ -130,8 +164,7 @@ pub async fn query_session_messages(
 #[post("/query")]
 pub async fn query_user_messages(
     access: Access<scope::AppUser>,
-    embedder: Data<dyn Embedder>,
-    retrieval: Data<Retrieval>,
+    ranker: Ranker,
     path: Path<UserPath>,
     body: Body<UserMessageSearch>,
 ) -> Result<HttpResponse, ApiError> {
@@ -153,7 +186,7 @@ pub async fn query_user_messages(
         metadata: parse_filter(filter)?,
     };
     let ids = (path.app_id, path.user_id);
-    search_messages(&access, &embedder, **retrieval, ids, (query, top_k, scope)).await
+    search_messages(&access, &ranker, ids, (query, top_k, scope)).await
 }
 
 /// `.../context` query parameters.
@@ -195,8 +228,7 @@ impl FromQuery for ContextParams {
 #[get("/{session_id}/context")]
 pub async fn session_context(
     access: Access<scope::Session>,
-    embedder: Data<dyn Embedder>,
-    retrieval: Data<Retrieval>,
+    ranker: Ranker,
     counter: Data<dyn TokenCounter>,
     path: Path<SessionPath>,
     req: HttpRequest,
@@ -215,7 +247,7 @@ pub async fn session_context(
         None => None,
     };
     let facts = match &query {
-        Some(text) => Some(search_for(text.clone(), &embedder, **retrieval).await?.0),
+        Some(text) => Some(ranker.search(text.clone(), true).await?.0),
         None => None,
     };
     let request = ContextRequest {
