@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use honcho_domain::lexical::LexicalIndex;
 use honcho_domain::retrieval::{best, Ranked, RetrievalMode, Search};
-use honcho_domain::vector::{dot, normalized, top_k};
+use honcho_domain::vector::{dot_quantized, normalized, quantize, top_k};
 use honcho_domain::Embedding;
 
 /// The items of one corpus at one version: item `i` is the `i`th pushed, in id order. `V` is the
@@ -43,10 +43,13 @@ struct Segment<M> {
     /// `(embedder, dimensions)` of each item's vector; `None` for an item without one.
     made_by: Vec<Option<(Arc<str>, i32)>>,
     meta: Vec<M>,
-    /// Every vector, unit length, one after the other (one block of memory, scanned in order).
-    values: Vec<f32>,
+    /// Every vector, unit length and quantized to `i8` (a quarter of `f32`'s memory), one after
+    /// the other (one block of memory, scanned in order).
+    values: Vec<i8>,
     /// Vector `i` is `values[starts[i]..starts[i + 1]]` (empty without one).
     starts: Vec<usize>,
+    /// Vector `i`'s scale ([`quantize`]).
+    scales: Vec<f32>,
     /// BM25 postings of the items' texts.
     lexical: LexicalIndex,
 }
@@ -59,16 +62,21 @@ impl<M> Segment<M> {
             meta: Vec::new(),
             values: Vec::new(),
             starts: vec![0],
+            scales: Vec::new(),
             lexical: LexicalIndex::default(),
         }
     }
 
-    fn vector(&self, i: usize) -> &[f32] {
-        &self.values[self.starts[i]..self.starts[i + 1]]
+    fn vector(&self, i: usize) -> (&[i8], f32) {
+        (
+            &self.values[self.starts[i]..self.starts[i + 1]],
+            self.scales[i],
+        )
     }
 
     fn bytes(&self) -> usize {
-        self.values.capacity() * 4
+        self.values.capacity()
+            + self.scales.capacity() * 4
             + self.ids.len() * (40 + std::mem::size_of::<M>())
             + self.lexical.bytes()
             + 64
@@ -145,24 +153,30 @@ impl<V, M> Corpus<V, M> {
                 }
             };
             let dims = values.len() as i32;
-            self.open.values.extend(normalized(values));
-            (name, dims)
+            let scale = quantize(&normalized(values), &mut self.open.values);
+            (name, dims, scale)
         });
+        let (made_by, scale) = match made_by {
+            Some((name, dims, scale)) => (Some((name, dims)), scale),
+            None => (None, 0.0),
+        };
         let open = &mut self.open;
         open.ids.push(id);
         open.made_by.push(made_by);
         open.meta.push(meta);
         open.starts.push(open.values.len());
+        open.scales.push(scale);
         open.lexical.push(text);
         if open.ids.len() == SEGMENT {
             let mut full = std::mem::replace(open, Segment::new());
             full.values.shrink_to_fit();
+            full.scales.shrink_to_fit();
             self.full.push(Arc::new(full));
         }
     }
 
-    /// The vector of item `i`.
-    fn vector(&self, i: usize) -> &[f32] {
+    /// The vector of item `i`, quantized, and its scale.
+    fn vector(&self, i: usize) -> (&[i8], f32) {
         let (segment, j) = self.at(i);
         segment.vector(j)
     }
@@ -192,7 +206,10 @@ impl<V, M> Corpus<V, M> {
         let q = normalized(query.vector.clone());
         let scored = (0..self.len())
             .filter(|&i| self.comparable_with(i, query))
-            .map(|i| (self.id(i), 1.0 - dot(&q, self.vector(i))));
+            .map(|i| {
+                let (v, scale) = self.vector(i);
+                (self.id(i), 1.0 - dot_quantized(&q, v, scale))
+            });
         top_k(scored, top)
     }
 
@@ -247,7 +264,10 @@ impl<V, M> Corpus<V, M> {
                     .iter()
                     // No score (scaled to 0) for a vector that cannot be compared.
                     .map(|&i| match comparable(i) {
-                        true => dot(&q, self.vector(i)),
+                        true => {
+                            let (v, scale) = self.vector(i);
+                            dot_quantized(&q, v, scale)
+                        }
                         false => f32::NAN,
                     })
                     .collect()

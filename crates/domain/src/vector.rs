@@ -86,6 +86,42 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sums.iter().sum::<f32>() + tail
 }
 
+/// Appends `v` to `out` as `i8` components, returning the scale that restores them (component `j`
+/// is about `scale * out[j]`): a quarter of the memory of `f32`, as the shipped model holds its own
+/// vectors. The scale is the largest magnitude over 127, so each component is off by at most half
+/// a step (`scale / 2`); a zero vector stays zero (scale 0).
+pub fn quantize(v: &[f32], out: &mut Vec<i8>) -> f32 {
+    let largest = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    if largest == 0.0 || !largest.is_finite() {
+        out.extend(std::iter::repeat_n(0, v.len()));
+        return 0.0;
+    }
+    let scale = largest / 127.0;
+    out.extend(
+        v.iter()
+            .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+    );
+    scale
+}
+
+/// [`dot`] of `a` with the vector [`quantize`] made of `b` (its components and scale).
+pub fn dot_quantized(a: &[f32], b: &[i8], scale: f32) -> f32 {
+    let mut sums = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, &y)| x * f32::from(y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            sums[i] += x[i] * f32::from(y[i]);
+        }
+    }
+    (sums.iter().sum::<f32>() + tail) * scale
+}
+
 /// The `k` items with the smallest distance, nearest first; among equal distances the item that
 /// came first in `items` comes first (and wins the last place).
 ///
@@ -165,6 +201,34 @@ impl<T> Eq for Entry<T> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quantized_unit_vector_keeps_its_dot_products_within_a_step() {
+        let a = normalized(
+            (0..256)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect(),
+        );
+        let b = normalized(
+            (0..256)
+                .map(|i| ((i * 53 % 89) as f32 - 44.0) / 3.0)
+                .collect(),
+        );
+        let mut q = Vec::new();
+        let scale = quantize(&b, &mut q);
+        assert_eq!(q.len(), 256);
+        assert!(q.iter().any(|&x| x == 127 || x == -127));
+        let exact = dot(&a, &b);
+        let approx = dot_quantized(&a, &q, scale);
+        assert!((exact - approx).abs() < 2e-3, "{exact} vs {approx}");
+        let (mut zero, mut odd) = (Vec::new(), Vec::new());
+        assert_eq!(quantize(&[0.0; 9], &mut zero), 0.0);
+        assert_eq!(zero, vec![0i8; 9]);
+        // Lengths that are not a multiple of 8 take the tail.
+        let scale = quantize(&[0.5, -0.25, 1.0], &mut odd);
+        assert_eq!(odd, vec![64, -32, 127]);
+        assert!((dot_quantized(&[1.0, 1.0, 1.0], &odd, scale) - 1.25).abs() < 1e-2);
+    }
 
     #[test]
     fn encode_decode_round_trip() {
