@@ -11,7 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use honcho_domain::lexical::LexicalIndex;
-use honcho_domain::retrieval::{best, Ranked, RetrievalMode, Search};
+use honcho_domain::retrieval::{
+    best, wants_feedback, Ranked, RetrievalMode, Search, FEEDBACK_DF_SHARE, FEEDBACK_DOCUMENTS,
+    FEEDBACK_TERMS, FEEDBACK_WEIGHT,
+};
 use honcho_domain::vector::{dot_quantized, normalized, quantize, top_k};
 use honcho_domain::Embedding;
 
@@ -171,6 +174,7 @@ impl<V, M> Corpus<V, M> {
             let mut full = std::mem::replace(open, Segment::new());
             full.values.shrink_to_fit();
             full.scales.shrink_to_fit();
+            full.lexical.shrink_to_fit();
             self.full.push(Arc::new(full));
         }
     }
@@ -237,12 +241,10 @@ impl<V, M> Corpus<V, M> {
             RetrievalMode::Lexical => 0,
             _ => searched.iter().filter(|&&i| !comparable(i)).count(),
         };
+        let parts: Vec<&LexicalIndex> = self.segments().map(|s| &s.lexical).collect();
         let all_lexical = match mode {
             RetrievalMode::Vector => Vec::new(),
-            _ => {
-                let parts: Vec<&LexicalIndex> = self.segments().map(|s| &s.lexical).collect();
-                LexicalIndex::scores_over(&parts, &search.text)
-            }
+            _ => LexicalIndex::scores_over(&parts, &search.text),
         };
         let candidates: Vec<usize> = searched
             .into_iter()
@@ -253,7 +255,7 @@ impl<V, M> Corpus<V, M> {
                 RetrievalMode::Lexical => all_lexical[i] > 0.0,
             })
             .collect();
-        let lexical: Vec<f32> = match mode {
+        let mut lexical: Vec<f32> = match mode {
             RetrievalMode::Vector => Vec::new(),
             _ => candidates.iter().map(|&i| all_lexical[i]).collect(),
         };
@@ -274,7 +276,32 @@ impl<V, M> Corpus<V, M> {
             }
             _ => Vec::new(),
         };
-        let fused = search.retrieval.fuse(&lexical, &cosine);
+        let mut fused = search.retrieval.fuse(&lexical, &cosine);
+        // Lexical feedback from the first ranking's best (`retrieval::FEEDBACK_DOCUMENTS`).
+        if mode == RetrievalMode::Hybrid && wants_feedback(&search.text) {
+            let first: Vec<usize> = best(
+                candidates.iter().copied().zip(fused.iter().copied()),
+                FEEDBACK_DOCUMENTS,
+            )
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+            let found = LexicalIndex::feedback_terms(
+                &parts,
+                &first,
+                &search.text,
+                FEEDBACK_TERMS,
+                FEEDBACK_DF_SHARE,
+            );
+            if !found.is_empty() {
+                let terms: Vec<(&str, f32)> = found.iter().map(|(t, w)| (&**t, *w)).collect();
+                let more = LexicalIndex::weighted_scores_over(&parts, &terms);
+                for (score, &i) in lexical.iter_mut().zip(&candidates) {
+                    *score += FEEDBACK_WEIGHT * more[i];
+                }
+                fused = search.retrieval.fuse(&lexical, &cosine);
+            }
+        }
         let ids = best(candidates.iter().map(|&i| self.id(i)).zip(fused), top)
             .into_iter()
             .map(|(id, _)| id)

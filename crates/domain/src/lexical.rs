@@ -19,6 +19,7 @@
 //! engines do), so a filter narrows the candidates without changing their scores.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rust_stemmers::{Algorithm, Stemmer};
 use unicode_segmentation::UnicodeSegmentation;
@@ -79,14 +80,34 @@ pub fn terms(text: &str) -> Vec<String> {
 
 /// The postings of a set of documents, numbered 0, 1, … in the order they were added. Adding is
 /// the only change: a document that changes or goes means building the index again.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LexicalIndex {
-    ids: HashMap<Box<str>, u32>,
+    ids: HashMap<Arc<str>, u32>,
+    /// Per term id: the term.
+    names: Vec<Arc<str>>,
     /// Per term: (document number, occurrences), in document order.
     postings: Vec<Vec<(u32, u32)>>,
     /// Per document: its number of terms.
     lengths: Vec<u32>,
     total_length: u64,
+    /// Every document's distinct term ids, one document after another: document `d`'s are
+    /// `terms[starts[d]..starts[d + 1]]` (for feedback, [`LexicalIndex::feedback_terms`]).
+    terms: Vec<u32>,
+    starts: Vec<u32>,
+}
+
+impl Default for LexicalIndex {
+    fn default() -> Self {
+        LexicalIndex {
+            ids: HashMap::new(),
+            names: Vec::new(),
+            postings: Vec::new(),
+            lengths: Vec::new(),
+            total_length: 0,
+            terms: Vec::new(),
+            starts: vec![0],
+        }
+    }
 }
 
 impl LexicalIndex {
@@ -107,21 +128,39 @@ impl LexicalIndex {
         // Postings stay in document order whatever the hash map's order.
         for (term, count) in counts {
             let next = self.postings.len() as u32;
-            let id = *self.ids.entry(term.into_boxed_str()).or_insert(next);
-            if id == next {
-                self.postings.push(Vec::new());
-            }
+            let id = match self.ids.get(term.as_str()) {
+                Some(&id) => id,
+                None => {
+                    let name: Arc<str> = Arc::from(term.as_str());
+                    self.ids.insert(name.clone(), next);
+                    self.names.push(name);
+                    self.postings.push(Vec::new());
+                    next
+                }
+            };
             self.postings[id as usize].push((doc, count));
+            self.terms.push(id);
         }
+        self.starts.push(self.terms.len() as u32);
         self.lengths.push(length);
         self.total_length += u64::from(length);
     }
 
+    /// Gives back the room kept for more documents (an index that is complete).
+    pub fn shrink_to_fit(&mut self) {
+        self.postings.iter_mut().for_each(Vec::shrink_to_fit);
+        self.postings.shrink_to_fit();
+        self.names.shrink_to_fit();
+        self.lengths.shrink_to_fit();
+        self.terms.shrink_to_fit();
+        self.starts.shrink_to_fit();
+    }
+
     /// Approximate memory held, in bytes.
     pub fn bytes(&self) -> usize {
-        let postings: usize = self.postings.iter().map(|p| p.len() * 8 + 24).sum();
-        let terms: usize = self.ids.keys().map(|k| k.len() + 16 + 4 + 8).sum();
-        postings + terms + self.lengths.len() * 4 + 64
+        let postings: usize = self.postings.iter().map(|p| p.capacity() * 8 + 24).sum();
+        let terms: usize = self.ids.keys().map(|k| k.len() + 16 + 16 + 4 + 8).sum();
+        postings + terms + self.lengths.len() * 8 + self.terms.len() * 4 + 64
     }
 
     /// The BM25 score of every document for `query`, indexed by document number (0 for a
@@ -133,6 +172,19 @@ impl LexicalIndex {
     /// The BM25 scores of the documents of `parts` taken as one index (the documents of the first
     /// part, then of the next, ...): the same scores one index holding them all would give.
     pub fn scores_over(parts: &[&LexicalIndex], query: &str) -> Vec<f32> {
+        let mut seen: Vec<String> = Vec::new();
+        for_each_term(query, |t| {
+            if !seen.iter().any(|s| s == t) {
+                seen.push(t.to_string());
+            }
+        });
+        let weighted: Vec<(&str, f32)> = seen.iter().map(|t| (t.as_str(), 1.0)).collect();
+        LexicalIndex::weighted_scores_over(parts, &weighted)
+    }
+
+    /// As [`LexicalIndex::scores_over`] for distinct terms already stemmed, each term's BM25
+    /// contribution multiplied by its weight.
+    pub fn weighted_scores_over(parts: &[&LexicalIndex], terms: &[(&str, f32)]) -> Vec<f32> {
         let documents: usize = parts.iter().map(|p| p.lengths.len()).sum();
         let mut scores = vec![0.0f32; documents];
         if documents == 0 {
@@ -141,22 +193,16 @@ impl LexicalIndex {
         let n = documents as f64;
         let total: u64 = parts.iter().map(|p| p.total_length).sum();
         let average = (total as f64 / n).max(1.0) as f32;
-        let mut seen: Vec<String> = Vec::new();
-        for_each_term(query, |t| {
-            if seen.iter().any(|s| s == t) {
-                return;
-            }
-            seen.push(t.to_string());
+        for &(t, weight) in terms {
             let postings: Vec<Option<&Vec<(u32, u32)>>> = parts
                 .iter()
                 .map(|p| p.ids.get(t).map(|&id| &p.postings[id as usize]))
                 .collect();
             let df: usize = postings.iter().flatten().map(|p| p.len()).sum();
             if df == 0 {
-                return;
+                continue;
             }
-            let df = df as f64;
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln() as f32;
+            let idf = idf(n, df) * weight;
             let mut offset = 0;
             for (part, postings) in parts.iter().zip(&postings) {
                 for &(doc, tf) in postings.map_or(&[][..], |p| p.as_slice()) {
@@ -167,9 +213,79 @@ impl LexicalIndex {
                 }
                 offset += part.lengths.len();
             }
-        });
+        }
         scores
     }
+
+    /// Pseudo-relevance feedback: the terms that best describe the documents `docs` (numbers over
+    /// `parts` taken as one index, usually a first ranking's best), up to `most`, with weights in
+    /// `(0, 1]` (1 for the heaviest). A term weighs the sum over those documents of its share of
+    /// the document's terms times its idf. The query's own terms are left out, and so are terms
+    /// found in more than `df_share` of all documents (frequent terms add noise, and their
+    /// postings cost the most to score). Ties go to the term that sorts first, so the choice does
+    /// not depend on the order of a hash map.
+    pub fn feedback_terms(
+        parts: &[&LexicalIndex],
+        docs: &[usize],
+        query: &str,
+        most: usize,
+        df_share: f32,
+    ) -> Vec<(Arc<str>, f32)> {
+        let documents: usize = parts.iter().map(|p| p.lengths.len()).sum();
+        let query_terms = terms(query);
+        let mut weights: HashMap<Arc<str>, f32> = HashMap::new();
+        for &d in docs {
+            let Some((part, doc)) = locate(parts, d) else {
+                continue;
+            };
+            let length = part.lengths[doc].max(1) as f32;
+            let (from, to) = (part.starts[doc] as usize, part.starts[doc + 1] as usize);
+            for &id in &part.terms[from..to] {
+                let name = &part.names[id as usize];
+                if query_terms.iter().any(|q| **q == **name) {
+                    continue;
+                }
+                let df: usize = parts
+                    .iter()
+                    .filter_map(|p| p.ids.get(name).map(|&i| p.postings[i as usize].len()))
+                    .sum();
+                if df as f32 > df_share * documents as f32 {
+                    continue;
+                }
+                let postings = &part.postings[id as usize];
+                let tf = postings
+                    .binary_search_by_key(&(doc as u32), |&(d, _)| d)
+                    .map_or(0, |i| postings[i].1);
+                let weight = tf as f32 / length * idf(documents as f64, df);
+                *weights.entry(name.clone()).or_insert(0.0) += weight;
+            }
+        }
+        let mut ranked: Vec<(Arc<str>, f32)> = weights.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked.truncate(most);
+        let heaviest = ranked.first().map_or(1.0, |(_, w)| *w);
+        if heaviest > 0.0 {
+            ranked.iter_mut().for_each(|(_, w)| *w /= heaviest);
+        }
+        ranked
+    }
+}
+
+/// BM25's idf of a term found in `df` of `n` documents.
+fn idf(n: f64, df: usize) -> f32 {
+    let df = df as f64;
+    (1.0 + (n - df + 0.5) / (df + 0.5)).ln() as f32
+}
+
+/// The part holding document `d` of `parts` taken as one index, and its number there.
+fn locate<'a>(parts: &[&'a LexicalIndex], mut d: usize) -> Option<(&'a LexicalIndex, usize)> {
+    for part in parts {
+        if d < part.lengths.len() {
+            return Some((part, d));
+        }
+        d -= part.lengths.len();
+    }
+    None
 }
 
 #[cfg(test)]
@@ -216,6 +332,39 @@ mod tests {
         assert_eq!(index.scores("cello cello the"), scores);
         assert_eq!(index.scores("the of"), vec![0.0; 3]);
         assert_eq!(LexicalIndex::default().scores("cello"), Vec::<f32>::new());
+    }
+
+    #[test]
+    fn feedback_finds_the_rare_terms_of_the_best_documents() {
+        let texts = [
+            "Callum is a sound engineer at gigs",
+            "the gig in Manchester went well",
+            "tea and toast",
+            "tea with milk",
+            "toast with jam",
+            "tea again",
+        ];
+        let (mut first, mut second) = (LexicalIndex::default(), LexicalIndex::default());
+        for (i, text) in texts.iter().enumerate() {
+            if i < 3 { &mut first } else { &mut second }.push(text);
+        }
+        let parts = [&first, &second];
+        // The query's own terms are left out; "tea" is in half the documents.
+        let found = LexicalIndex::feedback_terms(&parts, &[0, 1], "sound engineer", 10, 0.4);
+        let names: Vec<&str> = found.iter().map(|(t, _)| &**t).collect();
+        assert!(names.contains(&"gig"), "{names:?}");
+        assert!(
+            !names.contains(&"sound") && !names.contains(&"tea"),
+            "{names:?}"
+        );
+        assert_eq!(found[0].1, 1.0);
+        assert!(found.iter().all(|(_, w)| *w > 0.0 && *w <= 1.0));
+        assert_eq!(found.len(), names.len());
+        assert!(LexicalIndex::feedback_terms(&parts, &[0], "x", 0, 1.0).is_empty());
+        // Weighted scores: a weight scales a term's contribution.
+        let once = LexicalIndex::weighted_scores_over(&parts, &[("gig", 1.0)]);
+        let half = LexicalIndex::weighted_scores_over(&parts, &[("gig", 0.5)]);
+        assert!(once[1] > 0.0 && (half[1] * 2.0 - once[1]).abs() < 1e-6);
     }
 
     #[test]

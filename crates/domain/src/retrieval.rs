@@ -6,8 +6,10 @@
 //! configured embedder, or hold a query term), each list of scores is min-max normalised to `[0, 1]` (a list whose scores
 //! are all equal, such as BM25 for a query made only of stop words, normalises to 0 and so ranks
 //! nothing), then `score = w · bm25' + (1 − w) · cosine'` with `w` the lexical weight. Ties go to
-//! the older document. Both engines rank the same data identically: the scores are computed in
-//! process from the same documents in the same order.
+//! the older document. For a query of [`FEEDBACK_QUERY_TERMS`] terms or more, the BM25 of terms
+//! drawn from the best documents of that ranking is added and the scores are fused again
+//! ([`FEEDBACK_DOCUMENTS`]). Both engines rank the same data identically: the scores are computed
+//! in process from the same documents in the same order.
 //!
 //! A document whose vector the configured embedder cannot compare (made by another embedder, before
 //! `honcho reembed`) is a hybrid candidate when it holds a query term, with no cosine score (scaled
@@ -170,6 +172,32 @@ impl Retrieval {
     }
 }
 
+/// Lexical pseudo-relevance feedback in `hybrid` ranking: the terms that best describe the first
+/// ranking's [`FEEDBACK_DOCUMENTS`] best items ([`crate::lexical::LexicalIndex::feedback_terms`]:
+/// at most [`FEEDBACK_TERMS`], none found in more than [`FEEDBACK_DF_SHARE`] of the corpus) are
+/// searched too, and [`FEEDBACK_WEIGHT`] times their BM25 (each term weighted by its share of the
+/// heaviest) is added to the query's BM25 before the scores are fused again. Names, places and
+/// dates of the first results find the items that answer the rest of a question. Only for a query
+/// of at least [`FEEDBACK_QUERY_TERMS`] distinct terms: a lookup of a word or two wants the items
+/// holding those words first, not their neighbours.
+pub const FEEDBACK_DOCUMENTS: usize = 3;
+/// See [`FEEDBACK_DOCUMENTS`].
+pub const FEEDBACK_TERMS: usize = 10;
+/// See [`FEEDBACK_DOCUMENTS`].
+pub const FEEDBACK_DF_SHARE: f32 = 0.03;
+/// See [`FEEDBACK_DOCUMENTS`].
+pub const FEEDBACK_WEIGHT: f32 = 0.4;
+/// See [`FEEDBACK_DOCUMENTS`].
+pub const FEEDBACK_QUERY_TERMS: usize = 3;
+
+/// Whether feedback applies to `query` ([`FEEDBACK_DOCUMENTS`]).
+pub fn wants_feedback(query: &str) -> bool {
+    let mut distinct = crate::lexical::terms(query);
+    distinct.sort();
+    distinct.dedup();
+    distinct.len() >= FEEDBACK_QUERY_TERMS
+}
+
 /// `scores` min-max scaled to `[0, 1]`; all zeros when they are all equal (or not finite).
 fn normalized(scores: &[f32]) -> impl Iterator<Item = f32> + '_ {
     let (min, max) = scores
@@ -235,6 +263,13 @@ mod tests {
             ..r
         };
         assert_eq!(lexical_only.fuse(&[1.0, 3.0], &[0.9, 0.1]), vec![0.0, 1.0]);
+    }
+
+    #[test]
+    fn feedback_is_for_queries_of_three_terms_or_more() {
+        assert!(wants_feedback("Where does Priya live now?"));
+        assert!(!wants_feedback("note 0"));
+        assert!(!wants_feedback("dogs dog dogs the of"));
     }
 
     #[test]
