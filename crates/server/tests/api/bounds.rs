@@ -302,9 +302,10 @@ fn twenty_maximal_bodies_at_once_stay_within_a_gigabyte() {
         assert!(statuses.contains(&expected), "{kind}: {statuses:?}");
         assert!(peak < 1024, "{kind}: peak RSS {peak} MiB");
         if timed {
-            // Alone on the machine it is 20-80 ms; other tests may share the cores meanwhile.
+            // Alone on the machine it is 20-80 ms; other tests share the two cores meanwhile (271 ms
+            // seen then). Bodies parsed on the HTTP workers would hold it up for seconds.
             assert!(
-                slowest < Duration::from_millis(250),
+                slowest < Duration::from_millis(500),
                 "{kind}: /health took {slowest:?}"
             );
         }
