@@ -353,3 +353,66 @@ fn both_engines_rank_the_same() {
     }
     insta::assert_json_snapshot!(Value::Object(out));
 }
+
+/// A collection (and a user's session) of 100 texts: a first one naming a dog, 98 notes, and a
+/// last one about the dog that shares no word with the question asked about it.
+fn feedback_texts() -> Vec<String> {
+    let mut texts =
+        vec!["Priya adopted a greyhound called Biscuit from a rescue in Leeds".to_string()];
+    texts.extend((0..98).map(|i| format!("Note number {i}: tea and toast in the morning")));
+    texts.push("Biscuit sleeps on the sofa all afternoon".to_string());
+    texts
+}
+
+#[test]
+fn a_question_finds_what_its_first_answer_names_and_a_short_lookup_does_not_spread() {
+    // Words alone (weight 1) in hybrid mode: the last text ranks by feedback or not at all.
+    let app = TestApp::spawn_with(Options {
+        retrieval: Retrieval {
+            mode: RetrievalMode::Hybrid,
+            lexical_weight: 1.0,
+        },
+        ..Options::default()
+    });
+    let texts = feedback_texts();
+    let s = app.session_path();
+    let cid = id(&app.ok(app.post(&s.collections(), json!({ "name": "dogs" }))));
+    let docs = format!("{}/{cid}/documents", s.collections());
+    let ids: Vec<String> = texts
+        .iter()
+        .map(|t| id(&app.ok(app.post(&docs, json!({ "content": t })))))
+        .collect();
+    let messages: Vec<Value> = texts
+        .iter()
+        .map(|t| json!({ "content": t, "is_user": true }))
+        .collect();
+    let stored = app.ok(app.post(
+        &format!("{}/batch", s.messages()),
+        json!({ "messages": messages }),
+    ));
+    let message_ids: Vec<String> = stored.as_array().unwrap().iter().map(id).collect();
+    let search = |text: &str| -> (Vec<String>, Vec<String>) {
+        let found = query(&app, &docs, json!({ "query": text, "top_k": 5 }));
+        let url = format!("{}/messages/query", s.user_path());
+        let messages = app.ok(app.post(&url, json!({ "query": text, "top_k": 5 })));
+        (found, messages.as_array().unwrap().iter().map(id).collect())
+    };
+    // A question: the first result names Biscuit, and the text about Biscuit comes up with it.
+    let (documents, messages) = search("Which greyhound did Priya adopt?");
+    for (found, ids, kind) in [
+        (&documents, &ids, "documents"),
+        (&messages, &message_ids, "messages"),
+    ] {
+        assert_eq!(found[0], ids[0], "{kind}: {found:?}");
+        assert!(found.contains(&ids[99]), "{kind}: {found:?}");
+    }
+    // A lookup of two words is ranked by those words alone.
+    let (documents, messages) = search("greyhound Priya");
+    for (found, ids, kind) in [
+        (&documents, &ids, "documents"),
+        (&messages, &message_ids, "messages"),
+    ] {
+        assert_eq!(found[0], ids[0], "{kind}: {found:?}");
+        assert!(!found.contains(&ids[99]), "{kind}: {found:?}");
+    }
+}
