@@ -2,7 +2,7 @@
 //! again in their session's order, and derived once; the queue's statuses written in one place.
 
 use crate::auth::honcho;
-use crate::helpers::{id, succeeded, TestApp};
+use crate::helpers::{id, succeeded, user_messages, TestApp};
 use crate::insights::{app_with, facts_of, wait_for_queue};
 use crate::model_server::{default_reply, ModelServer, Protocol, Reply, Role};
 use serde_json::{json, Value};
@@ -46,15 +46,7 @@ fn a_failed_message_is_listed_with_its_error_and_a_retry_derives_it_once_in_orde
         "SLOW delta four dates",
         "echo five elderberries",
     ];
-    let batch: Vec<Value> = contents
-        .iter()
-        .map(|c| json!({ "content": c, "is_user": true }))
-        .collect();
-    let stored = app.ok(app.post(
-        &format!("{}/batch", s.messages()),
-        json!({ "messages": batch }),
-    ));
-    let ids: Vec<String> = stored.as_array().unwrap().iter().map(id).collect();
+    let ids = user_messages(&app, &s.messages(), &contents);
     let failed_path = format!("/v1/apps/{}/deriver/failed", s.app);
     // The poisoned message is parked after its last attempt; the session moves on.
     let started = Instant::now();

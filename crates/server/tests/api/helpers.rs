@@ -470,6 +470,17 @@ fn dechunk(mut rest: &str) -> String {
     out
 }
 
+/// Stores `texts` as the user's messages in one batch in the session at `messages` (a session's
+/// messages path); their ids, in order.
+pub fn user_messages(app: &TestApp, messages: &str, texts: &[&str]) -> Vec<String> {
+    let batch: Vec<Value> = texts
+        .iter()
+        .map(|t| json!({ "content": t, "is_user": true }))
+        .collect();
+    let stored = app.ok(app.post(&format!("{messages}/batch"), json!({ "messages": batch })));
+    stored.as_array().unwrap().iter().map(id).collect()
+}
+
 /// Fails the test unless `page` is a page of a list with nothing in it.
 pub fn assert_empty_page(page: &Value) {
     assert_eq!(

@@ -2,7 +2,7 @@
 //! `lexical` on request. Results are checked against the formulas computed here from the stored
 //! documents, after every kind of change, with and without filters.
 
-use crate::helpers::{id, Options, TestApp};
+use crate::helpers::{id, user_messages, Options, TestApp};
 use honcho_domain::lexical::LexicalIndex;
 use honcho_domain::retrieval::{Retrieval, RetrievalMode};
 use honcho_models::PotionEmbedder;
@@ -382,15 +382,8 @@ fn a_question_finds_what_its_first_answer_names_and_a_short_lookup_does_not_spre
         .iter()
         .map(|t| id(&app.ok(app.post(&docs, json!({ "content": t })))))
         .collect();
-    let messages: Vec<Value> = texts
-        .iter()
-        .map(|t| json!({ "content": t, "is_user": true }))
-        .collect();
-    let stored = app.ok(app.post(
-        &format!("{}/batch", s.messages()),
-        json!({ "messages": messages }),
-    ));
-    let message_ids: Vec<String> = stored.as_array().unwrap().iter().map(id).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let message_ids = user_messages(&app, &s.messages(), &texts);
     let search = |text: &str| -> (Vec<String>, Vec<String>) {
         let found = query(&app, &docs, json!({ "query": text, "top_k": 5 }));
         let url = format!("{}/messages/query", s.user_path());
