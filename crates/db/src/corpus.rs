@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use honcho_domain::lexical::LexicalIndex;
+use honcho_domain::lexical::{distinct_terms, LexicalIndex};
 use honcho_domain::retrieval::{
     best, wants_feedback, Ranked, RetrievalMode, Search, FEEDBACK_DF_SHARE, FEEDBACK_DOCUMENTS,
     FEEDBACK_TERMS, FEEDBACK_WEIGHT,
@@ -242,9 +242,16 @@ impl<V, M> Corpus<V, M> {
             _ => searched.iter().filter(|&&i| !comparable(i)).count(),
         };
         let parts: Vec<&LexicalIndex> = self.segments().map(|s| &s.lexical).collect();
+        let query_terms = match mode {
+            RetrievalMode::Vector => Vec::new(),
+            _ => distinct_terms(&search.text),
+        };
         let all_lexical = match mode {
             RetrievalMode::Vector => Vec::new(),
-            _ => LexicalIndex::scores_over(&parts, &search.text),
+            _ => LexicalIndex::weighted_scores_over(
+                &parts,
+                query_terms.iter().map(|t| (t.as_str(), 1.0)),
+            ),
         };
         let candidates: Vec<usize> = searched
             .into_iter()
@@ -278,7 +285,7 @@ impl<V, M> Corpus<V, M> {
         };
         let mut fused = search.retrieval.fuse(&lexical, &cosine);
         // Lexical feedback from the first ranking's best (`retrieval::FEEDBACK_DOCUMENTS`).
-        if mode == RetrievalMode::Hybrid && wants_feedback(&search.text) {
+        if mode == RetrievalMode::Hybrid && wants_feedback(&query_terms) {
             let first: Vec<usize> = best(
                 candidates.iter().copied().zip(fused.iter().copied()),
                 FEEDBACK_DOCUMENTS,
@@ -289,13 +296,15 @@ impl<V, M> Corpus<V, M> {
             let found = LexicalIndex::feedback_terms(
                 &parts,
                 &first,
-                &search.text,
+                &query_terms,
                 FEEDBACK_TERMS,
                 FEEDBACK_DF_SHARE,
             );
             if !found.is_empty() {
-                let terms: Vec<(&str, f32)> = found.iter().map(|(t, w)| (&**t, *w)).collect();
-                let more = LexicalIndex::weighted_scores_over(&parts, &terms);
+                let more = LexicalIndex::weighted_scores_over(
+                    &parts,
+                    found.iter().map(|(t, w)| (&**t, *w)),
+                );
                 for (score, &i) in lexical.iter_mut().zip(&candidates) {
                     *score += FEEDBACK_WEIGHT * more[i];
                 }

@@ -78,6 +78,17 @@ pub fn terms(text: &str) -> Vec<String> {
     out
 }
 
+/// The distinct terms of `text`, in the order they first appear.
+pub fn distinct_terms(text: &str) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for_each_term(text, |t| {
+        if !seen.iter().any(|s| s == t) {
+            seen.push(t.to_string());
+        }
+    });
+    seen
+}
+
 /// The postings of a set of documents, numbered 0, 1, … in the order they were added. Adding is
 /// the only change: a document that changes or goes means building the index again.
 #[derive(Debug, Clone)]
@@ -172,19 +183,16 @@ impl LexicalIndex {
     /// The BM25 scores of the documents of `parts` taken as one index (the documents of the first
     /// part, then of the next, ...): the same scores one index holding them all would give.
     pub fn scores_over(parts: &[&LexicalIndex], query: &str) -> Vec<f32> {
-        let mut seen: Vec<String> = Vec::new();
-        for_each_term(query, |t| {
-            if !seen.iter().any(|s| s == t) {
-                seen.push(t.to_string());
-            }
-        });
-        let weighted: Vec<(&str, f32)> = seen.iter().map(|t| (t.as_str(), 1.0)).collect();
-        LexicalIndex::weighted_scores_over(parts, &weighted)
+        let terms = distinct_terms(query);
+        LexicalIndex::weighted_scores_over(parts, terms.iter().map(|t| (t.as_str(), 1.0)))
     }
 
     /// As [`LexicalIndex::scores_over`] for distinct terms already stemmed, each term's BM25
     /// contribution multiplied by its weight.
-    pub fn weighted_scores_over(parts: &[&LexicalIndex], terms: &[(&str, f32)]) -> Vec<f32> {
+    pub fn weighted_scores_over<'t>(
+        parts: &[&LexicalIndex],
+        terms: impl IntoIterator<Item = (&'t str, f32)>,
+    ) -> Vec<f32> {
         let documents: usize = parts.iter().map(|p| p.lengths.len()).sum();
         let mut scores = vec![0.0f32; documents];
         if documents == 0 {
@@ -193,7 +201,7 @@ impl LexicalIndex {
         let n = documents as f64;
         let total: u64 = parts.iter().map(|p| p.total_length).sum();
         let average = (total as f64 / n).max(1.0) as f32;
-        for &(t, weight) in terms {
+        for (t, weight) in terms {
             let postings: Vec<Option<&Vec<(u32, u32)>>> = parts
                 .iter()
                 .map(|p| p.ids.get(t).map(|&id| &p.postings[id as usize]))
@@ -220,19 +228,19 @@ impl LexicalIndex {
     /// Pseudo-relevance feedback: the terms that best describe the documents `docs` (numbers over
     /// `parts` taken as one index, usually a first ranking's best), up to `most`, with weights in
     /// `(0, 1]` (1 for the heaviest). A term weighs the sum over those documents of its share of
-    /// the document's terms times its idf. The query's own terms are left out, and so are terms
+    /// the document's terms times its idf. The query's own terms (`query_terms`, stemmed) are left
+    /// out, and so are terms
     /// found in more than `df_share` of all documents (frequent terms add noise, and their
     /// postings cost the most to score). Ties go to the term that sorts first, so the choice does
     /// not depend on the order of a hash map.
     pub fn feedback_terms(
         parts: &[&LexicalIndex],
         docs: &[usize],
-        query: &str,
+        query_terms: &[String],
         most: usize,
         df_share: f32,
     ) -> Vec<(Arc<str>, f32)> {
         let documents: usize = parts.iter().map(|p| p.lengths.len()).sum();
-        let query_terms = terms(query);
         let mut weights: HashMap<Arc<str>, f32> = HashMap::new();
         for &d in docs {
             let Some((part, doc)) = locate(parts, d) else {
@@ -350,7 +358,8 @@ mod tests {
         }
         let parts = [&first, &second];
         // The query's own terms are left out; "tea" is in half the documents.
-        let found = LexicalIndex::feedback_terms(&parts, &[0, 1], "sound engineer", 10, 0.4);
+        let found =
+            LexicalIndex::feedback_terms(&parts, &[0, 1], &terms("sound engineer"), 10, 0.4);
         let names: Vec<&str> = found.iter().map(|(t, _)| &**t).collect();
         assert!(names.contains(&"gig"), "{names:?}");
         assert!(
@@ -360,10 +369,10 @@ mod tests {
         assert_eq!(found[0].1, 1.0);
         assert!(found.iter().all(|(_, w)| *w > 0.0 && *w <= 1.0));
         assert_eq!(found.len(), names.len());
-        assert!(LexicalIndex::feedback_terms(&parts, &[0], "x", 0, 1.0).is_empty());
+        assert!(LexicalIndex::feedback_terms(&parts, &[0], &terms("x"), 0, 1.0).is_empty());
         // Weighted scores: a weight scales a term's contribution.
-        let once = LexicalIndex::weighted_scores_over(&parts, &[("gig", 1.0)]);
-        let half = LexicalIndex::weighted_scores_over(&parts, &[("gig", 0.5)]);
+        let once = LexicalIndex::weighted_scores_over(&parts, [("gig", 1.0)]);
+        let half = LexicalIndex::weighted_scores_over(&parts, [("gig", 0.5)]);
         assert!(once[1] > 0.0 && (half[1] * 2.0 - once[1]).abs() < 1e-6);
     }
 

@@ -190,12 +190,10 @@ pub const FEEDBACK_WEIGHT: f32 = 0.4;
 /// See [`FEEDBACK_DOCUMENTS`].
 pub const FEEDBACK_QUERY_TERMS: usize = 3;
 
-/// Whether feedback applies to `query` ([`FEEDBACK_DOCUMENTS`]).
-pub fn wants_feedback(query: &str) -> bool {
-    let mut distinct = crate::lexical::terms(query);
-    distinct.sort();
-    distinct.dedup();
-    distinct.len() >= FEEDBACK_QUERY_TERMS
+/// Whether feedback applies to a query of these distinct terms ([`FEEDBACK_DOCUMENTS`];
+/// [`crate::lexical::distinct_terms`]).
+pub fn wants_feedback(query_terms: &[String]) -> bool {
+    query_terms.len() >= FEEDBACK_QUERY_TERMS
 }
 
 /// `scores` min-max scaled to `[0, 1]`; all zeros when they are all equal (or not finite).
@@ -267,9 +265,12 @@ mod tests {
 
     #[test]
     fn feedback_is_for_queries_of_three_terms_or_more() {
-        assert!(wants_feedback("Where does Priya live now?"));
-        assert!(!wants_feedback("note 0"));
-        assert!(!wants_feedback("dogs dog dogs the of"));
+        use crate::lexical::distinct_terms;
+        assert!(wants_feedback(&distinct_terms(
+            "Where does Priya live now?"
+        )));
+        assert!(!wants_feedback(&distinct_terms("note 0")));
+        assert!(!wants_feedback(&distinct_terms("dogs dog dogs the of")));
     }
 
     #[test]
