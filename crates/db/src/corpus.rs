@@ -31,8 +31,9 @@ pub struct Corpus<V, M> {
     full: Vec<Arc<Segment<M>>>,
     /// The last segment, filling up (fewer than `SEGMENT` items).
     open: Segment<M>,
-    /// One shared name per embedder seen: ranking compares names by address.
-    names: Vec<Arc<str>>,
+    /// Every (embedder, dimensions) of the vectors held, in the order first seen: an item's
+    /// `made_by` is its place here plus one (0 for an item without a vector).
+    makers: Vec<(Box<str>, i32)>,
 }
 
 /// Items per segment.
@@ -44,7 +45,7 @@ struct Segment<M> {
     /// Internal ids, ascending.
     ids: Vec<i64>,
     /// `(embedder, dimensions)` of each item's vector; `None` for an item without one.
-    made_by: Vec<Option<(Arc<str>, i32)>>,
+    made_by: Vec<u16>,
     meta: Vec<M>,
     /// Every vector, unit length and quantized to `i8` (a quarter of `f32`'s memory), one after
     /// the other (one block of memory, scanned in order).
@@ -80,7 +81,7 @@ impl<M> Segment<M> {
     fn bytes(&self) -> usize {
         self.values.capacity()
             + self.scales.capacity() * 4
-            + self.ids.len() * (40 + std::mem::size_of::<M>())
+            + self.ids.len() * (8 + 2 + 8 + std::mem::size_of::<M>())
             + self.lexical.bytes()
             + 64
     }
@@ -93,7 +94,7 @@ impl<V, M> Corpus<V, M> {
             version,
             full: Vec::new(),
             open: Segment::new(),
-            names: Vec::new(),
+            makers: Vec::new(),
         }
     }
 
@@ -146,22 +147,23 @@ impl<V, M> Corpus<V, M> {
     /// Adds the next item (ids ascending): its vector with the embedder that made it (scaled to
     /// unit length here), its text and what it carries.
     pub fn push(&mut self, id: i64, vector: Option<(&str, Vec<f32>)>, text: &str, meta: M) {
-        let made_by = vector.map(|(embedder, values)| {
-            let name = match self.names.iter().find(|n| ***n == *embedder) {
-                Some(n) => n.clone(),
-                None => {
-                    let n: Arc<str> = Arc::from(embedder);
-                    self.names.push(n.clone());
-                    n
-                }
-            };
-            let dims = values.len() as i32;
-            let scale = quantize(&normalized(values), &mut self.open.values);
-            (name, dims, scale)
-        });
-        let (made_by, scale) = match made_by {
-            Some((name, dims, scale)) => (Some((name, dims)), scale),
-            None => (None, 0.0),
+        let (made_by, scale) = match vector {
+            Some((embedder, values)) => {
+                let dims = values.len() as i32;
+                let known = self
+                    .makers
+                    .iter()
+                    .position(|(e, d)| **e == *embedder && *d == dims);
+                let place = known.unwrap_or_else(|| {
+                    self.makers.push((Box::from(embedder), dims));
+                    self.makers.len() - 1
+                });
+                let scale = quantize(&normalized(values), &mut self.open.values);
+                // A corpus holds the vectors of one embedder or two (while re-embedding); past
+                // 65,535 of them an item would rank by its words alone.
+                (u16::try_from(place + 1).unwrap_or(0), scale)
+            }
+            None => (0, 0.0),
         };
         let open = &mut self.open;
         open.ids.push(id);
@@ -185,10 +187,20 @@ impl<V, M> Corpus<V, M> {
         segment.vector(j)
     }
 
-    /// The embedder and dimensions of item `i`'s vector.
-    fn made_by(&self, i: usize) -> &Option<(Arc<str>, i32)> {
+    /// Item `i`'s place in `makers` plus one (0 without a vector).
+    fn made_by(&self, i: usize) -> u16 {
         let (segment, j) = self.at(i);
-        &segment.made_by[j]
+        segment.made_by[j]
+    }
+
+    /// What `made_by` an item whose vector `query` can be compared with carries (`None` when no
+    /// item's can).
+    fn maker_of(&self, query: &Embedding) -> Option<u16> {
+        let dims = query.vector.len() as i32;
+        self.makers
+            .iter()
+            .position(|(e, d)| **e == *query.embedder && *d == dims)
+            .and_then(|place| u16::try_from(place + 1).ok())
     }
 
     /// Bytes held, about.
@@ -196,20 +208,15 @@ impl<V, M> Corpus<V, M> {
         self.segments().map(Segment::bytes).sum::<usize>() + 64
     }
 
-    /// Whether item `i` carries a vector of `query`'s embedder and dimension.
-    fn comparable_with(&self, i: usize, query: &Embedding) -> bool {
-        match self.made_by(i) {
-            Some((name, dims)) => *dims as usize == query.vector.len() && **name == *query.embedder,
-            None => false,
-        }
-    }
-
     /// The internal ids of the `top` vectors nearest to `query` (same embedder and dimension) with
     /// their cosine distances, nearest first.
     pub fn nearest(&self, query: &Embedding, top: usize) -> Vec<(i64, f32)> {
         let q = normalized(query.vector.clone());
+        let Some(maker) = self.maker_of(query) else {
+            return Vec::new();
+        };
         let scored = (0..self.len())
-            .filter(|&i| self.comparable_with(i, query))
+            .filter(|&i| self.made_by(i) == maker)
             .map(|i| {
                 let (v, scale) = self.vector(i);
                 (self.id(i), 1.0 - dot_quantized(&q, v, scale))
@@ -223,56 +230,56 @@ impl<V, M> Corpus<V, M> {
     /// none): hybrid ranking ranks them by their words alone, vector ranking cannot rank them.
     pub fn rank(&self, search: &Search, keep: impl Fn(usize) -> bool, top: usize) -> Ranked<i64> {
         let mode = search.retrieval.mode;
-        let searched: Vec<usize> = (0..self.len()).filter(|&i| keep(i)).collect();
-        // Items of one embedder share its name (see `push`): found once, then compared by address.
-        let wanted: Option<(&Arc<str>, i32)> = match &search.embedding {
-            Some(query) if mode.uses_vectors() => self
-                .names
-                .iter()
-                .find(|name| ***name == *query.embedder)
-                .map(|name| (name, query.vector.len() as i32)),
+        let wanted = match &search.embedding {
+            Some(query) if mode.uses_vectors() => self.maker_of(query),
             _ => None,
         };
-        let comparable = |i: usize| match (self.made_by(i), wanted) {
-            (Some((name, dims)), Some((w, d))) => *dims == d && Arc::ptr_eq(name, w),
-            _ => false,
-        };
-        let incomparable = match mode {
-            RetrievalMode::Lexical => 0,
-            _ => searched.iter().filter(|&&i| !comparable(i)).count(),
-        };
+        let comparable = |i: usize| Some(self.made_by(i)) == wanted;
         let parts: Vec<&LexicalIndex> = self.segments().map(|s| &s.lexical).collect();
         let query_terms = match mode {
             RetrievalMode::Vector => Vec::new(),
             _ => distinct_terms(&search.text),
         };
-        let all_lexical = match mode {
+        // The BM25 score of every item, then (below) of each candidate, in place.
+        let mut lexical = match mode {
             RetrievalMode::Vector => Vec::new(),
             _ => LexicalIndex::weighted_scores_over(
                 &parts,
                 query_terms.iter().map(|t| (t.as_str(), 1.0)),
             ),
         };
-        let candidates: Vec<usize> = searched
-            .into_iter()
-            .filter(|&i| match mode {
-                RetrievalMode::Vector => comparable(i),
+        let mut incomparable = 0;
+        let mut candidates: Vec<u32> = Vec::new();
+        for i in (0..self.len()).filter(|&i| keep(i)) {
+            let comparable = comparable(i);
+            if !comparable && mode != RetrievalMode::Lexical {
+                incomparable += 1;
+            }
+            let candidate = match mode {
+                RetrievalMode::Vector => comparable,
                 // An item whose vector cannot be compared still ranks by its words.
-                RetrievalMode::Hybrid => comparable(i) || all_lexical[i] > 0.0,
-                RetrievalMode::Lexical => all_lexical[i] > 0.0,
-            })
-            .collect();
-        let mut lexical: Vec<f32> = match mode {
-            RetrievalMode::Vector => Vec::new(),
-            _ => candidates.iter().map(|&i| all_lexical[i]).collect(),
-        };
+                RetrievalMode::Hybrid => comparable || lexical[i] > 0.0,
+                RetrievalMode::Lexical => lexical[i] > 0.0,
+            };
+            if candidate {
+                candidates.push(i as u32);
+            }
+        }
+        if mode != RetrievalMode::Vector {
+            // Candidates ascend, so each score moves to a place at or before its own.
+            for (to, &from) in candidates.iter().enumerate() {
+                lexical[to] = lexical[from as usize];
+            }
+            lexical.truncate(candidates.len());
+        }
         let cosine: Vec<f32> = match (&search.embedding, mode) {
             (Some(query), RetrievalMode::Hybrid | RetrievalMode::Vector) => {
                 let q = normalized(query.vector.clone());
                 candidates
                     .iter()
+                    .map(|&i| i as usize)
                     // No score (scaled to 0) for a vector that cannot be compared.
-                    .map(|&i| match comparable(i) {
+                    .map(|i| match comparable(i) {
                         true => {
                             let (v, scale) = self.vector(i);
                             dot_quantized(&q, v, scale)
@@ -287,7 +294,10 @@ impl<V, M> Corpus<V, M> {
         // Lexical feedback from the first ranking's best (`retrieval::FEEDBACK_DOCUMENTS`).
         if mode == RetrievalMode::Hybrid && wants_feedback(&query_terms) {
             let first: Vec<usize> = best(
-                candidates.iter().copied().zip(fused.iter().copied()),
+                candidates
+                    .iter()
+                    .map(|&i| i as usize)
+                    .zip(fused.iter().copied()),
                 FEEDBACK_DOCUMENTS,
             )
             .into_iter()
@@ -301,20 +311,20 @@ impl<V, M> Corpus<V, M> {
                 FEEDBACK_DF_SHARE,
             );
             if !found.is_empty() {
-                let more = LexicalIndex::weighted_scores_over(
-                    &parts,
-                    found.iter().map(|(t, w)| (&**t, *w)),
-                );
+                let more = LexicalIndex::weighted_scores_over(&parts, found.iter().copied());
                 for (score, &i) in lexical.iter_mut().zip(&candidates) {
-                    *score += FEEDBACK_WEIGHT * more[i];
+                    *score += FEEDBACK_WEIGHT * more[i as usize];
                 }
                 fused = search.retrieval.fuse(&lexical, &cosine);
             }
         }
-        let ids = best(candidates.iter().map(|&i| self.id(i)).zip(fused), top)
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let ids = best(
+            candidates.iter().map(|&i| self.id(i as usize)).zip(fused),
+            top,
+        )
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
         Ranked {
             items: ids,
             incomparable,

@@ -19,7 +19,6 @@
 //! engines do), so a filter narrows the candidates without changing their scores.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use rust_stemmers::{Algorithm, Stemmer};
 use unicode_segmentation::UnicodeSegmentation;
@@ -91,13 +90,17 @@ pub fn distinct_terms(text: &str) -> Vec<String> {
 
 /// The postings of a set of documents, numbered 0, 1, … in the order they were added. Adding is
 /// the only change: a document that changes or goes means building the index again.
+///
+/// While documents are added, a hash map finds a term's id and each term's postings grow on their
+/// own; [`LexicalIndex::shrink_to_fit`] (an index that is complete) keeps the ids sorted by term
+/// instead and the postings one after another, a few bytes a term instead of about a hundred.
 #[derive(Debug, Clone)]
 pub struct LexicalIndex {
-    ids: HashMap<Arc<str>, u32>,
-    /// Per term id: the term.
-    names: Vec<Arc<str>>,
-    /// Per term: (document number, occurrences), in document order.
-    postings: Vec<Vec<(u32, u32)>>,
+    /// Every term, one after another: term `id` is `text[ends[id - 1]..ends[id]]` (from 0 for the
+    /// first).
+    text: String,
+    ends: Vec<u32>,
+    terms_of: Terms,
     /// Per document: its number of terms.
     lengths: Vec<u32>,
     total_length: u64,
@@ -107,12 +110,32 @@ pub struct LexicalIndex {
     starts: Vec<u32>,
 }
 
+/// How a term's id and postings are found.
+#[derive(Debug, Clone)]
+enum Terms {
+    /// Taking documents: ids by term; per id, (document number, occurrences) in document order.
+    Open {
+        ids: HashMap<Box<str>, u32>,
+        postings: Vec<Vec<(u32, u32)>>,
+    },
+    /// Complete: ids in the order of their terms; id `i`'s postings are
+    /// `postings[starts[i]..starts[i + 1]]`.
+    Sorted {
+        by_term: Vec<u32>,
+        postings: Vec<(u32, u32)>,
+        starts: Vec<u32>,
+    },
+}
+
 impl Default for LexicalIndex {
     fn default() -> Self {
         LexicalIndex {
-            ids: HashMap::new(),
-            names: Vec::new(),
-            postings: Vec::new(),
+            text: String::new(),
+            ends: Vec::new(),
+            terms_of: Terms::Open {
+                ids: HashMap::new(),
+                postings: Vec::new(),
+            },
             lengths: Vec::new(),
             total_length: 0,
             terms: Vec::new(),
@@ -136,20 +159,24 @@ impl LexicalIndex {
                 }
             }
         });
+        self.open();
+        let Terms::Open { ids, postings } = &mut self.terms_of else {
+            unreachable!("opened above")
+        };
         // Postings stay in document order whatever the hash map's order.
         for (term, count) in counts {
-            let next = self.postings.len() as u32;
-            let id = match self.ids.get(term.as_str()) {
+            let id = match ids.get(term.as_str()) {
                 Some(&id) => id,
                 None => {
-                    let name: Arc<str> = Arc::from(term.as_str());
-                    self.ids.insert(name.clone(), next);
-                    self.names.push(name);
-                    self.postings.push(Vec::new());
-                    next
+                    let id = self.ends.len() as u32;
+                    self.text.push_str(&term);
+                    self.ends.push(self.text.len() as u32);
+                    ids.insert(term.into_boxed_str(), id);
+                    postings.push(Vec::new());
+                    id
                 }
             };
-            self.postings[id as usize].push((doc, count));
+            postings[id as usize].push((doc, count));
             self.terms.push(id);
         }
         self.starts.push(self.terms.len() as u32);
@@ -157,11 +184,70 @@ impl LexicalIndex {
         self.total_length += u64::from(length);
     }
 
-    /// Gives back the room kept for more documents (an index that is complete).
+    /// Term `id`'s text.
+    fn term(&self, id: u32) -> &str {
+        let from = match id {
+            0 => 0,
+            id => self.ends[id as usize - 1] as usize,
+        };
+        &self.text[from..self.ends[id as usize] as usize]
+    }
+
+    /// The id of `term`, if a document holds it.
+    fn id(&self, term: &str) -> Option<u32> {
+        match &self.terms_of {
+            Terms::Open { ids, .. } => ids.get(term).copied(),
+            Terms::Sorted { by_term, .. } => by_term
+                .binary_search_by(|&id| self.term(id).cmp(term))
+                .ok()
+                .map(|i| by_term[i]),
+        }
+    }
+
+    /// Term `id`'s postings: (document number, occurrences), in document order.
+    fn postings(&self, id: u32) -> &[(u32, u32)] {
+        match &self.terms_of {
+            Terms::Open { postings, .. } => &postings[id as usize],
+            Terms::Sorted {
+                postings, starts, ..
+            } => &postings[starts[id as usize] as usize..starts[id as usize + 1] as usize],
+        }
+    }
+
+    /// Makes the index take documents again (a complete index holds its terms sorted).
+    fn open(&mut self) {
+        if let Terms::Sorted { .. } = self.terms_of {
+            let ids = (0..self.ends.len() as u32)
+                .map(|id| (Box::from(self.term(id)), id))
+                .collect();
+            let postings = (0..self.ends.len() as u32)
+                .map(|id| self.postings(id).to_vec())
+                .collect();
+            self.terms_of = Terms::Open { ids, postings };
+        }
+    }
+
+    /// Keeps the terms sorted and the postings in one block, and gives back the room kept for
+    /// more documents (an index that is complete; adding a document after it still works).
     pub fn shrink_to_fit(&mut self) {
-        self.postings.iter_mut().for_each(Vec::shrink_to_fit);
-        self.postings.shrink_to_fit();
-        self.names.shrink_to_fit();
+        if let Terms::Open { postings, .. } = &self.terms_of {
+            let mut by_term: Vec<u32> = (0..self.ends.len() as u32).collect();
+            by_term.sort_unstable_by(|&a, &b| self.term(a).cmp(self.term(b)));
+            let mut flat = Vec::with_capacity(postings.iter().map(Vec::len).sum());
+            let mut starts = Vec::with_capacity(postings.len() + 1);
+            starts.push(0);
+            for p in postings {
+                flat.extend_from_slice(p);
+                starts.push(flat.len() as u32);
+            }
+            self.terms_of = Terms::Sorted {
+                by_term,
+                postings: flat,
+                starts,
+            };
+        }
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
         self.lengths.shrink_to_fit();
         self.terms.shrink_to_fit();
         self.starts.shrink_to_fit();
@@ -169,9 +255,24 @@ impl LexicalIndex {
 
     /// Approximate memory held, in bytes.
     pub fn bytes(&self) -> usize {
-        let postings: usize = self.postings.iter().map(|p| p.capacity() * 8 + 24).sum();
-        let terms: usize = self.ids.keys().map(|k| k.len() + 16 + 16 + 4 + 8).sum();
-        postings + terms + self.lengths.len() * 8 + self.terms.len() * 4 + 64
+        let terms = match &self.terms_of {
+            Terms::Open { ids, postings } => {
+                let postings: usize = postings.iter().map(|p| p.capacity() * 8 + 24).sum();
+                postings + ids.keys().map(|k| k.len() + 16 + 4 + 8).sum::<usize>()
+            }
+            Terms::Sorted {
+                by_term,
+                postings,
+                starts,
+            } => by_term.capacity() * 4 + postings.capacity() * 8 + starts.capacity() * 4,
+        };
+        terms
+            + self.text.capacity()
+            + self.ends.capacity() * 4
+            + self.lengths.capacity() * 4
+            + self.terms.capacity() * 4
+            + self.starts.capacity() * 4
+            + 128
     }
 
     /// The BM25 score of every document for `query`, indexed by document number (0 for a
@@ -202,9 +303,9 @@ impl LexicalIndex {
         let total: u64 = parts.iter().map(|p| p.total_length).sum();
         let average = (total as f64 / n).max(1.0) as f32;
         for (t, weight) in terms {
-            let postings: Vec<Option<&Vec<(u32, u32)>>> = parts
+            let postings: Vec<Option<&[(u32, u32)]>> = parts
                 .iter()
-                .map(|p| p.ids.get(t).map(|&id| &p.postings[id as usize]))
+                .map(|p| p.id(t).map(|id| p.postings(id)))
                 .collect();
             let df: usize = postings.iter().flatten().map(|p| p.len()).sum();
             if df == 0 {
@@ -213,7 +314,7 @@ impl LexicalIndex {
             let idf = idf(n, df) * weight;
             let mut offset = 0;
             for (part, postings) in parts.iter().zip(&postings) {
-                for &(doc, tf) in postings.map_or(&[][..], |p| p.as_slice()) {
+                for &(doc, tf) in postings.unwrap_or(&[]) {
                     let tf = tf as f32;
                     let length = part.lengths[doc as usize] as f32;
                     let norm = K1 * (1.0 - B + B * length / average);
@@ -233,15 +334,15 @@ impl LexicalIndex {
     /// found in more than `df_share` of all documents (frequent terms add noise, and their
     /// postings cost the most to score). Ties go to the term that sorts first, so the choice does
     /// not depend on the order of a hash map.
-    pub fn feedback_terms(
-        parts: &[&LexicalIndex],
+    pub fn feedback_terms<'a>(
+        parts: &[&'a LexicalIndex],
         docs: &[usize],
         query_terms: &[String],
         most: usize,
         df_share: f32,
-    ) -> Vec<(Arc<str>, f32)> {
+    ) -> Vec<(&'a str, f32)> {
         let documents: usize = parts.iter().map(|p| p.lengths.len()).sum();
-        let mut weights: HashMap<Arc<str>, f32> = HashMap::new();
+        let mut weights: HashMap<&'a str, f32> = HashMap::new();
         for &d in docs {
             let Some((part, doc)) = locate(parts, d) else {
                 continue;
@@ -249,27 +350,27 @@ impl LexicalIndex {
             let length = part.lengths[doc].max(1) as f32;
             let (from, to) = (part.starts[doc] as usize, part.starts[doc + 1] as usize);
             for &id in &part.terms[from..to] {
-                let name = &part.names[id as usize];
-                if query_terms.iter().any(|q| **q == **name) {
+                let name = part.term(id);
+                if query_terms.iter().any(|q| q == name) {
                     continue;
                 }
                 let df: usize = parts
                     .iter()
-                    .filter_map(|p| p.ids.get(name).map(|&i| p.postings[i as usize].len()))
+                    .filter_map(|p| p.id(name).map(|i| p.postings(i).len()))
                     .sum();
                 if df as f32 > df_share * documents as f32 {
                     continue;
                 }
-                let postings = &part.postings[id as usize];
+                let postings = part.postings(id);
                 let tf = postings
                     .binary_search_by_key(&(doc as u32), |&(d, _)| d)
                     .map_or(0, |i| postings[i].1);
                 let weight = tf as f32 / length * idf(documents as f64, df);
-                *weights.entry(name.clone()).or_insert(0.0) += weight;
+                *weights.entry(name).or_insert(0.0) += weight;
             }
         }
-        let mut ranked: Vec<(Arc<str>, f32)> = weights.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut ranked: Vec<(&'a str, f32)> = weights.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         ranked.truncate(most);
         let heaviest = ranked.first().map_or(1.0, |(_, w)| *w);
         if heaviest > 0.0 {
@@ -360,7 +461,7 @@ mod tests {
         // The query's own terms are left out; "tea" is in half the documents.
         let found =
             LexicalIndex::feedback_terms(&parts, &[0, 1], &terms("sound engineer"), 10, 0.4);
-        let names: Vec<&str> = found.iter().map(|(t, _)| &**t).collect();
+        let names: Vec<&str> = found.iter().map(|(t, _)| *t).collect();
         assert!(names.contains(&"gig"), "{names:?}");
         assert!(
             !names.contains(&"sound") && !names.contains(&"tea"),
@@ -374,6 +475,40 @@ mod tests {
         let once = LexicalIndex::weighted_scores_over(&parts, [("gig", 1.0)]);
         let half = LexicalIndex::weighted_scores_over(&parts, [("gig", 0.5)]);
         assert!(once[1] > 0.0 && (half[1] * 2.0 - once[1]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_complete_index_scores_as_it_did_while_taking_documents() {
+        let texts = [
+            "Callum is a sound engineer at gigs",
+            "the gig in Manchester went well",
+            "tea and toast in Manchester",
+            "sound checks before the gig",
+        ];
+        let mut open = LexicalIndex::default();
+        texts.iter().for_each(|t| open.push(t));
+        let mut complete = open.clone();
+        complete.shrink_to_fit();
+        assert!(complete.bytes() < open.bytes());
+        for query in [
+            "gig",
+            "sound engineer manchester",
+            "toast tea",
+            "absent",
+            "the",
+        ] {
+            assert_eq!(complete.scores(query), open.scores(query), "{query}");
+        }
+        let query = terms("sound engineer");
+        assert_eq!(
+            LexicalIndex::feedback_terms(&[&complete], &[0, 3], &query, 10, 1.0),
+            LexicalIndex::feedback_terms(&[&open], &[0, 3], &query, 10, 1.0)
+        );
+        // A complete index still takes a document.
+        complete.push("a gig in Leeds");
+        open.push("a gig in Leeds");
+        assert_eq!(complete.scores("gig leeds"), open.scores("gig leeds"));
+        assert!(complete.scores("leeds")[4] > 0.0);
     }
 
     #[test]
