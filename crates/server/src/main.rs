@@ -573,6 +573,26 @@ fn emit(text: &str) -> Result<(), String> {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// What the allocator holds, for `/metrics`: bytes the program has allocated, in pages it uses
+/// (`active`), resident (its pages and its own bookkeeping), and mapped but given back (`retained`).
+fn allocator_gauges() -> Vec<(&'static str, f64)> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    // The figures are refreshed when the epoch advances.
+    if epoch::advance().is_err() {
+        return Vec::new();
+    }
+    [
+        ("honcho_allocator_allocated_bytes", stats::allocated::read()),
+        ("honcho_allocator_active_bytes", stats::active::read()),
+        ("honcho_allocator_metadata_bytes", stats::metadata::read()),
+        ("honcho_allocator_resident_bytes", stats::resident::read()),
+        ("honcho_allocator_retained_bytes", stats::retained::read()),
+    ]
+    .into_iter()
+    .filter_map(|(name, read)| read.ok().map(|v| (name, v as f64)))
+    .collect()
+}
+
 fn main() -> ExitCode {
     if let Err(msg) = honcho_server::config::read_dotenv(std::path::Path::new(".env")) {
         eprintln!("honcho: {msg}");
@@ -753,6 +773,7 @@ fn serve(config: Config) -> Result<(), String> {
     };
     // The metrics recorder is installed before the first request.
     honcho_web::metrics();
+    honcho_web::set_process_gauges(allocator_gauges);
     actix_web::rt::System::new().block_on(async move {
         let server =
             honcho_server::build_server(state, listener, http).map_err(|e| e.to_string())?;

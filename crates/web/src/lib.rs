@@ -14,7 +14,7 @@ mod routes;
 
 pub use app::{api_doc, api_json, api_yaml, build_app, AppState, DEFAULT_CORS_ORIGINS};
 pub use error::{ApiError, ValidationIssue};
-pub use observe::metrics;
+pub use observe::{metrics, set_process_gauges};
 pub use routes::Features;
 
 /// Largest request body accepted; larger ones are answered 413.

@@ -48,6 +48,17 @@ pub fn metrics() -> &'static PrometheusHandle {
     })
 }
 
+/// Gauges the program running the server reads on each scrape (its allocator's figures, say): a
+/// name and a value each. Set once, before serving; later calls change nothing.
+pub fn set_process_gauges(read: ProcessGauges) {
+    let _ = PROCESS_GAUGES.set(read);
+}
+
+/// Reads gauges of the process: a name and a value each.
+pub type ProcessGauges = fn() -> Vec<(&'static str, f64)>;
+
+static PROCESS_GAUGES: OnceLock<ProcessGauges> = OnceLock::new();
+
 /// How often histogram samples are folded into their buckets.
 const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -128,7 +139,8 @@ pub(crate) async fn observe_request(
 
 /// Prometheus metrics of this process: requests by route template, method and status with latency
 /// histograms; the database pool (size, idle, checkout wait); the vector cache (bytes, hits, misses);
-/// the deriver's queue (items by status, age of the oldest open one) and this process's items.
+/// the deriver's queue (items by status, age of the oldest open one) and this process's items; and
+/// what the process's allocator holds (allocated, active, metadata, resident and retained bytes).
 #[utoipa::path(
     tag = "operations",
     responses(
@@ -147,6 +159,11 @@ pub(crate) async fn serve_metrics(
     metrics::gauge!("honcho_db_pool_connections").set(f64::from(pool.connections));
     metrics::gauge!("honcho_db_pool_idle_connections").set(f64::from(pool.idle));
     metrics::gauge!("honcho_db_pool_max_connections").set(f64::from(pool.max_size));
+    if let Some(read) = PROCESS_GAUGES.get() {
+        for (name, value) in read() {
+            metrics::gauge!(name).set(value);
+        }
+    }
     let db = probe.0.clone();
     let queue = actix_web::web::block(move || db.queue_depth()).await;
     if let Ok(Ok(counts)) = queue {

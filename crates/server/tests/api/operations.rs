@@ -454,6 +454,38 @@ fn metrics_count_requests_by_route_template() {
     assert!(!text.contains(&a), "an id leaked into the metrics");
 }
 
+/// The server binary reports what its allocator holds, so that an operator can tell the caches'
+/// bytes from the rest of its memory.
+#[test]
+fn metrics_report_the_allocators_bytes() {
+    let db = crate::helpers::FreshDatabase::new(None);
+    let server = crate::helpers::Honcho::start(&db.url);
+    server.new_session("metered");
+    let text = ureq::get(&format!("{}/metrics", server.base))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let gauge = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    let allocated = gauge("honcho_allocator_allocated_bytes");
+    let active = gauge("honcho_allocator_active_bytes");
+    let resident = gauge("honcho_allocator_resident_bytes");
+    assert!(allocated > 1e6, "{allocated}");
+    assert!(allocated <= active && active <= resident, "{text}");
+    for name in [
+        "honcho_allocator_metadata_bytes",
+        "honcho_allocator_retained_bytes",
+    ] {
+        assert!(gauge(name) >= 0.0);
+    }
+}
+
 #[test]
 fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
