@@ -331,14 +331,56 @@ fn load_vectors(
     collection_id: &str,
     version: (i64, i64, i64),
 ) -> QueryResult<CollectionCorpus> {
-    let rows: Vec<VectorRow> = documents::table
-        .filter(documents::collection_id.eq(collection_id))
-        .order(documents::id.asc())
-        .select(VECTOR_COLUMNS)
-        .load(conn)?;
     let mut copy = Corpus::new(version);
-    append(&mut copy, rows);
+    append_pages(conn, &mut copy, collection_id, None)?;
     Ok(copy)
+}
+
+/// Documents read per statement while a copy is built: the rows in hand (and, on PostgreSQL, the
+/// result the client library holds) stay a few MB whatever the collection's size.
+const READ_PAGE: i64 = 2_000;
+
+/// Adds the collection's documents after the copy's last id (in id order), [`READ_PAGE`] at a
+/// time: all of them, or (`revisions`) those with a revision above the first and at most the
+/// second. False when a document the copy holds turned up (it has a new vector).
+fn append_pages(
+    conn: &mut Conn,
+    copy: &mut CollectionCorpus,
+    collection_id: &str,
+    revisions: Option<(i64, i64)>,
+) -> QueryResult<bool> {
+    let (held, last_held) = (copy.len(), copy.last_id());
+    loop {
+        let mut query = documents::table
+            .filter(documents::collection_id.eq(collection_id))
+            .into_boxed();
+        if let Some((above, at_most)) = revisions {
+            query = query
+                .filter(documents::revision.gt(above))
+                .filter(documents::revision.le(at_most))
+                .filter(documents::id.le(copy.version.0));
+        }
+        // The first page of an update starts from the first id: a changed document the copy holds
+        // must be seen.
+        let after = match copy.len() == held && revisions.is_some() {
+            true => i64::MIN,
+            false => copy.last_id(),
+        };
+        let rows: Vec<VectorRow> = query
+            .filter(documents::id.gt(after))
+            .order(documents::id.asc())
+            .limit(READ_PAGE)
+            .select(VECTOR_COLUMNS)
+            .load(conn)?;
+        if held > 0 && rows.iter().any(|(id, ..)| *id <= last_held) {
+            return Ok(false);
+        }
+        let full = rows.len() as i64 == READ_PAGE;
+        append(copy, rows);
+        if !full {
+            return Ok(true);
+        }
+    }
 }
 
 /// `(id, embedder, embedding, content)` of a document.
@@ -377,22 +419,17 @@ fn extend_vectors(
     if version.2 != old_deleted || version.0 < old_id || version.1 < old_revision {
         return Ok(None);
     }
-    let rows: Vec<VectorRow> = documents::table
-        .filter(documents::collection_id.eq(collection_id))
-        .filter(documents::revision.gt(old_revision))
-        .filter(documents::revision.le(version.1))
-        .filter(documents::id.le(version.0))
-        .order(documents::id.asc())
-        .select(VECTOR_COLUMNS)
-        .load(conn)?;
-    if rows.iter().any(|(id, ..)| *id <= old_id) {
-        // A document the copy holds has a new vector.
-        return Ok(None);
-    }
     let mut copy = old.clone();
     copy.version = version;
-    append(&mut copy, rows);
-    Ok(Some(copy))
+    match append_pages(
+        conn,
+        &mut copy,
+        collection_id,
+        Some((old_revision, version.1)),
+    )? {
+        true => Ok(Some(copy)),
+        false => Ok(None),
+    }
 }
 
 #[derive(QueryableByName)]
