@@ -430,3 +430,44 @@ fn a_deleted_document_leaves_the_query_results_at_once() {
         (1, json!(kept))
     );
 }
+
+/// A collection larger than one read of its cached copy (2,000 documents): the copy is read in
+/// pages, then extended with a new document, then read again when a document it holds changes;
+/// every query sees every document as it now is.
+#[test]
+fn a_collection_of_several_pages_is_searched_whole_and_kept_current() {
+    let app = TestApp::spawn();
+    let (_, docs) = collection(&app);
+    let ids: Vec<String> = (0..2_050)
+        .map(|i| {
+            let content = format!("filler note number n{i} about the weather");
+            id(&app.ok(app.post(&docs, json!({ "content": content }))))
+        })
+        .collect();
+    let top = |query: &str| -> String {
+        let found = app.ok(app.post(
+            &format!("{docs}/query"),
+            json!({ "query": query, "top_k": 1 }),
+        ));
+        id(&found[0])
+    };
+    // Items of the first page and of the second are found by their words.
+    assert_eq!(top("note n7"), ids[7]);
+    assert_eq!(top("note n2049"), ids[2_049]);
+    // A new document extends the cached copy.
+    let added = id(&app.ok(app.post(
+        &docs,
+        json!({ "content": "a trip to alpha centauri planned" }),
+    )));
+    assert_eq!(top("alpha centauri trip"), added);
+    assert_eq!(top("note n2049"), ids[2_049]);
+    // A document the copy holds gets new content: the copy is read again, in pages.
+    app.ok(app.put(
+        &format!("{docs}/{}", ids[5]),
+        json!({ "content": "zebra crossing outside the bakery" }),
+    ));
+    assert_eq!(top("zebra crossing bakery"), ids[5]);
+    assert_ne!(top("note n5"), ids[5]);
+    assert_eq!(top("note n2049"), ids[2_049]);
+    assert_eq!(top("alpha centauri trip"), added);
+}
