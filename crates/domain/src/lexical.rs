@@ -396,14 +396,11 @@ impl LexicalIndex {
     }
 }
 
-/// Where a complete index's table starts looking for `term` (FNV-1a; the table's size is a power
-/// of two and the low bits are taken).
+/// Where a complete index's table starts looking for `term` (the standard library's hasher with
+/// its fixed keys: the table is built and probed in the same process).
 fn slot_hash(term: &str) -> usize {
-    let hash = term.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    // The high bits mixed into the low ones, which the table takes.
-    (hash ^ (hash >> 32)) as usize
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(term) as usize
 }
 
 /// BM25's idf of a term found in `df` of `n` documents.

@@ -350,6 +350,12 @@ fn append_pages(
     revisions: Option<(i64, i64)>,
 ) -> QueryResult<bool> {
     let (held, last_held) = (copy.len(), copy.last_id());
+    // An update's first page starts from the first id: a changed document the copy holds must be
+    // seen. Every other page starts after the copy's last.
+    let mut after = match revisions {
+        Some(_) => i64::MIN,
+        None => last_held,
+    };
     loop {
         let mut query = documents::table
             .filter(documents::collection_id.eq(collection_id))
@@ -360,12 +366,6 @@ fn append_pages(
                 .filter(documents::revision.le(at_most))
                 .filter(documents::id.le(copy.version.0));
         }
-        // The first page of an update starts from the first id: a changed document the copy holds
-        // must be seen.
-        let after = match copy.len() == held && revisions.is_some() {
-            true => i64::MIN,
-            false => copy.last_id(),
-        };
         let rows: Vec<VectorRow> = query
             .filter(documents::id.gt(after))
             .order(documents::id.asc())
@@ -380,6 +380,7 @@ fn append_pages(
         if !full {
             return Ok(true);
         }
+        after = copy.last_id();
     }
 }
 
