@@ -65,6 +65,8 @@ struct Turn {
 }
 
 struct Conversation {
+    /// The person's full name, as the set gives it: the name of the user made for them.
+    person: String,
     /// Turns of each session, in order.
     sessions: Vec<Vec<Turn>>,
     /// `(turn id, text)` of every turn, in order.
@@ -148,6 +150,7 @@ fn load() -> Result<Vec<Conversation>, String> {
             });
         }
         out.push(Conversation {
+            person,
             sessions,
             turns,
             questions,
@@ -232,10 +235,10 @@ fn run_one(
 ) -> Result<Tally, String> {
     on_fresh_server(binary, label, env, |client, app| {
         let mut tally = Tally::default();
-        for (n, conversation) in set.iter().enumerate() {
+        for conversation in set {
             let user = client.create(
                 &format!("/v1/apps/{app}/users"),
-                json!({ "name": format!("person-{n}") }),
+                json!({ "name": conversation.person }),
             )?;
             let collection = client.create(
                 &format!("/v1/apps/{app}/users/{user}/collections"),
@@ -262,12 +265,11 @@ fn run_one(
 fn store_sessions(
     client: &mut Client,
     app: &str,
-    n: usize,
     conversation: &Conversation,
 ) -> Result<(String, Vec<String>), String> {
     let user = client.create(
         &format!("/v1/apps/{app}/users"),
-        json!({ "name": format!("person-{n}") }),
+        json!({ "name": conversation.person }),
     )?;
     let mut sessions = Vec::new();
     for turns in &conversation.sessions {
@@ -299,8 +301,8 @@ fn run_messages(
 ) -> Result<Tally, String> {
     on_fresh_server(binary, &format!("m-{label}"), env, |client, app| {
         let mut tally = Tally::default();
-        for (n, conversation) in set.iter().enumerate() {
-            let (user, _) = store_sessions(client, app, n, conversation)?;
+        for conversation in set {
+            let (user, _) = store_sessions(client, app, conversation)?;
             let path = format!("/v1/apps/{app}/users/{user}/messages/query");
             for q in &conversation.questions {
                 let found = turns_found(client, &path, &q.text)?;
@@ -348,8 +350,8 @@ fn run_chat(
     on_fresh_server(binary, "chat", &env, |client, app| {
         let app = app.to_string();
         let mut stored = Vec::new();
-        for (n, conversation) in set.iter().enumerate() {
-            stored.push(store_sessions(client, &app, n, conversation)?);
+        for conversation in set {
+            stored.push(store_sessions(client, &app, conversation)?);
         }
         // The deriver writes every fact before a question is asked.
         let started = Instant::now();

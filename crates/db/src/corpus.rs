@@ -147,6 +147,17 @@ impl<V, M> Corpus<V, M> {
     /// Adds the next item (ids ascending): its vector with the embedder that made it (scaled to
     /// unit length here), its text and what it carries.
     pub fn push(&mut self, id: i64, vector: Option<(&str, Vec<f32>)>, text: &str, meta: M) {
+        self.push_said(id, vector, (text, ""), meta);
+    }
+
+    /// [`Corpus::push`] for a text said by `speaker` ([`LexicalIndex::push_said`]).
+    pub fn push_said(
+        &mut self,
+        id: i64,
+        vector: Option<(&str, Vec<f32>)>,
+        (text, speaker): (&str, &str),
+        meta: M,
+    ) {
         let (made_by, scale) = match vector {
             Some((embedder, values)) => {
                 let dims = values.len() as i32;
@@ -171,7 +182,7 @@ impl<V, M> Corpus<V, M> {
         open.meta.push(meta);
         open.starts.push(open.values.len());
         open.scales.push(scale);
-        open.lexical.push(text);
+        open.lexical.push_said(text, speaker);
         if open.ids.len() == SEGMENT {
             let mut full = std::mem::replace(open, Segment::new());
             full.values.shrink_to_fit();
@@ -360,14 +371,25 @@ pub struct MessageMeta {
     pub is_user: bool,
 }
 
-/// A copy of a user's messages; its version is the user's sessions, in id order.
-pub type MessageCorpus = Corpus<Vec<SessionMark>, MessageMeta>;
+/// What a copy of a user's messages was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagesVersion {
+    /// The user's name, the speaker of the user's messages ([`Corpus::push_said`]): a question
+    /// naming the user finds what they said, and a reply that addresses them by name does not
+    /// stand out by that word alone.
+    pub speaker: String,
+    /// The user's sessions, in id order.
+    pub sessions: Vec<SessionMark>,
+}
+
+/// A copy of a user's messages.
+pub type MessageCorpus = Corpus<MessagesVersion, MessageMeta>;
 /// The copies of users' messages, and the embedder that gives a message stored without a vector
 /// its vector when a copy reads it (an embedder running in process; none with a remote one, whose
 /// vectors a worker stores).
 #[derive(Debug)]
 pub struct UserCache {
-    pub copies: CorpusCache<Vec<SessionMark>, MessageMeta>,
+    pub copies: CorpusCache<MessagesVersion, MessageMeta>,
     fill: std::sync::OnceLock<Arc<dyn honcho_domain::embed::Embedder>>,
 }
 

@@ -149,18 +149,28 @@ impl Default for LexicalIndex {
 impl LexicalIndex {
     /// Adds the next document.
     pub fn push(&mut self, text: &str) {
+        self.push_said(text, "");
+    }
+
+    /// Adds the next document, `text` said by `speaker`: the terms of the speaker's name count as
+    /// terms of the document (a question naming the speaker finds what they said, as it finds a
+    /// transcript line `<name>: <text>`), and not in its length, so that its other terms score as
+    /// they would without a speaker.
+    pub fn push_said(&mut self, text: &str, speaker: &str) {
         let doc = self.lengths.len() as u32;
         let mut counts: HashMap<String, u32> = HashMap::new();
         let mut length = 0u32;
+        let mut count = |t: &str| match counts.get_mut(t) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(t.to_string(), 1);
+            }
+        };
         for_each_term(text, |t| {
             length += 1;
-            match counts.get_mut(t) {
-                Some(n) => *n += 1,
-                None => {
-                    counts.insert(t.to_string(), 1);
-                }
-            }
+            count(t);
         });
+        for_each_term(speaker, count);
         self.open();
         let Terms::Open { ids, postings } = &mut self.terms_of else {
             unreachable!("opened above")

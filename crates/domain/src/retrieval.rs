@@ -196,6 +196,28 @@ pub fn wants_feedback(query_terms: &[String]) -> bool {
     query_terms.len() >= FEEDBACK_QUERY_TERMS
 }
 
+/// The text to embed for a search of `speaker`'s own messages: `query` without the words that
+/// name the speaker (a word all of whose terms are terms of the name, such as `Priya's` for
+/// `Priya Raman`). Every message searched is the speaker's, so their name in a question says
+/// nothing about which one answers it, while in the embedding it would draw the question towards
+/// the replies that address them by name. The words stay in the text ranked by BM25, where the
+/// speaker's name is a term of each of their messages (`lexical::LexicalIndex::push_said`).
+/// `None` when no word names the speaker, or when nothing else would be left.
+pub fn without_speaker(query: &str, speaker: &str) -> Option<String> {
+    let name = crate::lexical::terms(speaker);
+    if name.is_empty() {
+        return None;
+    }
+    let names = |word: &str| {
+        let terms = crate::lexical::terms(word);
+        !terms.is_empty() && terms.iter().all(|t| name.contains(t))
+    };
+    let kept: Vec<&str> = query.split_whitespace().filter(|w| !names(w)).collect();
+    let dropped = kept.len() < query.split_whitespace().count();
+    let left = kept.iter().any(|w| !crate::lexical::terms(w).is_empty());
+    (dropped && left).then(|| kept.join(" "))
+}
+
 /// `scores` min-max scaled to `[0, 1]`; all zeros when they are all equal (or not finite).
 fn normalized(scores: &[f32]) -> impl Iterator<Item = f32> + '_ {
     let (min, max) = scores
@@ -271,6 +293,24 @@ mod tests {
         )));
         assert!(!wants_feedback(&distinct_terms("note 0")));
         assert!(!wants_feedback(&distinct_terms("dogs dog dogs the of")));
+    }
+
+    #[test]
+    fn a_query_is_embedded_without_the_words_naming_the_speaker() {
+        let name = "Augustin \"Gus\" Farrow";
+        assert_eq!(
+            without_speaker("When did Gus's knee surgery happen?", name).as_deref(),
+            Some("When did knee surgery happen?")
+        );
+        assert_eq!(
+            without_speaker("Where do the Farrows live now?", name).as_deref(),
+            Some("Where do the live now?")
+        );
+        // Naming nobody, or nothing but the name: the query as it is.
+        assert_eq!(without_speaker("Where is the boat?", name), None);
+        assert_eq!(without_speaker("Gus?", name), None);
+        assert_eq!(without_speaker("Who is Gus", name), None);
+        assert_eq!(without_speaker("anything", ""), None);
     }
 
     #[test]

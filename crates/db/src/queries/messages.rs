@@ -1,6 +1,6 @@
 use super::schema::{deriver_queue, messages, sessions};
 use super::{dialect, into_map, session_of, updated_row, Conn};
-use crate::corpus::{Corpus, MessageCorpus, MessageMeta, SessionMark, UserCache};
+use crate::corpus::{Corpus, MessageCorpus, MessageMeta, MessagesVersion, SessionMark, UserCache};
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -267,6 +267,7 @@ fn rank_messages(
                 .iter()
                 .map(|s| {
                     copy.version
+                        .sessions
                         .iter()
                         .position(|m| m.public_id == *s)
                         .map(|i| i as u32)
@@ -281,7 +282,12 @@ fn rank_messages(
         Some(f) => {
             let searched: Vec<&str> = match &scope.sessions {
                 Some(wanted) => wanted.iter().map(String::as_str).collect(),
-                None => copy.version.iter().map(|m| m.public_id.as_str()).collect(),
+                None => copy
+                    .version
+                    .sessions
+                    .iter()
+                    .map(|m| m.public_id.as_str())
+                    .collect(),
             };
             Some(
                 messages::table
@@ -324,6 +330,8 @@ type MessageVectorRow = (i64, String, bool, Option<String>, Option<Vec<u8>>, Str
 
 #[derive(QueryableByName)]
 struct MarkRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
     id: Option<i64>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
@@ -334,36 +342,36 @@ struct MarkRow {
     vector_revision: Option<i64>,
 }
 
-/// The user's sessions in id order, as the search state compares them; `None` when the user does
-/// not exist (one round trip for both).
+/// The user's name and sessions (in id order), as the search state compares them; `None` when the
+/// user does not exist (one round trip for both).
 fn session_marks(
     conn: &mut Conn,
     app_id: &str,
     user_id: &str,
-) -> QueryResult<Option<Vec<SessionMark>>> {
+) -> QueryResult<Option<MessagesVersion>> {
     let rows: Vec<MarkRow> = diesel::sql_query(
-        "SELECT s.id, s.public_id, s.message_count, s.vector_revision FROM users u \
+        "SELECT u.name, s.id, s.public_id, s.message_count, s.vector_revision FROM users u \
          LEFT JOIN sessions s ON s.user_id = u.public_id AND s.app_id = u.app_id \
          WHERE u.public_id = $1 AND u.app_id = $2 ORDER BY s.id",
     )
     .bind::<diesel::sql_types::Text, _>(user_id)
     .bind::<diesel::sql_types::Text, _>(app_id)
     .load(conn)?;
-    if rows.is_empty() {
+    let Some(speaker) = rows.first().map(|r| r.name.clone()) else {
         return Ok(None);
-    }
-    Ok(Some(
-        rows.into_iter()
-            .filter_map(|r| {
-                Some(SessionMark {
-                    id: r.id?,
-                    public_id: r.public_id?,
-                    count: r.message_count?,
-                    vector_revision: r.vector_revision?,
-                })
+    };
+    let sessions = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(SessionMark {
+                id: r.id?,
+                public_id: r.public_id?,
+                count: r.message_count?,
+                vector_revision: r.vector_revision?,
             })
-            .collect(),
-    ))
+        })
+        .collect();
+    Ok(Some(MessagesVersion { speaker, sessions }))
 }
 
 /// At most `limit` messages of `sessions` after internal id `after`, in id order (read through each session's
@@ -422,10 +430,13 @@ fn append_messages(
     .into_iter();
     let sessions: std::collections::HashMap<String, usize> = copy
         .version
+        .sessions
         .iter()
         .enumerate()
         .map(|(i, m)| (m.public_id.clone(), i))
         .collect();
+    // The user is the speaker of the user's messages ([`MessagesVersion::speaker`]).
+    let speaker = copy.version.speaker.clone();
     for (id, session_id, is_user, embedder, bytes, content) in rows {
         let vector = match bytes {
             Some(bytes) => embedder.as_deref().zip(decode(&bytes)),
@@ -436,12 +447,13 @@ fn append_messages(
         let Some(&session) = sessions.get(&session_id) else {
             continue;
         };
-        copy.version[session].count += 1;
+        copy.version.sessions[session].count += 1;
         let meta = MessageMeta {
             session: session as u32,
             is_user,
         };
-        copy.push(id, vector, &content, meta);
+        let said_by = if is_user { speaker.as_str() } else { "" };
+        copy.push_said(id, vector, (&content, said_by), meta);
     }
 }
 
@@ -478,14 +490,19 @@ fn current_messages(
             if let Some(old) = stale.filter(|old| extends(&old.version, &marks)) {
                 let mut copy = old.clone();
                 // Sessions created since, empty so far in the copy.
-                copy.version.extend(empty(&marks[old.version.len()..]));
-                read_into(conn, &mut copy, &marks, cache)?;
+                copy.version
+                    .sessions
+                    .extend(empty(&marks.sessions[old.version.sessions.len()..]));
+                read_into(conn, &mut copy, &marks.sessions, cache)?;
                 if covers(&copy.version, &marks) {
                     return Ok::<_, DbError>(copy);
                 }
             }
-            let mut copy = Corpus::new(empty(&marks));
-            read_into(conn, &mut copy, &marks, cache)?;
+            let mut copy = Corpus::new(MessagesVersion {
+                speaker: marks.speaker.clone(),
+                sessions: empty(&marks.sessions),
+            });
+            read_into(conn, &mut copy, &marks.sessions, cache)?;
             Ok(copy)
         },
     )?;
@@ -514,21 +531,28 @@ fn read_into(
     }
 }
 
-/// Whether `new` only adds to `old`: the same sessions first, with the same vector revisions.
-fn extends(old: &[SessionMark], new: &[SessionMark]) -> bool {
-    old.len() <= new.len()
+/// Whether `new` only adds to `old`: the same user's name, the same sessions first, with the same
+/// vector revisions.
+fn extends(old: &MessagesVersion, new: &MessagesVersion) -> bool {
+    old.speaker == new.speaker
+        && old.sessions.len() <= new.sessions.len()
         && old
+            .sessions
             .iter()
-            .zip(new)
+            .zip(&new.sessions)
             .all(|(o, n)| o.id == n.id && o.vector_revision == n.vector_revision)
 }
 
-/// Whether the copy (`held`) holds every message `marks` counts: the same sessions, with the same
-/// vector revisions, and at least as many messages in each.
-fn covers(held: &[SessionMark], marks: &[SessionMark]) -> bool {
-    held.len() == marks.len()
+/// Whether the copy (`held`) holds every message `marks` counts: the same user's name and
+/// sessions, with the same vector revisions, and at least as many messages in each.
+fn covers(held: &MessagesVersion, marks: &MessagesVersion) -> bool {
+    held.sessions.len() == marks.sessions.len()
         && extends(held, marks)
-        && held.iter().zip(marks).all(|(h, m)| h.count >= m.count)
+        && held
+            .sessions
+            .iter()
+            .zip(&marks.sessions)
+            .all(|(h, m)| h.count >= m.count)
 }
 
 /// Up to `limit` messages after internal id `after`: with `missing`, those without a stored vector;

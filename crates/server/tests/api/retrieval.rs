@@ -14,7 +14,7 @@ const MODES: [RetrievalMode; 3] = [
     RetrievalMode::Lexical,
 ];
 
-fn app_with(mode: RetrievalMode) -> TestApp {
+pub fn app_with(mode: RetrievalMode) -> TestApp {
     TestApp::spawn_with(Options {
         retrieval: Retrieval {
             mode,

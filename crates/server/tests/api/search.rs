@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::retrieval::TEXTS;
+use honcho_domain::retrieval::RetrievalMode;
 
 const QUERIES: [&str; 6] = [
     "What is the dog's name?",
@@ -149,6 +150,91 @@ fn user_search_spans_sessions_and_narrows_by_session_speaker_and_metadata() {
     let mut found = contents(&found);
     found.sort();
     assert_eq!(found, [TEXTS[10], TEXTS[4]], "i = 4 in each session");
+}
+
+/// A user's day, their turns first and the assistant's replies after each, three of which address
+/// the user by name.
+const PRIYAS_DAY: [&str; 16] = [
+    "Our greyhound Pickle sleeps on the sofa all day.",
+    "Priya, that sounds lovely!",
+    "I baked a lemon cake for my sister on Sunday.",
+    "Lemon cake is a classic choice.",
+    "The pharmacy was busy all week with flu jabs.",
+    "Good morning, Priya! How was the weekend?",
+    "Callum is away at a gig in Manchester.",
+    "Live sound work keeps odd hours.",
+    "I started climbing again at the wall in Leeds.",
+    "Priya, you deserve a rest after that.",
+    "My sister lives in Cardiff now.",
+    "Cardiff is a lovely city by the sea.",
+    "We are thinking about a trip to Kerala in April.",
+    "April is a good month to travel there.",
+    "The garden needs weeding before the frost.",
+    "Autumn chores never end.",
+];
+
+/// A user named `name` with [`PRIYAS_DAY`] in one session; returns the paths of the user and of
+/// the session.
+fn priyas_day(app: &TestApp, name: &str) -> (String, String) {
+    let app_id = app.create_app("app");
+    let user = app.create_user(&app_id, name);
+    let session = app.create_session(&app_id, &user);
+    let user_path = format!("/v1/apps/{app_id}/users/{user}");
+    let session_path = format!("{user_path}/sessions/{session}");
+    store(app, &session_path, &PRIYAS_DAY);
+    (user_path, session_path)
+}
+
+#[test]
+fn a_question_naming_the_user_finds_what_they_said_before_replies_that_name_them() {
+    let app = TestApp::spawn();
+    let (user, session) = priyas_day(&app, "Priya Raman");
+    for (question, answer) in [
+        ("Which pet does Priya have?", PRIYAS_DAY[0]),
+        ("What did Priya bake?", PRIYAS_DAY[2]),
+        ("Where does Priya climb?", PRIYAS_DAY[8]),
+    ] {
+        // Every session's messages, and the session's own.
+        for search in [&user, &session] {
+            let body = json!({ "query": question, "top_k": 1 });
+            let found = app.ok(app.post(&format!("{search}/messages/query"), body));
+            assert_eq!(contents(&found), [answer], "{question}");
+        }
+    }
+}
+
+#[test]
+fn the_users_name_finds_their_messages_by_words_and_follows_a_rename() {
+    let app = crate::retrieval::app_with(RetrievalMode::Lexical);
+    let (user, _) = priyas_day(&app, "Priya Raman");
+    let search = format!("{user}/messages/query");
+    let found = |query: &str| {
+        let mut found =
+            contents(&app.ok(app.post(&search, json!({ "query": query, "top_k": 100 }))));
+        found.sort();
+        found
+    };
+    let theirs = |also: &[usize]| {
+        let mut expected: Vec<String> = (0..PRIYAS_DAY.len())
+            .filter(|i| i % 2 == 0 || also.contains(i))
+            .map(|i| PRIYAS_DAY[i].to_string())
+            .collect();
+        expected.sort();
+        expected
+    };
+    // Every message of the user's, and the replies that name her.
+    assert_eq!(found("Priya"), theirs(&[1, 5, 9]));
+    assert_eq!(found("Raman"), theirs(&[]));
+    assert!(found("Anjali").is_empty());
+    // Renamed, the user is found by the new name and no longer by the old one.
+    app.ok(app.put(&user, json!({ "name": "Anjali Raman" })));
+    assert_eq!(found("Anjali"), theirs(&[]));
+    let mut replies: Vec<String> = [1, 5, 9]
+        .iter()
+        .map(|&i| PRIYAS_DAY[i].to_string())
+        .collect();
+    replies.sort();
+    assert_eq!(found("Priya"), replies);
 }
 
 #[test]

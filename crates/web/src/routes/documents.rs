@@ -194,7 +194,7 @@ async fn query_documents(
     check_top_k(top_k, DOCUMENT_TOP_K_MAX)?;
     let filter = parse_filter(filter)?;
     let key = path.into_inner().key();
-    let (search, _) = ranker.search(query.into_inner(), false).await?;
+    let (search, _) = ranker.search(query.into_inner(), None, false).await?;
     let retrieval = ranker.retrieval;
     let collection = key.collection_id.clone();
     let found = run(access.db(), move |db| {

@@ -11,7 +11,9 @@ use actix_web::web::{Data, Json, Path};
 use actix_web::{get, post, FromRequest, HttpRequest, HttpResponse};
 use honcho_domain::context::{ContextRequest, TokenCounter, TOKENS_DEFAULT, TOKENS_MAX};
 use honcho_domain::embed::Embedder;
-use honcho_domain::retrieval::{MessageScope, Retrieval, RetrievalMode, Search, MESSAGE_TOP_K_MAX};
+use honcho_domain::retrieval::{
+    without_speaker, MessageScope, Retrieval, RetrievalMode, Search, MESSAGE_TOP_K_MAX,
+};
 use honcho_domain::Text;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -48,18 +50,24 @@ impl Ranker {
     /// `by_words_when_unembedded` (message search), hybrid ranking goes on by words alone (the
     /// failure is logged; the answer says so in [`RANKED_BY_WORDS_HEADER`]), so that search keeps
     /// working while a remote embedding service is down; otherwise (`documents/query`, as v1.1.0
-    /// answers it, and `vector` ranking) the answer is the embedder's error.
+    /// answers it, and `vector` ranking) the answer is the embedder's error. For a search of a
+    /// user's own messages, `speaker` is the user's name, left out of the text embedded
+    /// ([`without_speaker`]).
     pub async fn search(
         &self,
         text: String,
+        speaker: Option<&str>,
         by_words_when_unembedded: bool,
     ) -> Result<(Search, bool), ApiError> {
         let (embedder, retrieval) = (&self.embedder, self.retrieval);
         let mut by_words_only = false;
+        let embedded = speaker
+            .and_then(|name| without_speaker(&text, name))
+            .unwrap_or_else(|| text.clone());
         let embedding = match retrieval.mode {
             RetrievalMode::Lexical => None,
             RetrievalMode::Hybrid if by_words_when_unembedded => {
-                match try_embed(embedder, text.clone()).await? {
+                match try_embed(embedder, embedded).await? {
                     Ok(e) => Some(e),
                     Err(e) => {
                         tracing::warn!(error = %e, "search: the query could not be embedded; ranking by words alone");
@@ -68,9 +76,7 @@ impl Ranker {
                     }
                 }
             }
-            RetrievalMode::Vector | RetrievalMode::Hybrid => {
-                Some(embed(embedder, text.clone()).await?)
-            }
+            RetrievalMode::Vector | RetrievalMode::Hybrid => Some(embed(embedder, embedded).await?),
         };
         let retrieval = match by_words_only {
             true => Retrieval {
@@ -101,7 +107,13 @@ async fn search_messages(
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_text(Text::message_query(query), &[json!("query")])?;
     check_top_k(top_k, MESSAGE_TOP_K_MAX)?;
-    let (search, by_words_only) = ranker.search(query.into_inner(), true).await?;
+    let user = (app_id.clone(), user_id.clone());
+    let speaker = run(access.db(), move |db| db.get_user(&user.0, &user.1))
+        .await?
+        .name;
+    let (search, by_words_only) = ranker
+        .search(query.into_inner(), Some(&speaker), true)
+        .await?;
     let found = run(access.db(), move |db| {
         db.query_messages(&app_id, &user_id, &scope, &search, top_k as usize)
     })
@@ -119,7 +131,10 @@ async fn search_messages(
 /// Ranked as `documents/query` ranks (BM25 over stemmed words and the embedder's vectors, fused;
 /// `RETRIEVAL_MODE` configures it), with no language model call. A message is searchable as soon
 /// as it is stored; one without a vector (stored before message search existed, or waiting for a
-/// remote embedder) is found by its words.
+/// remote embedder) is found by its words. The user is the speaker of their messages: the user's
+/// `name` counts as words of each (not of its length), and the words of a query that name the user
+/// are left out of its embedding, so that a question naming the user finds what they said rather
+/// than the replies that address them by name.
 #[utoipa::path(
     tag = "search",
     params(SessionPath),
@@ -247,7 +262,7 @@ pub async fn session_context(
         None => None,
     };
     let facts = match &query {
-        Some(text) => Some(ranker.search(text.clone(), true).await?.0),
+        Some(text) => Some(ranker.search(text.clone(), None, true).await?.0),
         None => None,
     };
     let request = ContextRequest {
