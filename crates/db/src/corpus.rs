@@ -406,6 +406,13 @@ impl UserCache {
         let _ = self.fill.set(embedder);
     }
 
+    /// The name of the user whose messages the held copy of `user_id` holds (maybe no longer the
+    /// user's name; `None` when no copy is held).
+    pub fn speaker(&self, user_id: &str) -> Option<String> {
+        let copy = self.copies.held(user_id)?;
+        Some(copy.version.speaker.clone())
+    }
+
     /// The in-process embedder, if set.
     pub fn fill(&self) -> Option<&dyn honcho_domain::embed::Embedder> {
         self.fill.get().map(|e| e.as_ref())
@@ -467,6 +474,11 @@ impl<V, M> CorpusCache<V, M> {
             inner.in_use.remove(key);
         }
         shared
+    }
+
+    /// The copy of `key` held, current or not (without asking the database).
+    pub fn held(&self, key: &str) -> Option<Arc<Corpus<V, M>>> {
+        self.get(key)
     }
 
     fn epoch(&self) -> u64 {

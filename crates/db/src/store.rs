@@ -601,7 +601,8 @@ impl Db {
         self.messages.fill_with(embedder);
     }
 
-    /// The `top` messages of the user best ranked for `search` within `scope`; see the query.
+    /// The `top` messages of the user best ranked for `search` within `scope`, and the user's
+    /// name; see the query.
     pub fn query_messages(
         &self,
         app_id: &str,
@@ -609,11 +610,17 @@ impl Db {
         scope: &honcho_domain::retrieval::MessageScope,
         search: &honcho_domain::retrieval::Search,
         top: usize,
-    ) -> DbResult<honcho_domain::retrieval::Ranked<Message>> {
+    ) -> DbResult<(honcho_domain::retrieval::Ranked<Message>, String)> {
         dispatch!(
             self,
             query_messages(&*self.messages, app_id, user_id, scope, search, top)
         )
+    }
+
+    /// The user's name as this process's copy of their messages knows it, without asking the
+    /// database (`None` when no copy is held; it may be out of date, which `query_messages` tells).
+    pub fn message_speaker(&self, user_id: &str) -> Option<String> {
+        self.messages.speaker(user_id)
     }
 
     /// The session's context within a token budget; see the query.

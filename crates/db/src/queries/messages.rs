@@ -220,7 +220,9 @@ pub fn list_messages(
 /// The `top` messages of the user best ranked for `search` ([`honcho_domain::retrieval`]), best
 /// first, among those `scope` accepts: U404 for an unknown user, S404 when `scope` names a session
 /// the user does not have. Scores come from the cached copy of the user's messages (brought up to
-/// date first); the database applies a metadata filter and reads the winners' rows.
+/// date first); the database applies a metadata filter and reads the winners' rows. Also answers
+/// the user's name, the speaker of the messages ranked (a search embedded for another name may
+/// want to be made again: [`honcho_domain::retrieval::without_speaker`]).
 pub fn query_messages(
     conn: &mut Conn,
     cache: &UserCache,
@@ -229,10 +231,11 @@ pub fn query_messages(
     scope: &MessageScope,
     search: &Search,
     top: usize,
-) -> DbResult<Ranked<Message>> {
+) -> DbResult<(Ranked<Message>, String)> {
     let copy = current_messages(conn, cache, app_id, user_id)?
         .ok_or_else(|| Error::user_not_found(user_id))?;
-    rank_messages(conn, &copy, scope, search, top)
+    let ranked = rank_messages(conn, &copy, scope, search, top)?;
+    Ok((ranked, copy.version.speaker.clone()))
 }
 
 /// The user's `top` messages (every session) best ranked for each search (one read of the user's

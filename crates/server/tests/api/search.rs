@@ -201,6 +201,11 @@ fn a_question_naming_the_user_finds_what_they_said_before_replies_that_name_them
             assert_eq!(contents(&found), [answer], "{question}");
         }
     }
+    // Renamed, a question by the new name does the same (the process knew the old one).
+    app.ok(app.put(&user, json!({ "name": "Anjali Raman" })));
+    let body = json!({ "query": "Which pet does Anjali have?", "top_k": 1 });
+    let found = app.ok(app.post(&format!("{user}/messages/query"), body));
+    assert_eq!(contents(&found), [PRIYAS_DAY[0]]);
 }
 
 #[test]

@@ -17,6 +17,7 @@ use honcho_domain::retrieval::{
 use honcho_domain::Text;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use utoipa::IntoParams;
 
 /// What ranking needs, from the app's data: the embedder and the ranking settings.
@@ -98,26 +99,39 @@ impl Ranker {
 /// ranked by words alone.
 pub const RANKED_BY_WORDS_HEADER: &str = "x-honcho-ranked-by";
 
-/// Runs a message search for the user of `app_id`/`user_id`.
+/// Runs a message search for the user of `app_id`/`user_id`. The query is embedded without the
+/// words naming the user ([`without_speaker`]) as this process last knew the user's name, which
+/// costs no database read; when the search finds that the name it embedded for is not the user's
+/// (the user's first search here, or a rename) and that changes the text embedded, it is made
+/// again with the user's name.
 async fn search_messages(
     access: &Access<impl scope::RouteScope>,
     ranker: &Ranker,
     (app_id, user_id): (String, String),
     (query, top_k, scope): (String, i64, MessageScope),
 ) -> Result<HttpResponse, ApiError> {
-    let query = parse_text(Text::message_query(query), &[json!("query")])?;
+    let text = parse_text(Text::message_query(query), &[json!("query")])?.into_inner();
     check_top_k(top_k, MESSAGE_TOP_K_MAX)?;
-    let user = (app_id.clone(), user_id.clone());
-    let speaker = run(access.db(), move |db| db.get_user(&user.0, &user.1))
-        .await?
-        .name;
-    let (search, by_words_only) = ranker
-        .search(query.into_inner(), Some(&speaker), true)
+    let ids = Arc::new((app_id, user_id, scope));
+    let mut speaker = access.db().message_speaker(&ids.1);
+    let embedded_for = |name: Option<&str>| name.and_then(|n| without_speaker(&text, n));
+    let mut again = false;
+    let (found, by_words_only) = loop {
+        let (search, by_words_only) = ranker
+            .search(text.clone(), speaker.as_deref(), true)
+            .await?;
+        let asked = ids.clone();
+        let (found, name) = run(access.db(), move |db| {
+            db.query_messages(&asked.0, &asked.1, &asked.2, &search, top_k as usize)
+        })
         .await?;
-    let found = run(access.db(), move |db| {
-        db.query_messages(&app_id, &user_id, &scope, &search, top_k as usize)
-    })
-    .await?;
+        // Made again once at most: that answer stands, even if the user was renamed meanwhile.
+        if again || embedded_for(speaker.as_deref()) == embedded_for(Some(&name)) {
+            break (found, by_words_only);
+        }
+        speaker = Some(name);
+        again = true;
+    };
     let messages: Vec<Message> = found.items.into_iter().map(Message::from).collect();
     let mut answer = HttpResponse::Ok();
     if by_words_only {
