@@ -2,9 +2,11 @@
 //!
 //! The set is `xtask/eval/retrieval.json`, written for this project: conversations between invented
 //! people and an assistant, in dated sessions, with questions whose evidence turns are marked
-//! (single-fact, paraphrase, multi-hop, temporal). Each conversation becomes one collection with
-//! one document per turn (`<speaker's first name or Assistant>: <text>`, as a transcript reads); each question is asked with `top_k` 50 through the HTTP API of the
-//! release server, once per embedder and ranking mode, each on a fresh SQLite database. The score
+//! (single-fact, paraphrase, multi-hop, temporal). Each conversation's person becomes a user named
+//! after them, and the conversation one collection of that user with one document per turn
+//! (`<speaker's first name or Assistant>: <text>`, as a transcript reads); each question is asked
+//! with `top_k` 50 through the HTTP API of the release server, once per embedder and ranking mode,
+//! each on a fresh SQLite database. The score
 //! is recall: the share of a question's evidence turns among the first k documents, averaged over
 //! the questions.
 
@@ -25,8 +27,9 @@ one document per turn) and asks its questions through documents/query, with each
 hybrid). Prints recall@5/@10/@50 (share of evidence turns found), overall and per kind.
 
 options:
-  --messages      message search instead: each conversation is a user's sessions, one message
-                  per turn, and each question is asked through the user's messages/query
+  --messages      message search instead: each conversation is a user's sessions (the user
+                  named after the person), one message per turn, and each question is asked
+                  through the user's messages/query
   --chat          context recall of chat instead: conversations stored as with --messages and
                   derived with an echo model (a fact is the user's message, the answer its
                   prompt); each question asked with chat on the conversation's last session;
