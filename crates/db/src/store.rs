@@ -890,6 +890,10 @@ impl honcho_domain::insights::MemoryStore for Db {
     fn conversation(&self, key: &SessionKey, recent: i64) -> DbResult<Conversation> {
         dispatch!(self, conversation(key, recent))
     }
+    fn user_name(&self, key: &SessionKey) -> DbResult<String> {
+        let (app_id, user_id) = (key.app_id.as_str(), key.user_id.as_str());
+        dispatch!(self, get_user(app_id, user_id)).map(|user| user.name)
+    }
     fn rank_facts(
         &self,
         key: &SessionKey,

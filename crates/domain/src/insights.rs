@@ -177,6 +177,9 @@ pub trait MemoryStore: Send + Sync {
     /// The session's conversation (at most `recent` messages after its latest short summary): U404
     /// / S404 when the user or session does not exist.
     fn conversation(&self, key: &SessionKey, recent: i64) -> Result<Conversation, Self::Error>;
+    /// The user's name, the speaker of the user's messages ([`crate::retrieval::without_speaker`]):
+    /// U404 when the user does not exist.
+    fn user_name(&self, key: &SessionKey) -> Result<String, Self::Error>;
     /// For each search, the contents of the user's `top` facts best ranked for it (the ranking of
     /// [`crate::retrieval`]), best first.
     fn rank_facts(

@@ -7,7 +7,7 @@ use honcho_domain::context::{take_within, TokenCounter};
 use honcho_domain::embed::{EmbedError, Embedder};
 use honcho_domain::insights::MemoryStore;
 use honcho_domain::llm::{LlmError, Models, Prompt};
-use honcho_domain::retrieval::{Retrieval, Search};
+use honcho_domain::retrieval::{without_speaker, Retrieval, Search};
 use honcho_domain::{Embedding, Message, SessionKey};
 
 /// Facts taken per search query.
@@ -70,7 +70,8 @@ pub fn prepare<S: MemoryStore>(
     let question = queries.join("\n");
     let mut phrases: Vec<String> = queries.to_vec();
     phrases.extend(expand(models, &question));
-    let searches = searches(reading, phrases)?;
+    let speaker = store.user_name(key).map_err(DialecticError::Store)?;
+    let searches = searches(reading, phrases, &speaker)?;
     let facts = store
         .rank_facts(key, &searches, FACTS_PER_QUERY)
         .map_err(DialecticError::Store)?;
@@ -111,14 +112,25 @@ pub fn prepare<S: MemoryStore>(
     })
 }
 
-/// Each phrase ready to rank with (embedded in one call unless ranking is by words alone).
+/// Each phrase ready to rank with (embedded in one call unless ranking is by words alone), as
+/// message search makes it: embedded without the words naming the user, `speaker`
+/// ([`without_speaker`]; the user's facts are about the user too, so their name tells none apart).
 fn searches<E>(
     reading: Reading<'_>,
     phrases: Vec<String>,
+    speaker: &str,
 ) -> Result<Vec<Search>, DialecticError<E>> {
     let vectors: Vec<Option<Embedding>> = match reading.retrieval.mode.uses_vectors() {
         true => {
-            let texts: Vec<&str> = phrases.iter().map(String::as_str).collect();
+            let embedded: Vec<Option<String>> = phrases
+                .iter()
+                .map(|p| without_speaker(p, speaker))
+                .collect();
+            let texts: Vec<&str> = phrases
+                .iter()
+                .zip(&embedded)
+                .map(|(phrase, without)| without.as_deref().unwrap_or(phrase))
+                .collect();
             reading
                 .embedder
                 .embed_each(&texts)?

@@ -537,6 +537,24 @@ fn a_stream_cut_after_the_first_piece_is_not_a_complete_answer() {
 }
 
 #[test]
+fn chat_finds_what_the_user_said_when_asked_by_their_name() {
+    let server = ModelServer::start(Protocol::OpenAi);
+    let app = app_with(&server, 0);
+    let (user, _) = crate::search::priyas_day(&app, "Priya Raman");
+    let session = id(&app.ok(app.post(&format!("{user}/sessions"), json!({}))));
+    let answer = app.ok(app.post(
+        &format!("{user}/sessions/{session}/chat"),
+        json!({ "queries": "Which pet does Priya have?" }),
+    ));
+    let prompt = answer["content"].as_str().unwrap();
+    let first = format!(
+        "Earlier messages that may be relevant:\n- user: {}\n",
+        crate::search::PRIYAS_DAY[0]
+    );
+    assert!(prompt.contains(&first), "{prompt}");
+}
+
+#[test]
 fn chat_reads_what_the_user_said_in_another_session() {
     let server = ModelServer::start(Protocol::OpenAi);
     // No deriver: there are no facts, only messages.

@@ -154,7 +154,7 @@ fn user_search_spans_sessions_and_narrows_by_session_speaker_and_metadata() {
 
 /// A user's day, their turns first and the assistant's replies after each, three of which address
 /// the user by name.
-const PRIYAS_DAY: [&str; 16] = [
+pub const PRIYAS_DAY: [&str; 16] = [
     "Our greyhound Pickle sleeps on the sofa all day.",
     "Priya, that sounds lovely!",
     "I baked a lemon cake for my sister on Sunday.",
@@ -175,7 +175,7 @@ const PRIYAS_DAY: [&str; 16] = [
 
 /// A user named `name` with [`PRIYAS_DAY`] in one session; returns the paths of the user and of
 /// the session.
-fn priyas_day(app: &TestApp, name: &str) -> (String, String) {
+pub fn priyas_day(app: &TestApp, name: &str) -> (String, String) {
     let app_id = app.create_app("app");
     let user = app.create_user(&app_id, name);
     let session = app.create_session(&app_id, &user);
