@@ -409,7 +409,7 @@ impl UserCache {
     /// The name of the user whose messages the held copy of `user_id` holds (maybe no longer the
     /// user's name; `None` when no copy is held).
     pub fn speaker(&self, user_id: &str) -> Option<String> {
-        let copy = self.copies.held(user_id)?;
+        let copy = self.copies.get(user_id)?;
         Some(copy.version.speaker.clone())
     }
 
@@ -474,11 +474,6 @@ impl<V, M> CorpusCache<V, M> {
             inner.in_use.remove(key);
         }
         shared
-    }
-
-    /// The copy of `key` held, current or not (without asking the database).
-    pub fn held(&self, key: &str) -> Option<Arc<Corpus<V, M>>> {
-        self.get(key)
     }
 
     fn epoch(&self) -> u64 {

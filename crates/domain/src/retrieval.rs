@@ -208,13 +208,18 @@ pub fn without_speaker(query: &str, speaker: &str) -> Option<String> {
     if name.is_empty() {
         return None;
     }
-    let names = |word: &str| {
-        let terms = crate::lexical::terms(word);
-        !terms.is_empty() && terms.iter().all(|t| name.contains(t))
-    };
-    let kept: Vec<&str> = query.split_whitespace().filter(|w| !names(w)).collect();
-    let dropped = kept.len() < query.split_whitespace().count();
-    let left = kept.iter().any(|w| !crate::lexical::terms(w).is_empty());
+    // Whether any word named the speaker, and whether a word with a term is left.
+    let (mut dropped, mut left) = (false, false);
+    let kept: Vec<&str> = query
+        .split_whitespace()
+        .filter(|word| {
+            let terms = crate::lexical::terms(word);
+            let names = !terms.is_empty() && terms.iter().all(|t| name.contains(t));
+            dropped |= names;
+            left |= !names && !terms.is_empty();
+            !names
+        })
+        .collect();
     (dropped && left).then(|| kept.join(" "))
 }
 

@@ -51,20 +51,17 @@ impl Ranker {
     /// `by_words_when_unembedded` (message search), hybrid ranking goes on by words alone (the
     /// failure is logged; the answer says so in [`RANKED_BY_WORDS_HEADER`]), so that search keeps
     /// working while a remote embedding service is down; otherwise (`documents/query`, as v1.1.0
-    /// answers it, and `vector` ranking) the answer is the embedder's error. For a search of a
-    /// user's own messages, `speaker` is the user's name, left out of the text embedded
-    /// ([`without_speaker`]).
+    /// answers it, and `vector` ranking) the answer is the embedder's error. `embedded` is the
+    /// text to embed when it is not `text` (message search: [`without_speaker`]).
     pub async fn search(
         &self,
         text: String,
-        speaker: Option<&str>,
+        embedded: Option<String>,
         by_words_when_unembedded: bool,
     ) -> Result<(Search, bool), ApiError> {
         let (embedder, retrieval) = (&self.embedder, self.retrieval);
         let mut by_words_only = false;
-        let embedded = speaker
-            .and_then(|name| without_speaker(&text, name))
-            .unwrap_or_else(|| text.clone());
+        let embedded = embedded.unwrap_or_else(|| text.clone());
         let embedding = match retrieval.mode {
             RetrievalMode::Lexical => None,
             RetrievalMode::Hybrid if by_words_when_unembedded => {
@@ -113,23 +110,25 @@ async fn search_messages(
     let text = parse_text(Text::message_query(query), &[json!("query")])?.into_inner();
     check_top_k(top_k, MESSAGE_TOP_K_MAX)?;
     let ids = Arc::new((app_id, user_id, scope));
-    let mut speaker = access.db().message_speaker(&ids.1);
-    let embedded_for = |name: Option<&str>| name.and_then(|n| without_speaker(&text, n));
+    let speaker = access.db().message_speaker(&ids.1);
+    let mut embedded = speaker.as_deref().and_then(|n| without_speaker(&text, n));
     let mut again = false;
     let (found, by_words_only) = loop {
-        let (search, by_words_only) = ranker
-            .search(text.clone(), speaker.as_deref(), true)
-            .await?;
+        let (search, by_words_only) = ranker.search(text.clone(), embedded.clone(), true).await?;
         let asked = ids.clone();
         let (found, name) = run(access.db(), move |db| {
             db.query_messages(&asked.0, &asked.1, &asked.2, &search, top_k as usize)
         })
         .await?;
         // Made again once at most: that answer stands, even if the user was renamed meanwhile.
-        if again || embedded_for(speaker.as_deref()) == embedded_for(Some(&name)) {
+        if again || speaker.as_deref() == Some(name.as_str()) {
             break (found, by_words_only);
         }
-        speaker = Some(name);
+        let for_name = without_speaker(&text, &name);
+        if for_name == embedded {
+            break (found, by_words_only);
+        }
+        embedded = for_name;
         again = true;
     };
     let messages: Vec<Message> = found.items.into_iter().map(Message::from).collect();
