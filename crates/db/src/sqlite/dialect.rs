@@ -126,9 +126,10 @@ fn writer_gate(conn: &mut Conn) -> diesel::QueryResult<Arc<Gate>> {
     Ok(gates.entry(main.file).or_default().clone())
 }
 
-/// Per-connection set-up: WAL with the configured durability and log size, foreign keys, a busy
-/// timeout, deleted content overwritten with zeros (`secure_delete`: an erased message's text does
-/// not stay in the file's free space), and the containment function.
+/// Per-connection set-up: a busy timeout, WAL with the configured durability and log size, foreign
+/// keys, deleted content overwritten with zeros (`secure_delete`: an erased message's text does
+/// not stay in the file's free space), and the containment function. The busy timeout comes first:
+/// turning a new file to WAL needs it to itself, and another process may be reading it.
 pub fn prepare_connection(
     conn: &mut Conn,
     options: &crate::store::DbOptions,
@@ -138,11 +139,10 @@ pub fn prepare_connection(
         crate::store::SqliteSync::Normal => "NORMAL",
     };
     conn.batch_execute(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-         PRAGMA journal_size_limit = {}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; \
-         PRAGMA secure_delete = ON;",
+        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
+         PRAGMA journal_size_limit = {}; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
+        BUSY_TIMEOUT.as_millis(),
         options.sqlite_wal_limit,
-        BUSY_TIMEOUT.as_millis()
     ))?;
     conn.on_progress(DEADLINE_CHECK_EVERY, || {
         if Deadline::passed() {
@@ -358,6 +358,40 @@ mod tests {
             .get_result::<Count>(&mut open())
             .unwrap();
         assert_eq!(count.n, 200);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{url}{suffix}"));
+        }
+    }
+
+    /// A new file is turned to WAL by the first connection prepared on it; another process
+    /// reading it at that moment (a script counting rows, a second server starting) holds a
+    /// shared lock, and the change waits for it instead of failing the connection.
+    #[test]
+    fn the_first_connection_of_a_new_file_waits_for_a_reader_to_turn_it_to_wal() {
+        let path = std::env::temp_dir().join(format!("honcho-new-{}.db", std::process::id()));
+        let url = path.to_string_lossy().into_owned();
+        let mut reader = Conn::establish(&url).unwrap();
+        reader
+            .batch_execute("BEGIN; SELECT count(*) FROM sqlite_master;")
+            .unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(300));
+                reader.batch_execute("COMMIT").unwrap();
+            });
+            let mut conn = Conn::establish(&url).unwrap();
+            prepare_connection(&mut conn, &DbOptions::with_max_size(1))
+                .expect("the connection waits for the reader");
+            #[derive(diesel::QueryableByName)]
+            struct Mode {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                journal_mode: String,
+            }
+            let mode = diesel::sql_query("PRAGMA journal_mode")
+                .get_result::<Mode>(&mut conn)
+                .unwrap();
+            assert_eq!(mode.journal_mode, "wal");
+        });
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{url}{suffix}"));
         }
