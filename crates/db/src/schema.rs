@@ -188,3 +188,7 @@ diesel::table! {
         keys -> BigInt,
     }
 }
+
+// Tables read together in one statement (a join, or a subselect in the select list).
+diesel::allow_tables_to_appear_in_same_query!(users, sessions);
+diesel::allow_tables_to_appear_in_same_query!(collections, documents);

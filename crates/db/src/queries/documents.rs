@@ -433,16 +433,6 @@ fn extend_vectors(
     }
 }
 
-#[derive(QueryableByName)]
-struct VersionRow {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    deleted_revision: i64,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
-    max_id: Option<i64>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
-    max_revision: Option<i64>,
-}
-
 /// The cached copy of the collection's vectors, reloaded when the collection changed since it was
 /// taken; `None` for an unknown collection.
 pub(super) fn current_vectors(
@@ -450,20 +440,24 @@ pub(super) fn current_vectors(
     key: &CollectionKey,
     cache: &CollectionCache,
 ) -> DbResult<Option<Arc<CollectionCorpus>>> {
-    // One round trip: the collection's deletion revision and its documents' largest id and
-    // revision (each an index read). `$n` is one parameter wherever it appears, on both engines.
-    let read = diesel::sql_query(
-        "SELECT c.deleted_revision, \
-         (SELECT max(d.id) FROM documents d WHERE d.collection_id = $1) AS max_id, \
-         (SELECT max(d.revision) FROM documents d WHERE d.collection_id = $1) AS max_revision \
-         FROM collections c WHERE c.public_id = $1 AND c.user_id = $2 AND c.app_id = $3",
-    )
-    .bind::<diesel::sql_types::Text, _>(&key.collection_id)
-    .bind::<diesel::sql_types::Text, _>(&key.user_id)
-    .bind::<diesel::sql_types::Text, _>(&key.app_id)
-    .get_result::<VersionRow>(conn)
-    .optional()?
-    .map(|r| (r.deleted_revision, r.max_id, r.max_revision));
+    // One round trip, a statement prepared once per connection: the collection's deletion
+    // revision and its documents' largest id and revision (each an index read).
+    let of_collection = || documents::table.filter(documents::collection_id.eq(&key.collection_id));
+    let read = collections::table
+        .filter(collections::public_id.eq(&key.collection_id))
+        .filter(collections::user_id.eq(&key.user_id))
+        .filter(collections::app_id.eq(&key.app_id))
+        .select((
+            collections::deleted_revision,
+            of_collection()
+                .select(diesel::dsl::max(documents::id))
+                .single_value(),
+            of_collection()
+                .select(diesel::dsl::max(documents::revision))
+                .single_value(),
+        ))
+        .get_result::<(i64, Option<i64>, Option<i64>)>(conn)
+        .optional()?;
     let Some((deleted_revision, max_id, max_revision)) = read else {
         return Ok(None);
     };

@@ -1,4 +1,4 @@
-use super::schema::{deriver_queue, messages, sessions};
+use super::schema::{deriver_queue, messages, sessions, users};
 use super::{dialect, into_map, session_of, updated_row, Conn};
 use crate::corpus::{Corpus, MessageCorpus, MessageMeta, MessagesVersion, SessionMark, UserCache};
 use crate::{DbError, DbResult};
@@ -331,46 +331,51 @@ fn messages_in_order(conn: &mut Conn, ids: &[i64]) -> DbResult<Vec<Message>> {
 /// `(id, session, is_user, embedder, embedding, content)` of a message.
 type MessageVectorRow = (i64, String, bool, Option<String>, Option<Vec<u8>>, String);
 
-#[derive(QueryableByName)]
-struct MarkRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    name: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
-    id: Option<i64>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    public_id: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
-    message_count: Option<i64>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
-    vector_revision: Option<i64>,
-}
+/// `(name, session id, public id, message count, vector revision)`: a user and one of its
+/// sessions, or the user alone (`None`s) when it has none.
+type MarkRow = (
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
 
 /// The user's name and sessions (in id order), as the search state compares them; `None` when the
-/// user does not exist (one round trip for both).
+/// user does not exist (one round trip for both, a statement prepared once per connection).
 fn session_marks(
     conn: &mut Conn,
     app_id: &str,
     user_id: &str,
 ) -> QueryResult<Option<MessagesVersion>> {
-    let rows: Vec<MarkRow> = diesel::sql_query(
-        "SELECT u.name, s.id, s.public_id, s.message_count, s.vector_revision FROM users u \
-         LEFT JOIN sessions s ON s.user_id = u.public_id AND s.app_id = u.app_id \
-         WHERE u.public_id = $1 AND u.app_id = $2 ORDER BY s.id",
-    )
-    .bind::<diesel::sql_types::Text, _>(user_id)
-    .bind::<diesel::sql_types::Text, _>(app_id)
-    .load(conn)?;
-    let Some(speaker) = rows.first().map(|r| r.name.clone()) else {
+    let rows: Vec<MarkRow> = users::table
+        .left_join(
+            sessions::table.on(sessions::user_id
+                .eq(users::public_id)
+                .and(sessions::app_id.eq(users::app_id))),
+        )
+        .filter(users::public_id.eq(user_id))
+        .filter(users::app_id.eq(app_id))
+        .order(sessions::id.nullable().asc())
+        .select((
+            users::name,
+            sessions::id.nullable(),
+            sessions::public_id.nullable(),
+            sessions::message_count.nullable(),
+            sessions::vector_revision.nullable(),
+        ))
+        .load(conn)?;
+    let Some(speaker) = rows.first().map(|r| r.0.clone()) else {
         return Ok(None);
     };
     let sessions = rows
         .into_iter()
-        .filter_map(|r| {
+        .filter_map(|(_, id, public_id, count, vector_revision)| {
             Some(SessionMark {
-                id: r.id?,
-                public_id: r.public_id?,
-                count: r.message_count?,
-                vector_revision: r.vector_revision?,
+                id: id?,
+                public_id: public_id?,
+                count: count?,
+                vector_revision: vector_revision?,
             })
         })
         .collect();
