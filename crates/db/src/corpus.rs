@@ -15,7 +15,7 @@ use honcho_domain::retrieval::{
     best, wants_feedback, Ranked, RetrievalMode, Search, FEEDBACK_DF_SHARE, FEEDBACK_DOCUMENTS,
     FEEDBACK_TERMS, FEEDBACK_WEIGHT,
 };
-use honcho_domain::vector::{dot_quantized, normalized, quantize, top_k};
+use honcho_domain::vector::{normalized, quantize, top_k, QuantizedQuery};
 use honcho_domain::Embedding;
 
 /// The items of one corpus at one version: item `i` is the `i`th pushed, in id order. `V` is the
@@ -222,7 +222,7 @@ impl<V, M> Corpus<V, M> {
     /// The internal ids of the `top` vectors nearest to `query` (same embedder and dimension) with
     /// their cosine distances, nearest first.
     pub fn nearest(&self, query: &Embedding, top: usize) -> Vec<(i64, f32)> {
-        let q = normalized(query.vector.clone());
+        let q = QuantizedQuery::new(&normalized(query.vector.clone()));
         let Some(maker) = self.maker_of(query) else {
             return Vec::new();
         };
@@ -230,7 +230,7 @@ impl<V, M> Corpus<V, M> {
             .filter(|&i| self.made_by(i) == maker)
             .map(|i| {
                 let (v, scale) = self.vector(i);
-                (self.id(i), 1.0 - dot_quantized(&q, v, scale))
+                (self.id(i), 1.0 - q.dot(v, scale))
             });
         top_k(scored, top)
     }
@@ -285,7 +285,7 @@ impl<V, M> Corpus<V, M> {
         }
         let cosine: Vec<f32> = match (&search.embedding, mode) {
             (Some(query), RetrievalMode::Hybrid | RetrievalMode::Vector) => {
-                let q = normalized(query.vector.clone());
+                let q = QuantizedQuery::new(&normalized(query.vector.clone()));
                 candidates
                     .iter()
                     .map(|&i| i as usize)
@@ -293,7 +293,7 @@ impl<V, M> Corpus<V, M> {
                     .map(|i| match comparable(i) {
                         true => {
                             let (v, scale) = self.vector(i);
-                            dot_quantized(&q, v, scale)
+                            q.dot(v, scale)
                         }
                         false => f32::NAN,
                     })

@@ -110,9 +110,60 @@ pub fn quantize(v: &[f32], out: &mut Vec<i8>) -> f32 {
     scale
 }
 
-/// [`dot`] of `a` with the vector [`quantize`] made of `b` (its components and scale).
-pub fn dot_quantized(a: &[f32], b: &[i8], scale: f32) -> f32 {
-    dot_with(a, b, f32::from) * scale
+/// A query vector made ready to score many vectors [`quantize`]d to `i8`: its components as
+/// `i16`, so that a score is an integer dot product (which the compiler turns into multiply-add
+/// vector instructions, about twice as fast as converting each `i8` to `f32`) times the two
+/// scales. The query keeps four to five significant digits, the stored vectors two.
+#[derive(Debug, Clone)]
+pub struct QuantizedQuery {
+    components: Vec<i16>,
+    scale: f32,
+}
+
+/// Lanes of the integer dot product: independent sums the compiler keeps in vector registers.
+const LANES: usize = 16;
+
+impl QuantizedQuery {
+    /// `v` in `i16` steps of `scale`. The largest step is chosen so that no dot product with an
+    /// `i8` vector of `v`'s length can leave `i32` (at most 32,767 steps; fewer past 516
+    /// dimensions). A vector that is zero or has a component that is not finite scores 0 against
+    /// everything.
+    pub fn new(v: &[f32]) -> QuantizedQuery {
+        let steps = (i32::MAX as usize / (127 * v.len().max(1))).clamp(1, i16::MAX as usize) as f32;
+        let largest = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        if largest == 0.0 || v.iter().any(|x| !x.is_finite()) {
+            return QuantizedQuery {
+                components: vec![0; v.len()],
+                scale: 0.0,
+            };
+        }
+        let scale = largest / steps;
+        QuantizedQuery {
+            components: v
+                .iter()
+                .map(|x| (x / scale).round().clamp(-steps, steps) as i16)
+                .collect(),
+            scale,
+        }
+    }
+
+    /// The dot product with the vector [`quantize`] made (its components `b` and `scale`).
+    pub fn dot(&self, b: &[i8], scale: f32) -> f32 {
+        let mut sums = [0i32; LANES];
+        let (ca, cb) = (self.components.chunks_exact(LANES), b.chunks_exact(LANES));
+        let tail: i32 = ca
+            .remainder()
+            .iter()
+            .zip(cb.remainder())
+            .map(|(&x, &y)| i32::from(x) * i32::from(y))
+            .sum();
+        for (x, y) in ca.zip(cb) {
+            for i in 0..LANES {
+                sums[i] += i32::from(x[i]) * i32::from(y[i]);
+            }
+        }
+        (sums.iter().sum::<i32>() + tail) as f32 * self.scale * scale
+    }
 }
 
 /// The `k` items with the smallest distance, nearest first; among equal distances the item that
@@ -212,15 +263,31 @@ mod tests {
         assert_eq!(q.len(), 256);
         assert!(q.iter().any(|&x| x == 127 || x == -127));
         let exact = dot(&a, &b);
-        let approx = dot_quantized(&a, &q, scale);
+        let approx = QuantizedQuery::new(&a).dot(&q, scale);
         assert!((exact - approx).abs() < 2e-3, "{exact} vs {approx}");
         let (mut zero, mut odd) = (Vec::new(), Vec::new());
         assert_eq!(quantize(&[0.0; 9], &mut zero), 0.0);
         assert_eq!(zero, vec![0i8; 9]);
-        // Lengths that are not a multiple of 8 take the tail.
+        // Lengths that are not a multiple of the lanes take the tail.
         let scale = quantize(&[0.5, -0.25, 1.0], &mut odd);
         assert_eq!(odd, vec![64, -32, 127]);
-        assert!((dot_quantized(&[1.0, 1.0, 1.0], &odd, scale) - 1.25).abs() < 1e-2);
+        let ones = QuantizedQuery::new(&[1.0, 1.0, 1.0]);
+        assert!((ones.dot(&odd, scale) - 1.25).abs() < 1e-2);
+        assert_eq!(QuantizedQuery::new(&[0.0; 3]).dot(&odd, scale), 0.0);
+        assert_eq!(QuantizedQuery::new(&[f32::NAN, 1.0]).dot(&[1, 1], 1.0), 0.0);
+    }
+
+    #[test]
+    fn an_integer_dot_product_cannot_overflow_at_any_length() {
+        for len in [1, 3, 16, 256, 516, 517, 1536, 3072, 100_000] {
+            let q = QuantizedQuery::new(&vec![1.0; len]);
+            let b = vec![-127i8; len];
+            let got = q.dot(&b, 1.0 / 127.0);
+            assert!(
+                (got + len as f32).abs() <= len as f32 * 1e-3,
+                "{len}: {got}"
+            );
+        }
     }
 
     #[test]
