@@ -68,25 +68,19 @@ pub fn normalized(mut v: Vec<f32>) -> Vec<f32> {
 }
 
 /// Dot product in `f32` with eight independent sums, which the compiler turns into vector
-/// instructions: the fast path for vectors already [`normalized`] (searching a cached copy).
+/// instructions: the fast path for vectors already [`normalized`].
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    dot_with(a, b, |y| y)
-}
-
-/// `a · b` with each component of `b` read by `value`, in eight independent sums.
-#[inline(always)]
-fn dot_with<T: Copy>(a: &[f32], b: &[T], value: impl Fn(T) -> f32) -> f32 {
     let mut sums = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
         .remainder()
         .iter()
         .zip(cb.remainder())
-        .map(|(x, &y)| x * value(y))
+        .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..8 {
-            sums[i] += x[i] * value(y[i]);
+            sums[i] += x[i] * y[i];
         }
     }
     sums.iter().sum::<f32>() + tail
